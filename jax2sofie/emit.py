@@ -1,0 +1,56 @@
+"""IR graph -> SOFIE RModel: tensors through PySofie's RModel methods, every operator through our
+native module (`jax2sofie._native.push`), which constructs the SOFIE operators in C++.
+
+A rank-0 JAX value is a SOFIE tensor of shape [1]: SOFIE's operators do not take rank-0 tensors, and
+[1] broadcasts exactly like a scalar.
+"""
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import sofie
+
+from .errors import ConversionError
+from .ir import Graph, Value
+from ._native_loader import native
+
+SOFIE_TYPES = {
+    np.dtype("float32"): sofie.ETensorType.FLOAT,
+    np.dtype("int32"): sofie.ETensorType.INT32,
+    np.dtype("int64"): sofie.ETensorType.INT64,
+    np.dtype("bool"): sofie.ETensorType.BOOL,
+}
+
+
+def sofie_shape(shape) -> list[int]:
+    return [int(d) for d in shape] or [1]
+
+
+def sofie_type(value: Value) -> "sofie.ETensorType":
+    try:
+        return SOFIE_TYPES[np.dtype(value.dtype)]
+    except KeyError:
+        raise ConversionError(f"tensor '{value.name}' has dtype {np.dtype(value.dtype).name}, which the generated "
+                              f"code does not support (supported: {', '.join(d.name for d in SOFIE_TYPES)})") from None
+
+
+def emit(graph: Graph) -> "sofie.RModel":
+    """Build the RModel for `graph` (not yet generated)."""
+    rmodel = sofie.RModel(graph.name, datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    for value in graph.inputs:
+        rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_shape(value.shape))
+        rmodel.add_input_tensor_name(value.name)
+    for value in graph.constants():
+        data = np.ascontiguousarray(value.const).reshape(sofie_shape(value.shape))
+        if value.is_weight:  # weights go to the weight file
+            rmodel.add_initialized_tensor(value.name, sofie_type(value), sofie_shape(value.shape), data)
+        else:  # literals and shape operands are written into the header
+            rmodel.add_constant_tensor(value.name, sofie_type(value), sofie_shape(value.shape), data)
+    native.push(rmodel, [
+        {"op": node.op, "name": node.name, "inputs": [v.name for v in node.inputs],
+         "outputs": [v.name for v in node.outputs], "attrs": node.attrs}
+        for node in graph.nodes
+    ])
+    rmodel.add_output_tensor_name_list([v.name for v in graph.outputs])
+    return rmodel

@@ -1,0 +1,85 @@
+"""GraphBuilder: the one place that creates values and nodes.
+
+It gives every value a unique C++-safe name (SOFIE prefixes them with `tensor_` in the generated
+code), stamps shapes and dtypes, and stamps each node with the user's source line of the JAX
+equation being lowered, so errors from later stages can still point at the user's code.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .graph import Graph, Node, Shape, Value
+
+_NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def identifier(text: str) -> str:
+    """A readable C++ identifier for `text`: `Dense_0/kernel` -> `Dense_0_kernel`."""
+    name = _NOT_IDENTIFIER.sub("_", text).strip("_")
+    return name or "t"
+
+
+class GraphBuilder:
+    def __init__(self, name: str):
+        self.graph = Graph(name=identifier(name))
+        self._used_names: set[str] = set()
+        self._node_counter = 0
+        self._source = ""
+
+    # -- naming ---------------------------------------------------------------------------------
+    def unique_name(self, hint: str) -> str:
+        base = identifier(hint)
+        name, k = base, 0
+        while name in self._used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._used_names.add(name)
+        return name
+
+    @contextlib.contextmanager
+    def source(self, location: str) -> Iterator[None]:
+        """Nodes created inside this block are stamped with the user's `location` (file:line)."""
+        previous, self._source = self._source, location
+        try:
+            yield
+        finally:
+            self._source = previous
+
+    @property
+    def current_source(self) -> str:
+        return self._source
+
+    # -- values ---------------------------------------------------------------------------------
+    def input(self, name: str, shape: Shape, dtype: Any) -> Value:
+        value = Value(self.unique_name(name), tuple(shape), np.dtype(dtype))
+        self.graph.inputs.append(value)
+        return value
+
+    def constant(self, data: Any, hint: str = "const", *, origin: str | None = None) -> Value:
+        """A constant tensor; with `origin` (a param's readable name) it is a weight of the model."""
+        array = np.asarray(data)
+        return Value(self.unique_name(hint), array.shape, array.dtype, const=array,
+                     is_weight=origin is not None, origin=origin)
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def op(self, op: str, inputs: Sequence[Value], shape: Shape, out_dtype: Any, hint: str | None = None,
+           **attrs: Any) -> Value:
+        """Add a one-output node and return its output."""
+        (out,) = self.op_multi(op, inputs, [(tuple(shape), out_dtype)], hint, **attrs)
+        return out
+
+    def op_multi(self, op: str, inputs: Sequence[Value], outputs: Sequence[tuple[Shape, Any]],
+                 hint: str | None = None, **attrs: Any) -> list[Value]:
+        self._node_counter += 1
+        node_name = self.unique_name(f"{hint or op.lower()}_op{self._node_counter}")
+        outs = [
+            Value(self.unique_name(f"{hint or op.lower()}_{self._node_counter}" + (f"_{i}" if len(outputs) > 1 else "")),
+                  tuple(int(d) for d in shape), np.dtype(dtype))
+            for i, (shape, dtype) in enumerate(outputs)
+        ]
+        self.graph.nodes.append(Node(op, list(inputs), outs, dict(attrs), node_name, self._source))
+        return outs

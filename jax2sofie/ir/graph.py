@@ -1,0 +1,113 @@
+"""The jax2sofie IR: values with shape and dtype, nodes at the level of SOFIE operators, a graph.
+
+A node's `op` is the name of a SOFIE operator as the native module (`csrc/`) knows it ("Gemm",
+"Add", "Reshape", ...); its attributes are the ones that module reads. Keeping the IR at SOFIE level
+means the emitter is a plain loop and every pass sees exactly what will be generated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+@dataclass(eq=False)
+class Value:
+    """A tensor of the graph. `const` holds the data of initialised tensors (weights, constants)."""
+
+    name: str
+    shape: Shape
+    dtype: np.dtype
+    const: np.ndarray | None = None
+    # True for tensors that come from the user's params (kept as named weights, never inlined)
+    is_weight: bool = False
+    # for weights: the readable name of the param it comes from (`Dense_0_kernel`), also after folding
+    origin: str | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        kind = "weight" if self.is_weight else "const" if self.is_const else "value"
+        return f"<{kind} {self.name}: {np.dtype(self.dtype).name}{list(self.shape)}>"
+
+
+@dataclass(eq=False)
+class Node:
+    """One SOFIE operator: `outputs = op(inputs, **attrs)`. `source` is the user's file:line."""
+
+    op: str
+    inputs: list[Value]
+    outputs: list[Value]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    source: str = ""
+
+    def __repr__(self) -> str:
+        ins = ", ".join(v.name for v in self.inputs)
+        outs = ", ".join(v.name for v in self.outputs)
+        return f"{outs} = {self.op}({ins}){' ' + str(self.attrs) if self.attrs else ''}"
+
+
+@dataclass(eq=False)
+class Graph:
+    """Inputs, outputs and the nodes in execution (topological) order."""
+
+    name: str
+    inputs: list[Value] = field(default_factory=list)
+    outputs: list[Value] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+    def constants(self) -> list[Value]:
+        """The initialised tensors the graph uses, in first-use order, each once."""
+        seen: dict[int, Value] = {}
+        for node in self.nodes:
+            for value in node.inputs:
+                if value.is_const and id(value) not in seen:
+                    seen[id(value)] = value
+        for value in self.outputs:
+            if value.is_const and id(value) not in seen:
+                seen[id(value)] = value
+        return list(seen.values())
+
+    def producers(self) -> dict[int, Node]:
+        """id(value) -> the node that computes it."""
+        return {id(out): node for node in self.nodes for out in node.outputs}
+
+    def consumers(self) -> dict[int, list[Node]]:
+        """id(value) -> the nodes that read it, in order."""
+        users: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for value in node.inputs:
+                users.setdefault(id(value), []).append(node)
+        return users
+
+    def replace_uses(self, old: Value, new: Value) -> None:
+        """Make every reader of `old` (nodes and graph outputs) read `new` instead."""
+        for node in self.nodes:
+            node.inputs = [new if v is old else v for v in node.inputs]
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node.op] = counts.get(node.op, 0) + 1
+        return counts
+
+    def __str__(self) -> str:
+        lines = [f"graph {self.name}({', '.join(map(repr, self.inputs))}):"]
+        lines += [f"  {node!r}" for node in self.nodes]
+        lines.append(f"  return {', '.join(v.name for v in self.outputs)}")
+        return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""The graph verifier, run after lowering and after every pass.
+
+Structural checks (every value defined before use, unique names, outputs defined) plus a small
+table of per-operator checks for the invariants the emitter and SOFIE rely on. A failure names the
+node and, where known, the user's source line.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import GraphError
+from .graph import Graph, Node
+
+# The element types the generated code handles; float64 models are refused at tracing time.
+SUPPORTED_DTYPES = {np.dtype(t) for t in ("float32", "int32", "int64", "bool")}
+
+
+def _where(node: Node) -> str:
+    return f"node '{node.name}' ({node.op})" + (f" from {node.source}" if node.source else "")
+
+
+def _check_reshape(node: Node) -> str | None:
+    data, out = node.inputs[0], node.outputs[0]
+    if data.size != out.size:
+        return f"reshape of {list(data.shape)} to {list(out.shape)} changes the number of elements"
+    return None
+
+
+def _check_transpose(node: Node) -> str | None:
+    perm = list(node.attrs.get("perm", []))
+    if sorted(perm) != list(range(node.inputs[0].rank)):
+        return f"perm {perm} is not a permutation of the {node.inputs[0].rank} axes"
+    expected = tuple(node.inputs[0].shape[p] for p in perm)
+    if expected != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} should be {list(expected)}"
+    return None
+
+
+def _check_same_shape(node: Node) -> str | None:
+    if node.inputs[0].shape != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} differs from input {list(node.inputs[0].shape)}"
+    return None
+
+
+def _check_broadcast(node: Node) -> str | None:
+    try:
+        expected = np.broadcast_shapes(*(v.shape for v in node.inputs))
+    except ValueError:
+        return f"inputs {[list(v.shape) for v in node.inputs]} do not broadcast"
+    if tuple(expected) != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} should be {list(expected)}"
+    return None
+
+
+OP_CHECKS: dict[str, Callable[[Node], str | None]] = {
+    "Reshape": _check_reshape,
+    "Transpose": _check_transpose,
+    **{op: _check_same_shape for op in ("Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sin", "Cos",
+                                          "Floor", "Tanh", "Sigmoid", "Relu", "Identity", "Cast", "Not",
+                                          "Softmax")},
+    **{op: _check_broadcast for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal",
+                                         "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
+                                         "Xor")},
+}
+
+
+def verify(graph: Graph, known_ops: set[str] | None = None) -> None:
+    """Raise GraphError at the first broken invariant of `graph`."""
+    defined: set[int] = {id(v) for v in graph.inputs}
+    names: dict[str, object] = {}
+
+    def claim(value, owner: str) -> None:
+        other = names.setdefault(value.name, value)
+        if other is not value:
+            raise GraphError(f"two different tensors are both named '{value.name}' ({owner})")
+
+    for value in graph.inputs:
+        claim(value, "graph input")
+        if value.is_const:
+            raise GraphError(f"graph input '{value.name}' carries constant data")
+    for node in graph.nodes:
+        if known_ops is not None and node.op not in known_ops:
+            raise GraphError(f"{_where(node)}: unknown operator '{node.op}'")
+        for value in node.inputs:
+            if not value.is_const and id(value) not in defined:
+                raise GraphError(f"{_where(node)} reads '{value.name}' before it is computed")
+            claim(value, _where(node))
+        for value in node.outputs:
+            if id(value) in defined or value.is_const:
+                raise GraphError(f"{_where(node)} writes '{value.name}', which is already defined")
+            if np.dtype(value.dtype) not in SUPPORTED_DTYPES:
+                raise GraphError(f"{_where(node)} produces '{value.name}' of unsupported dtype {value.dtype}")
+            claim(value, _where(node))
+            defined.add(id(value))
+        check = OP_CHECKS.get(node.op)
+        problem = check(node) if check else None
+        if problem:
+            raise GraphError(f"{_where(node)}: {problem}")
+    if not graph.outputs:
+        raise GraphError(f"graph '{graph.name}' has no outputs")
+    for value in graph.outputs:
+        if not value.is_const and id(value) not in defined:
+            raise GraphError(f"graph output '{value.name}' is never computed")

@@ -1,0 +1,10 @@
+"""Lowering from jaxpr to the IR: the rule registry, the rules by family, the walker.
+
+Importing this package imports every rule module, which registers its rules.
+"""
+from . import calls, elementwise, linalg, reduce, shape, unsupported  # noqa: F401  (registration)
+from .registry import NOT_SUPPORTED, RULES
+from .support import check_supported
+from .walker import lower_jaxpr, lower_sub_jaxpr
+
+__all__ = ["NOT_SUPPORTED", "RULES", "check_supported", "lower_jaxpr", "lower_sub_jaxpr"]

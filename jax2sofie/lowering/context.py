@@ -1,0 +1,110 @@
+"""What a lowering rule works with: the graph builder plus small helpers that fold constants.
+
+Helpers fold through the same numpy table as the constant-folding pass (passes.constant_folding),
+so a reshaped or transposed weight stays one named weight instead of a runtime node.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import LoweringError
+from ..ir import GraphBuilder, Node, Value
+from ..passes.constant_folding import fold_node
+
+
+class LoweringContext:
+    def __init__(self, builder: GraphBuilder, lower_sub: Callable[..., list[Value]]):
+        self.builder = builder
+        # the walker, so that call-like rules (jit, custom_jvp_call, ...) can inline their sub-jaxpr:
+        # lower_sub(ctx, jaxpr_or_closed_jaxpr, args) -> outputs
+        self._lower_sub = lower_sub
+        self._literals: dict[tuple, Value] = {}
+
+    def inline(self, jaxpr, args: Sequence[Value]) -> list[Value]:
+        """Lower a sub-jaxpr (Jaxpr or ClosedJaxpr) in place on `args`; returns its outputs."""
+        return self._lower_sub(self, jaxpr, args)
+
+    # -- errors ---------------------------------------------------------------------------------
+    def error(self, message: str) -> LoweringError:
+        where = self.builder.current_source
+        return LoweringError(f"{message}" + (f"\n  at {where}" if where else ""))
+
+    # -- constants ------------------------------------------------------------------------------
+    def const(self, data: Any, hint: str = "const", dtype: Any = None) -> Value:
+        array = np.asarray(data, dtype=dtype)
+        return self.builder.constant(array, hint)
+
+    def literal(self, value: Any, dtype: Any) -> Value:
+        """A scalar constant shared by every use of the same value and dtype."""
+        array = np.asarray(value, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._literals:
+            self._literals[key] = self.builder.constant(array, "literal")
+        return self._literals[key]
+
+    def shape_tensor(self, shape: Sequence[int]) -> Value:
+        """The INT64 shape operand of Reshape/Expand (a rank-0 shape is SOFIE's [1])."""
+        return self.const(np.asarray(list(shape) or [1], dtype=np.int64), "shape")
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def op(self, op: str, inputs: Sequence[Value], shape: Sequence[int], out_dtype: Any, hint: str | None = None,
+           **attrs: Any) -> Value:
+        """Add a node; when every input is constant and the op has a numpy meaning, fold it instead."""
+        out = self.builder.op(op, inputs, tuple(shape), out_dtype, hint, **attrs)
+        node = self.builder.graph.nodes[-1]
+        folded = fold_node(node)
+        if folded is None:
+            return out
+        self.builder.graph.nodes.pop()
+        return self._folded_constant(node, folded)
+
+    def _folded_constant(self, node: Node, data: np.ndarray) -> Value:
+        weights = [v for v in node.inputs if v.is_weight]
+        if weights:
+            return self.builder.constant(data, weights[0].name, origin=weights[0].origin)
+        return self.builder.constant(data, node.outputs[0].name)
+
+    def reshape(self, x: Value, shape: Sequence[int]) -> Value:
+        shape = tuple(int(d) for d in shape)
+        if x.shape == shape:
+            return x
+        return self.op("Reshape", [x, self.shape_tensor(shape)], shape, x.dtype)
+
+    def transpose(self, x: Value, perm: Sequence[int]) -> Value:
+        perm = [int(p) for p in perm]
+        if perm == list(range(x.rank)):
+            return x
+        return self.op("Transpose", [x], tuple(x.shape[p] for p in perm), x.dtype, perm=perm)
+
+    def expand(self, x: Value, shape: Sequence[int]) -> Value:
+        """Broadcast `x` (already of the target rank) to `shape`. Never folded here: a pass first
+        drops the Expands whose readers broadcast anyway, so constants are not blown up."""
+        shape = tuple(int(d) for d in shape)
+        if x.shape == shape:
+            return x
+        out = self.builder.op("Expand", [x, self.shape_tensor(shape)], shape, x.dtype, dtype=_dtype_attr(x.dtype))
+        return out
+
+    def cast(self, x: Value, dtype: Any) -> Value:
+        dtype = np.dtype(dtype)
+        if x.dtype == dtype:
+            return x
+        return self.op("Cast", [x], x.shape, dtype, to=_dtype_attr(dtype), dtype=_dtype_attr(x.dtype))
+
+    def unary(self, op: str, x: Value, **attrs: Any) -> Value:
+        return self.op(op, [x], x.shape, x.dtype, dtype=_dtype_attr(x.dtype), **attrs)
+
+    def binary(self, op: str, a: Value, b: Value, dtype: Any = None) -> Value:
+        """An elementwise op with numpy broadcasting (SOFIE broadcasts multidirectionally)."""
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+        return self.op(op, [a, b], shape, a.dtype if dtype is None else dtype, dtype=_dtype_attr(a.dtype))
+
+
+def _dtype_attr(dtype: Any) -> str:
+    """The element-type name the native module dispatches on ("float32", "int64", "bool", ...)."""
+    return np.dtype(dtype).name
+
+
+dtype_attr = _dtype_attr

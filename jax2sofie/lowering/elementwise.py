@@ -1,0 +1,168 @@
+"""Rules for elementwise primitives: arithmetic, transcendental functions, comparisons, select, casts."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Value
+from .context import LoweringContext
+from .registry import register
+
+_UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
+    "neg": "Neg",
+    "exp": "Exp",
+    "log": "Log",
+    "tanh": "Tanh",
+    "logistic": "Sigmoid",
+    "sqrt": "Sqrt",
+    "abs": "Abs",
+}
+
+
+def _unary_rule(op: str):
+    def rule(ctx: LoweringContext, x: Value, **_params) -> Value:
+        if x.dtype != np.float32:
+            raise ctx.error(f"'{op}' is lowered for float32 only, got {x.dtype}")
+        return ctx.unary(op, x)
+
+    rule.__qualname__ = f"unary_rule[{op}]"
+    return rule
+
+
+for _primitive, _op in _UNARY_OPS.items():
+    register(_primitive)(_unary_rule(_op))
+
+
+_BINARY_OPS = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "max": "Max", "min": "Min"}
+
+
+def _binary_rule(op: str):
+    def rule(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
+        return ctx.binary(op, a, b)
+
+    rule.__qualname__ = f"binary_rule[{op}]"
+    return rule
+
+
+for _primitive, _op in _BINARY_OPS.items():
+    register(_primitive)(_binary_rule(_op))
+
+
+@register("rsqrt")
+def rsqrt(ctx: LoweringContext, x: Value, **_params) -> Value:
+    return ctx.unary("Reciprocal", ctx.unary("Sqrt", x))
+
+
+@register("square")
+def square(ctx: LoweringContext, x: Value, **_params) -> Value:
+    return ctx.binary("Mul", x, x)
+
+
+@register("integer_pow")
+def integer_pow(ctx: LoweringContext, x: Value, *, y: int, **_params) -> Value:
+    """x**y by repeated squaring (a few Mul nodes beat std::pow); 1/x**|y| for negative y."""
+    if y == 0:
+        return ctx.expand(ctx.reshape(ctx.literal(1, x.dtype), (1,) * x.rank), x.shape)
+    result, power, n = None, x, abs(y)
+    while n:
+        if n & 1:
+            result = power if result is None else ctx.binary("Mul", result, power)
+        n >>= 1
+        if n:
+            power = ctx.binary("Mul", power, power)
+    return ctx.unary("Reciprocal", result) if y < 0 else result
+
+
+_COMPARISONS = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
+
+
+def _comparison_rule(op: str):
+    def rule(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
+        return ctx.binary(op, a, b, dtype=np.bool_)
+
+    rule.__qualname__ = f"comparison_rule[{op}]"
+    return rule
+
+
+for _primitive, _op in _COMPARISONS.items():
+    register(_primitive)(_comparison_rule(_op))
+
+
+@register("ne")
+def not_equal(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
+    return ctx.unary("Not", ctx.binary("Equal", a, b, dtype=np.bool_))
+
+
+@register("not")
+def logical_not(ctx: LoweringContext, x: Value, **_params) -> Value:
+    if x.dtype != np.bool_:
+        raise ctx.error(f"bitwise 'not' on {x.dtype} is not supported yet (only on booleans)")
+    return ctx.unary("Not", x)
+
+
+@register("select_n")
+def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Value:
+    """select_n(p, a, b) picks b where p is true: SOFIE's Where(p, b, a)."""
+    if len(cases) != 2 or which.dtype != np.bool_:
+        raise ctx.error(f"select_n with {len(cases)} cases and a {which.dtype} selector is not supported yet "
+                        "(only two cases with a boolean selector)")
+    false_case, true_case = cases
+    if true_case.dtype != np.float32:  # SOFIE's Where rejects integer tensors (SOFIE_PITFALLS.md)
+        raise ctx.error(f"select_n over {true_case.dtype} values is not supported yet (float32 only)")
+    shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
+    return ctx.op("Where", [which, true_case, false_case], shape, true_case.dtype,
+                  dtype=np.dtype(true_case.dtype).name)
+
+
+@register("convert_element_type")
+def convert_element_type(ctx: LoweringContext, x: Value, *, new_dtype, **_params) -> Value:
+    return ctx.cast(x, new_dtype)
+
+
+@register("stop_gradient", "copy", "optimization_barrier", "device_put", "sharding_constraint")
+def identity(ctx: LoweringContext, *xs: Value, **_params):
+    """No-ops at inference time (gradients, placement, layout hints): the value itself, no node."""
+    return list(xs)
+
+
+# -- catalog cases (tests/test_catalog.py compiles and checks each) ---------------------------------------
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
+
+from .catalog import boolean, case, f32, i32, positive  # noqa: E402
+
+case("add", lambda p, x, y: x + y, f32(3, 5), f32(3, 5))
+case("add_scalar_literal", lambda p, x: 2.5 + x, f32(4, 1))
+case("sub", lambda p, x, y: x - y, f32(2, 3, 4), f32(2, 3, 4))
+case("mul_broadcast_row", lambda p, x, y: x * y[None, :], f32(6, 5), f32(5))
+case("div", lambda p, x, y: x / y, f32(4, 7), positive(4, 7))
+case("max_min", lambda p, x, y: jnp.maximum(x, y) - jnp.minimum(x, 0.25), f32(3, 4), f32(3, 4))
+case("relu_as_max", lambda p, x: jnp.maximum(x, 0.0), f32(1, 9))
+case("pow", lambda p, x, y: x ** y, positive(5, 3), f32(5, 3))
+case("integer_pow", lambda p, x: x ** 2 + x ** 3 - x ** -2 + x ** 5, positive(2, 6))
+case("integer_pow_zero", lambda p, x: lax.integer_pow(x, 0) + x, f32(2, 3))
+case("square", lambda p, x: lax.square(x), f32(3, 3))
+case("neg_abs", lambda p, x: -jnp.abs(x), f32(8))
+case("exp_log", lambda p, x, y: jnp.exp(x) + jnp.log(y), f32(4, 4), positive(4, 4))
+case("tanh_logistic", lambda p, x: jnp.tanh(x) * jax.nn.sigmoid(x), f32(2, 10))
+case("sqrt_rsqrt", lambda p, x: jnp.sqrt(x) + lax.rsqrt(x), positive(3, 5))
+case("comparisons", lambda p, x, y: jnp.where(x < y, x, 0.0) + jnp.where(x >= y, y, 1.0)
+     + jnp.where(x > 0.5, 1.0, 0.0) + jnp.where(x <= -0.5, 2.0, 0.0), f32(4, 6), f32(4, 6))
+case("eq_ne", lambda p, x, y: jnp.where(x == y, 1.0, 0.0) + jnp.where(x != 0, x, -1.0), f32(3, 3), f32(3, 3))
+case("comparison_output_bool", lambda p, x: x > 0.0, f32(2, 5))
+case("select_n_mask", lambda p, x, m: jnp.where(m, x, -x), f32(3, 4), boolean(3, 4))
+case("not_mask", lambda p, x, m: jnp.where(~m, x, 0.0), f32(5), boolean(5))
+case("convert_int_to_float", lambda p, x, t: x * t.astype(jnp.float32), f32(2, 4), i32(2, 4))
+case("convert_bool_to_float", lambda p, x: (x > 0).astype(jnp.float32), f32(3, 3))
+case("stop_gradient", lambda p, x: lax.stop_gradient(x) * 2.0, f32(2, 2))
+case("int_arithmetic", lambda p, t, u: (t + u) * u - t, i32(3, 4), i32(3, 4))
+
+
+def _placement_annotations(p, x):
+    device = jax.devices()[0]
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    return (jax.device_put(x, device) * 2.0, lax.with_sharding_constraint(x, sharding),
+            lax.optimization_barrier(x), jnp.copy(x))
+
+
+case("placement_annotations_outputs_alias_input", _placement_annotations, f32(3))

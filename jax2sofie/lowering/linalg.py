@@ -1,0 +1,84 @@
+"""dot_general with any dimension numbers, lowered to SOFIE's Gemm.
+
+Every contraction is brought to the form (batch, M, K) x (batch, K, N): transposes put batch, free and
+contracting axes in that order (free on weights: they fold into the weight), reshapes merge them.
+Without batch axes a plain 2-D Gemm is used and an operand already laid out as (K, M) or (N, K)
+is read through Gemm's transA/transB instead of being transposed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Value
+from .context import LoweringContext
+from .registry import register
+
+
+@register("dot_general")
+def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbers, preferred_element_type=None,
+                **_params) -> Value:
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    lhs_contract, rhs_contract = list(lhs_contract), list(rhs_contract)
+    lhs_batch, rhs_batch = list(lhs_batch), list(rhs_batch)
+    if lhs.dtype != np.float32 or rhs.dtype != np.float32:
+        raise ctx.error(f"dot_general is lowered for float32 only, got {lhs.dtype} x {rhs.dtype}")
+    out_dtype = np.dtype(preferred_element_type or lhs.dtype)
+    if out_dtype != np.float32:
+        raise ctx.error(f"dot_general with preferred_element_type={out_dtype} is not supported")
+
+    lhs_free = [d for d in range(lhs.rank) if d not in lhs_contract and d not in lhs_batch]
+    rhs_free = [d for d in range(rhs.rank) if d not in rhs_contract and d not in rhs_batch]
+    batch = [lhs.shape[d] for d in lhs_batch]
+    m = math.prod(lhs.shape[d] for d in lhs_free)
+    k = math.prod(lhs.shape[d] for d in lhs_contract)
+    n = math.prod(rhs.shape[d] for d in rhs_free)
+    out_shape = tuple(batch) + tuple(lhs.shape[d] for d in lhs_free) + tuple(rhs.shape[d] for d in rhs_free)
+
+    if not batch:
+        a, trans_a = _as_matrix(ctx, lhs, lhs_free, lhs_contract, (m, k))
+        b, trans_b = _as_matrix(ctx, rhs, rhs_contract, rhs_free, (k, n))
+        product = ctx.op("Gemm", [a, b], (m, n), np.float32, hint="matmul", alpha=1.0, beta=0.0,
+                         transA=int(trans_a), transB=int(trans_b))
+        return ctx.reshape(product, out_shape)
+
+    nb = math.prod(batch)
+    a = ctx.reshape(ctx.transpose(lhs, lhs_batch + lhs_free + lhs_contract), (nb, m, k))
+    b = ctx.reshape(ctx.transpose(rhs, rhs_batch + rhs_contract + rhs_free), (nb, k, n))
+    product = ctx.op("Gemm", [a, b], (nb, m, n), np.float32, hint="batched_matmul", alpha=1.0, beta=0.0,
+                     transA=0, transB=0)
+    return ctx.reshape(product, out_shape)
+
+
+def _as_matrix(ctx: LoweringContext, x: Value, rows: list[int], cols: list[int], shape: tuple[int, int]):
+    """`x` as a (rows x cols) matrix, and whether Gemm must read it transposed.
+
+    Axes already in (cols, rows) order are passed untransposed with the transpose flag set, so an
+    activation in (K, M) layout or a (N, K) weight costs no Transpose node.
+    """
+    if rows + cols == list(range(x.rank)) or x.is_const:
+        return ctx.reshape(ctx.transpose(x, rows + cols), shape), False
+    if cols + rows == list(range(x.rank)):
+        return ctx.reshape(x, shape[::-1]), True
+    return ctx.reshape(ctx.transpose(x, rows + cols), shape), False
+
+
+# -- catalog cases -------------------------------------------------------------------------------------------
+import jax.numpy as jnp  # noqa: E402
+
+from .catalog import case, f32  # noqa: E402
+
+case("matmul_weight", lambda p, x: x @ p["w"], f32(4, 16), params={"w": f32(16, 8)})
+case("matmul_weight_transposed", lambda p, x: x @ p["w"].T, f32(3, 5), params={"w": f32(7, 5)})
+case("matmul_two_inputs", lambda p, x, y: x @ y, f32(4, 6), f32(6, 3))
+case("matmul_lhs_transposed", lambda p, x, y: x.T @ y, f32(6, 4), f32(6, 3))
+case("matmul_rhs_transposed_input", lambda p, x, y: x @ y.T, f32(4, 6), f32(3, 6))
+case("matvec", lambda p, x: p["w"] @ x, f32(5), params={"w": f32(3, 5)})
+case("dot_vectors", lambda p, x, y: jnp.dot(x, y) * x, f32(6), f32(6))
+case("matmul_rank3_activation", lambda p, x: x @ p["w"], f32(2, 3, 4), params={"w": f32(4, 5)})
+case("batched_matmul", lambda p, x, y: jnp.einsum("bij,bjk->bik", x, y), f32(3, 4, 5), f32(3, 5, 2))
+case("attention_scores", lambda p, q, k: jnp.einsum("bqhd,bkhd->bhqk", q, k), f32(2, 4, 3, 8), f32(2, 5, 3, 8))
+case("einsum_two_contractions", lambda p, x: jnp.einsum("nij,ijk->nk", x, p["w"]), f32(2, 3, 4),
+     params={"w": f32(3, 4, 5)})
+case("outer_product", lambda p, x, y: jnp.outer(x, y), f32(4), f32(3))

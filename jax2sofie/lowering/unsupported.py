@@ -1,0 +1,80 @@
+"""Primitives declared "not supported", grouped by why. Each group's reason is shown to the user.
+
+Every JAX primitive is either lowered (has a rule) or listed here; tests/test_registry.py checks it.
+"""
+from __future__ import annotations
+
+from .registry import declare_not_supported
+
+declare_not_supported(
+    "not supported yet (model coverage is growing: convolution, pooling, indexing, more elementwise ops)",
+    # elementwise
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "clamp", "cos", "cosh", "erf",
+    "erf_inv", "erfc", "exp2", "expm1", "floor", "is_finite", "log1p", "nextafter", "rem", "round", "sign", "sin",
+    "sinh", "tan", "and", "or", "xor", "population_count", "clz", "shift_left", "shift_right_arithmetic",
+    "shift_right_logical", "reduce_precision", "bitcast_convert_type", "mulhi",
+    # shape and indexing
+    "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter", "scatter-add",
+    "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
+    "unstack", "broadcast_to",
+    # convolution, pooling, reductions, scans, sorting
+    "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
+    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "reduce", "reduce_prod",
+    "reduce_and", "reduce_or", "reduce_xor", "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin",
+    "cumlogsumexp", "sort", "top_k", "approx_top_k",
+    # control flow
+    "scan", "cond", "while",
+    # fused attention and friends
+    "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",
+    "dot_product_attention_bwd_wrapper", "dot_product_attention_fp8_fwd", "dot_product_attention_fp8_fwd_wrapper",
+    "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper", "ragged_dot_general",
+    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper", "custom_linear_solve", "custom_jvp_call_jaxpr",
+    "custom_vmap_call", "linear_call", "zeros_like", "add_any",
+)
+declare_not_supported(
+    "a legacy call primitive that current JAX tracing does not produce (jit, custom_jvp_call, custom_vjp_call "
+    "and checkpoint are inlined)",
+    "call", "closed_call",
+)
+declare_not_supported(
+    "special functions have no SOFIE operator",
+    "lgamma", "digamma", "igamma", "igamma_grad_a", "igammac", "polygamma", "zeta", "bessel_i0e", "bessel_i1e",
+    "regularized_incomplete_beta", "random_gamma",
+)
+declare_not_supported(
+    "matrix decompositions and solvers have no SOFIE operator",
+    "cholesky", "cholesky_update", "eig", "eigh", "geqp3", "geqrf", "hessenberg", "householder_product", "lu",
+    "lu_pivots_to_permutation", "ormqr", "qr", "schur", "svd", "symmetric_product", "triangular_solve",
+    "tridiagonal", "tridiagonal_solve",
+)
+declare_not_supported(
+    "complex numbers and FFTs are not supported by SOFIE",
+    "complex", "conj", "real", "imag", "fft",
+)
+declare_not_supported(
+    "random number generation has no place in inference code: pass deterministic=True / training=False, "
+    "or make the randomness depend only on params so it is folded",
+    "random_bits", "random_clone", "random_fold_in", "random_seed", "random_split", "random_unwrap", "random_wrap",
+    "threefry2x32", "threefry4x32", "philox2x32", "philox4x32", "iota_2x32_shape", "rng_bit_generator",
+    "rng_uniform",
+)
+declare_not_supported(
+    "multi-device collectives have no meaning in single-process C++ inference",
+    "all_gather", "all_gather_done", "all_gather_invariant", "all_gather_reduced", "all_gather_reduced_start",
+    "all_gather_start", "all_to_all", "all_to_all_done", "all_to_all_start", "axis_index", "pbroadcast",
+    "pbroadcast_done", "pbroadcast_start", "pmax", "pmin", "ppermute", "ppermute_done", "ppermute_start", "precv",
+    "preduced", "psend", "psum", "psum_done", "psum_invariant", "psum_invariant_start", "psum_start", "pvary",
+    "ragged_all_to_all", "reduce_scatter", "reduce_scatter_done", "reduce_scatter_start", "unreduced_psum",
+    "unreduced_psum_start", "unreduced_reduce_scatter", "unreduced_reduce_scatter_start", "reduced_vary_cast_p",
+    "vary_unreduced_cast_p", "shard_alike", "reshard", "platform_index", "compute_on", "custom_partitioning",
+    "cudnn_fusion", "composite", "xla_metadata_value", "inspect_sharding", "layout_constraint",
+)
+declare_not_supported(
+    "side effects, callbacks, mutable state and tokens cannot be compiled into a SOFIE model",
+    "debug_callback", "debug_print", "io_callback", "pure_callback", "buffer_callback", "ffi_call", "check",
+    "after_all", "create_token", "accum_grad_in_ref", "addupdate", "get", "swap", "new_ref", "empty_ref",
+    "free_ref", "freeze", "run_state", "box_get", "box_set", "new_box", "new_log", "log_extend", "log_read",
+    "empty", "empty2", "pin", "unpin", "stage", "tie", "dce_sink", "unreachable", "eval_jaxpr",
+    "call_hi_primitive", "call_hi_primitive_linearized", "create_linear", "custom_lin", "from_edtype",
+    "to_edtype", "eq_to", "le_to", "lt_to", "name", "remat_opt",
+)

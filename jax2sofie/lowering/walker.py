@@ -1,0 +1,101 @@
+"""The one jaxpr walker, in the style of `jax.core.eval_jaxpr`: a read/write environment over vars.
+
+An equation whose inputs are all constants (it depends only on params and literals) is evaluated
+with JAX itself and becomes a constant; every other equation goes to its rule from the registry.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from jax.extend import core as jcore
+
+from ..errors import LoweringError
+from ..ir import Value
+from .context import LoweringContext
+from .registry import RULES
+from .source import location_of
+
+# Primitives whose folded result can be much larger than their inputs: lowered by their rule even on
+# constants, so that a broadcast scalar does not become a big weight (a pass drops such broadcasts
+# where the reader broadcasts anyway, and folds the rest).
+_NOT_FOLDED = {"broadcast_in_dim"}
+
+
+def lower_sub_jaxpr(ctx: LoweringContext, jaxpr, args: Sequence[Value]) -> list[Value]:
+    """Lower a Jaxpr or ClosedJaxpr on `args` (its consts become constants)."""
+    if isinstance(jaxpr, jcore.ClosedJaxpr):
+        consts = [ctx.const(np.asarray(c), "const") for c in jaxpr.consts]
+        return lower_jaxpr(ctx, jaxpr.jaxpr, consts, args)
+    return lower_jaxpr(ctx, jaxpr, [], args)
+
+
+def lower_jaxpr(ctx: LoweringContext, jaxpr: jcore.Jaxpr, consts: Sequence[Value],
+                args: Sequence[Value]) -> list[Value]:
+    env: dict[jcore.Var, Value] = {}
+
+    def read(var) -> Value:
+        if isinstance(var, jcore.Literal):
+            return ctx.literal(var.val, var.aval.dtype)
+        return env[var]
+
+    def write(var, value: Value) -> None:
+        if not isinstance(var, jcore.DropVar):
+            env[var] = value
+
+    for var, value in zip(jaxpr.constvars, consts):
+        write(var, value)
+    for var, value in zip(jaxpr.invars, args):
+        write(var, value)
+
+    for eqn in jaxpr.eqns:
+        inputs = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        with ctx.builder.source(location_of(eqn)):
+            if all(v.is_const for v in inputs) and not (name in _NOT_FOLDED and name in RULES):
+                outputs = _fold_with_jax(ctx, eqn, inputs)
+            else:
+                outputs = _apply_rule(ctx, eqn, inputs)
+        for var, value in zip(eqn.outvars, outputs):
+            write(var, value)
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
+    name = eqn.primitive.name
+    rule = RULES.get(name)
+    if rule is None:  # the pre-scan reports these all at once; this is the safety net
+        raise ctx.error(f"no lowering rule for primitive '{name}'")
+    result = rule(ctx, *inputs, **eqn.params)
+    outputs = list(result) if isinstance(result, (list, tuple)) else [result]
+    if len(outputs) != len(eqn.outvars):
+        raise ctx.error(f"rule for '{name}' returned {len(outputs)} values for {len(eqn.outvars)} outputs")
+    for var, value in zip(eqn.outvars, outputs):
+        expected = (tuple(var.aval.shape), np.dtype(var.aval.dtype))
+        if (value.shape, np.dtype(value.dtype)) != expected:
+            raise ctx.error(f"rule for '{name}' produced {np.dtype(value.dtype).name}{list(value.shape)} "
+                            f"where JAX has {expected[1].name}{list(expected[0])}")
+    return outputs
+
+
+def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
+    """Evaluate one equation on constant inputs with JAX; results derived from a weight stay weights."""
+    # what jax.core.eval_jaxpr does for one equation
+    subfuns, bind_params = eqn.primitive.get_bind_params(eqn.params)
+    try:
+        results = eqn.primitive.bind(*subfuns, *(v.const for v in inputs), **bind_params)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the primitive and line
+        raise LoweringError(f"evaluating '{eqn.primitive.name}' on constants failed: {exc}\n"
+                            f"  at {ctx.builder.current_source}") from exc
+    if not eqn.primitive.multiple_results:
+        results = [results]
+    weights = [v for v in inputs if v.is_weight]
+    outputs = []
+    for result in results:
+        data = np.asarray(jax.device_get(result))
+        if weights:
+            outputs.append(ctx.builder.constant(data, weights[0].name, origin=weights[0].origin))
+        else:
+            outputs.append(ctx.builder.constant(data, "const"))
+    return outputs

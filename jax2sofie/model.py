@@ -1,0 +1,117 @@
+"""ConvertedModel: what convert() returns — the RModel, writing it out, and checking it for real."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .ir import Graph
+from .runtime import CheckReport, TensorSpec, compile_model
+from .trace import Traced
+
+
+class ConvertedModel:
+    def __init__(self, graph: Graph, rmodel: Any, traced: Traced):
+        self.graph = graph
+        self.rmodel = rmodel  # the sofie.RModel, already generated
+        self.traced = traced
+        self._build_dir: Path | None = None
+        self._compiled = None
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    # -- writing --------------------------------------------------------------------------------
+    def write(self, directory: str | os.PathLike) -> list[Path]:
+        """Write `<name>.hxx` and its weight file `<name>.dat` into `directory`; return their paths.
+
+        The files are generated in a temporary folder inside `directory` and moved into place only
+        once complete, so a failure leaves no half-written files. The generated Session's default
+        weight-file name is `<name>.dat`, the file written next to the header.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=directory))
+        try:
+            self.rmodel.output_generated(str(staging / f"{self.name}.hxx"))
+            written = sorted(staging.iterdir())
+            paths = []
+            for path in written:
+                target = directory / path.name
+                os.replace(path, target)
+                paths.append(target)
+            return paths
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # -- checking -------------------------------------------------------------------------------
+    def compile(self):
+        """Compile the generated header (cached by content) and return the runtime CompiledModel."""
+        if self._compiled is None:
+            self._build_dir = Path(tempfile.mkdtemp(prefix=f"jax2sofie-{self.name}-"))
+            paths = self.write(self._build_dir)
+            header = next(p for p in paths if p.suffix == ".hxx")
+            weights = next((p for p in paths if p.suffix != ".hxx"), None)
+            inputs = [TensorSpec(v.name, v.dtype, v.shape) for v in self.graph.inputs]
+            outputs = [TensorSpec(v.name, v.dtype, v.shape) for v in self.graph.outputs]
+            self._compiled = compile_model(header, weights, self.name, inputs, outputs)
+        return self._compiled
+
+    def example_inputs(self, seed: int = 0) -> list[np.ndarray]:
+        """Random inputs of the traced shapes and dtypes (normal floats, small non-negative ints)."""
+        rng = np.random.default_rng(seed)
+        arrays = []
+        for spec in self.traced.input_specs:
+            dtype = np.dtype(spec.dtype)
+            if dtype == np.bool_:
+                arrays.append(rng.random(spec.shape) < 0.5)
+            elif np.issubdtype(dtype, np.integer):
+                arrays.append(rng.integers(0, 8, spec.shape).astype(dtype))
+            else:
+                arrays.append(rng.standard_normal(spec.shape).astype(dtype))
+        return arrays
+
+    def run(self, *inputs: Any) -> list[np.ndarray]:
+        """Run the compiled C++ model; outputs in the order of the flattened JAX outputs."""
+        return self.compile().run(*self._as_inputs(inputs))
+
+    def check(self, *inputs: Any, rtol: float = 1e-4, atol: float = 1e-5) -> CheckReport:
+        """Compile, run the C++ on `inputs` (random ones if none are given) and compare with JAX."""
+        arrays = self._as_inputs(inputs) if inputs else self.example_inputs()
+        compiled = self.compile()
+        expected = self.traced.reference(*arrays)
+        return compiled.check(expected, *arrays, rtol=rtol, atol=atol)
+
+    def _as_inputs(self, inputs) -> list[np.ndarray]:
+        if len(inputs) != len(self.traced.input_specs):
+            raise TypeError(f"model '{self.name}' takes {len(self.traced.input_specs)} input(s), got {len(inputs)}")
+        arrays = []
+        for value, spec, name in zip(inputs, self.traced.input_specs, self.traced.input_names):
+            array = np.asarray(value)
+            if array.shape != tuple(spec.shape):
+                raise ValueError(f"input '{name}' has shape {array.shape}, the model was converted for "
+                                 f"{tuple(spec.shape)}")
+            arrays.append(array.astype(spec.dtype, copy=False))
+        return arrays
+
+    # -- describing -----------------------------------------------------------------------------
+    def summary(self) -> str:
+        weights = [v for v in self.graph.constants() if v.is_weight]
+        weight_bytes = sum(v.const.nbytes for v in weights)
+        ops = ", ".join(f"{op}×{n}" for op, n in sorted(self.graph.op_counts().items()))
+        lines = [
+            f"model {self.name}",
+            "  inputs:  " + ", ".join(f"{v.name} {np.dtype(v.dtype).name}{list(v.shape)}" for v in self.graph.inputs),
+            "  outputs: " + ", ".join(f"{v.name} {np.dtype(v.dtype).name}{list(v.shape)}" for v in self.graph.outputs),
+            f"  operators: {len(self.graph.nodes)} ({ops})",
+            f"  weights: {len(weights)} tensors, {weight_bytes / 1024:.1f} KiB",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<ConvertedModel {self.name}: {len(self.graph.nodes)} operators>"

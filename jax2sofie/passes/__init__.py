@@ -1,0 +1,39 @@
+"""Graph passes, run in the order of PIPELINE; the verifier runs after each one.
+
+Why this order:
+1. eliminate_broadcasts before fold_constants: an Expand of a constant that a broadcasting reader
+   does not need is dropped instead of being folded into a big weight.
+2. fold_constants next: what is left on constants (reshaped/transposed weights) becomes weights, so
+   the fusions below see a bias as the constant it is.
+3. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand. (Layout, CSE and further fusions
+   go here, before DCE.)
+4. eliminate_dead_code: removes what the rewrites above left unused.
+5. name_weights last: only once unused tensors are gone are the readable names free to take.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..ir import Graph, verify
+from .broadcasts import eliminate_broadcasts
+from .constant_folding import fold_constants
+from .dce import eliminate_dead_code
+from .gemm_bias import fuse_gemm_bias
+from .naming import name_weights
+
+Pass = Callable[[Graph], Graph]
+
+PIPELINE: list[Pass] = [
+    eliminate_broadcasts,
+    fold_constants,
+    fuse_gemm_bias,
+    eliminate_dead_code,
+    name_weights,
+]
+
+
+def run_passes(graph: Graph, known_ops: set[str] | None = None, pipeline: list[Pass] | None = None) -> Graph:
+    for graph_pass in PIPELINE if pipeline is None else pipeline:
+        graph = graph_pass(graph)
+        verify(graph, known_ops)
+    return graph

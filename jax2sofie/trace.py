@@ -1,0 +1,172 @@
+"""From a user's model to a ClosedJaxpr whose inputs are [params..., example inputs...].
+
+Params are flattened with their pytree paths so every weight gets a readable name (`Dense_0/kernel`);
+leaves that cannot be weights (PRNG keys of Flax dropout layers, ...) are closed over instead, and are
+only an error if the computation actually depends on them.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from jax.extend import core as jcore
+
+from .errors import ConversionError
+
+
+@dataclass
+class Traced:
+    closed: jcore.ClosedJaxpr
+    param_names: list[str]  # readable path per traced param leaf, e.g. "Dense_0/kernel"
+    param_values: list[np.ndarray]
+    input_names: list[str]
+    input_specs: list[jax.ShapeDtypeStruct]
+    output_names: list[str]
+    output_tree: Any
+    # fn(*inputs) -> flat list of outputs, computed by JAX: the reference for checks
+    reference: Callable[..., list]
+
+
+def trace(fn: Callable, params: Any, example_inputs: Sequence[Any], input_names: Sequence[str] | None = None
+          ) -> Traced:
+    """Trace `fn(params, *inputs)`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    weights: list[tuple[int, str, np.ndarray]] = []
+    for index, (path, leaf) in enumerate(leaves):
+        name = path_name(path)
+        if _is_weight(leaf):
+            weights.append((index, name, _as_weight(leaf, name)))
+        elif not _is_key(leaf):
+            raise ConversionError(f"param '{name}' is a {type(leaf).__name__}, not an array: params must be a "
+                                  "pytree of arrays (PRNG keys are allowed and closed over)")
+    constant_leaves = [leaf for _, leaf in leaves]
+    weight_indices = [index for index, _, _ in weights]
+
+    def rebuild(weight_values):
+        flat = list(constant_leaves)
+        for index, value in zip(weight_indices, weight_values):
+            flat[index] = value
+        return jax.tree_util.tree_unflatten(treedef, flat)
+
+    specs = [_input_spec(x, i) for i, x in enumerate(example_inputs)]
+    names = list(input_names) if input_names else _argument_names(fn, len(specs), skip_first=True)
+
+    def flat_fn(*args):
+        out = fn(rebuild(args[:len(weights)]), *args[len(weights):])
+        return jax.tree_util.tree_leaves(out)
+
+    param_specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for _, _, v in weights]
+    closed, out_shapes = jax.make_jaxpr(flat_fn, return_shape=True)(*param_specs, *specs)
+    out_tree = jax.tree_util.tree_structure(jax.eval_shape(lambda *a: fn(rebuild(a[:len(weights)]),
+                                                                           *a[len(weights):]),
+                                                           *param_specs, *specs))
+    if not out_shapes:
+        raise ConversionError("the function returns no arrays: there is nothing to compute")
+    weight_values = [v for _, _, v in weights]
+    jitted = jax.jit(flat_fn)
+    return Traced(
+        closed=closed,
+        param_names=[name for _, name, _ in weights],
+        param_values=weight_values,
+        input_names=names,
+        input_specs=specs,
+        output_names=_output_names(out_tree),
+        output_tree=out_tree,
+        reference=lambda *xs: [np.asarray(o) for o in jitted(*weight_values, *xs)],
+    )
+
+
+def trace_nnx(module: Any, example_inputs: Sequence[Any], input_names: Sequence[str] | None = None) -> Traced:
+    """Trace a Flax nnx module: its state becomes the params, `module(*inputs)` the function."""
+    from flax import nnx
+
+    graphdef, state = nnx.split(module)
+
+    def call(state, *xs):
+        return nnx.merge(graphdef, state)(*xs)
+
+    names = list(input_names) if input_names else _argument_names(type(module).__call__, len(example_inputs),
+                                                                   skip_first=True)
+    return trace(call, state, example_inputs, names)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def path_name(path) -> str:
+    """`(DictKey('params'), DictKey('Dense_0'), DictKey('kernel'))` -> "Dense_0/kernel"."""
+    parts = []
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey):
+            parts.append(str(key.key))
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            parts.append(str(key.idx))
+        elif isinstance(key, jax.tree_util.GetAttrKey):
+            parts.append(key.name)
+        else:
+            parts.append(str(key))
+    if parts and parts[-1] == "value":  # nnx Variable leaves
+        parts.pop()
+    if len(parts) > 1 and parts[0] == "params":  # the linen variables dict's collection name
+        parts.pop(0)
+    return "/".join(parts) or "param"
+
+
+def _is_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _is_weight(leaf) -> bool:
+    if _is_key(leaf):
+        return False
+    if isinstance(leaf, (np.ndarray, np.generic, jax.Array, float, int, bool)):
+        return True
+    return False
+
+
+def _as_weight(leaf, name: str) -> np.ndarray:
+    value = np.asarray(jax.device_get(leaf))
+    dtype = jax.dtypes.canonicalize_dtype(value.dtype)  # what JAX itself computes in (float64 -> float32)
+    if dtype == np.float64:
+        raise ConversionError(f"param '{name}' is float64: jax2sofie generates float32 code; cast the params "
+                              "to float32 (or disable jax_enable_x64)")
+    return value.astype(dtype)
+
+
+def _input_spec(x, index: int) -> jax.ShapeDtypeStruct:
+    if isinstance(x, jax.ShapeDtypeStruct):
+        shape, dtype = x.shape, x.dtype
+    elif hasattr(x, "shape") and hasattr(x, "dtype"):
+        shape, dtype = x.shape, x.dtype
+    else:
+        raise ConversionError(f"example input {index} is a {type(x).__name__}: give an array or a "
+                              "jax.ShapeDtypeStruct")
+    dtype = jax.dtypes.canonicalize_dtype(dtype)
+    if dtype == np.float64:
+        raise ConversionError(f"example input {index} is float64 with jax_enable_x64 on: jax2sofie generates "
+                              "float32 code; give a float32 input")
+    return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+
+def _argument_names(fn: Callable, count: int, skip_first: bool) -> list[str]:
+    try:
+        parameters = [p for p in inspect.signature(fn).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        parameters = []
+    if skip_first and parameters:
+        parameters = parameters[1:]
+    names = [p.name for p in parameters[:count]]
+    return names + [f"input_{i}" for i in range(len(names), count)]
+
+
+def _output_names(out_tree) -> list[str]:
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(
+        jax.tree_util.tree_unflatten(out_tree, [0] * out_tree.num_leaves))[0]]
+    if len(paths) == 1:
+        return ["output"]
+    return ["output_" + (path_name(path).replace("/", "_") if path else str(i)) for i, path in enumerate(paths)]
+
+
+__all__ = ["Traced", "trace", "trace_nnx", "path_name"]
