@@ -81,8 +81,9 @@ def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) 
 
 def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
     """Evaluate one equation on constant inputs with JAX; results derived from a weight stay weights."""
-    # what jax.core.eval_jaxpr does for one equation
-    subfuns, bind_params = eqn.primitive.get_bind_params(eqn.params)
+    # what jax.core.eval_jaxpr does for one equation (older JAX returned (subfuns, params) here)
+    bound = eqn.primitive.get_bind_params(eqn.params)
+    subfuns, bind_params = bound if isinstance(bound, tuple) else ([], bound)
     try:
         results = eqn.primitive.bind(*subfuns, *(v.const for v in inputs), **bind_params)
     except Exception as exc:  # noqa: BLE001 - re-raised with the primitive and line
