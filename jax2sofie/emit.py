@@ -30,8 +30,8 @@ def sofie_shape(shape) -> list[int]:
 def sofie_type(value: Value) -> "sofie.ETensorType":
     try:
         return SOFIE_TYPES[np.dtype(value.dtype)]
-    except KeyError:
-        raise ConversionError(f"tensor '{value.name}' has dtype {np.dtype(value.dtype).name}, which the generated "
+    except (KeyError, TypeError):  # TypeError: JAX extended dtypes (PRNG keys) numpy does not know
+        raise ConversionError(f"tensor '{value.name}' has dtype {value.dtype}, which the generated "
                               f"code does not support (supported: {', '.join(d.name for d in SOFIE_TYPES)})") from None
 
 

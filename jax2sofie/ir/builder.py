@@ -10,6 +10,7 @@ import contextlib
 import re
 from typing import Any, Iterator, Sequence
 
+import jax
 import numpy as np
 
 from .graph import Graph, Node, Shape, Value
@@ -21,6 +22,11 @@ def identifier(text: str) -> str:
     """A readable C++ identifier for `text`: `Dense_0/kernel` -> `Dense_0_kernel`."""
     name = _NOT_IDENTIFIER.sub("_", text).strip("_")
     return name or "t"
+
+
+def _is_extended(data: Any) -> bool:
+    dtype = getattr(data, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
 
 
 class GraphBuilder:
@@ -60,8 +66,11 @@ class GraphBuilder:
         return value
 
     def constant(self, data: Any, hint: str = "const", *, origin: str | None = None) -> Value:
-        """A constant tensor; with `origin` (a param's readable name) it is a weight of the model."""
-        array = np.asarray(data)
+        """A constant tensor; with `origin` (a param's readable name) it is a weight of the model.
+
+        PRNG key arrays (an extended JAX dtype numpy cannot hold) stay JAX arrays: they only ever feed
+        equations that are folded too; the verifier refuses one that reaches a SOFIE operator."""
+        array = data if _is_extended(data) else np.asarray(data)
         return Value(self.unique_name(hint), array.shape, array.dtype, const=array,
                      is_weight=origin is not None, origin=origin)
 

@@ -41,7 +41,7 @@ class Value:
 
     def __repr__(self) -> str:
         kind = "weight" if self.is_weight else "const" if self.is_const else "value"
-        return f"<{kind} {self.name}: {np.dtype(self.dtype).name}{list(self.shape)}>"
+        return f"<{kind} {self.name}: {self.dtype}{list(self.shape)}>"
 
 
 @dataclass(eq=False)

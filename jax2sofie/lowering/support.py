@@ -18,12 +18,12 @@ def check_supported(closed: jcore.ClosedJaxpr, static_invars: Sequence[bool]) ->
     """Raise UnsupportedPrimitivesError listing every unsupported use (static_invars: params)."""
     uses: list[UnsupportedUse] = []
     _scan(closed.jaxpr, set(closed.jaxpr.constvars) | {v for v, s in zip(closed.jaxpr.invars, static_invars) if s},
-          uses)
+          uses, "")
     if uses:
         raise UnsupportedPrimitivesError(uses)
 
 
-def _scan(jaxpr: jcore.Jaxpr, static: set, uses: list[UnsupportedUse]) -> None:
+def _scan(jaxpr: jcore.Jaxpr, static: set, uses: list[UnsupportedUse], enclosing: str) -> None:
     for eqn in jaxpr.eqns:
         operands = [v for v in eqn.invars if not isinstance(v, jcore.Literal)]
         if all(v in static for v in operands):
@@ -32,7 +32,7 @@ def _scan(jaxpr: jcore.Jaxpr, static: set, uses: list[UnsupportedUse]) -> None:
         name = eqn.primitive.name
         if name not in RULES:
             reason = NOT_SUPPORTED.get(name, "unknown primitive: no lowering rule and not in the support table")
-            uses.append(UnsupportedUse(name, location_of(eqn), reason))
+            uses.append(UnsupportedUse(name, location_of(eqn, enclosing) or "unknown location", reason))
             continue
         for sub in jcore.jaxprs_in_params(eqn.params):
             inner = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
@@ -41,4 +41,4 @@ def _scan(jaxpr: jcore.Jaxpr, static: set, uses: list[UnsupportedUse]) -> None:
             if len(inner.invars) == len(eqn.invars):
                 inner_static |= {iv for iv, ov in zip(inner.invars, eqn.invars)
                                  if isinstance(ov, jcore.Literal) or ov in static}
-            _scan(inner, inner_static, uses)
+            _scan(inner, inner_static, uses, location_of(eqn, enclosing))

@@ -52,7 +52,7 @@ def lower_jaxpr(ctx: LoweringContext, jaxpr: jcore.Jaxpr, consts: Sequence[Value
     for eqn in jaxpr.eqns:
         inputs = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
-        with ctx.builder.source(location_of(eqn)):
+        with ctx.builder.source(location_of(eqn, ctx.builder.current_source)):
             if all(v.is_const for v in inputs) and not (name in _NOT_FOLDED and name in RULES):
                 outputs = _fold_with_jax(ctx, eqn, inputs)
             else:
@@ -94,7 +94,7 @@ def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value
     weights = [v for v in inputs if v.is_weight]
     outputs = []
     for result in results:
-        data = np.asarray(jax.device_get(result))
+        data = result if jax.dtypes.issubdtype(result.dtype, jax.dtypes.extended) else np.asarray(result)
         if weights:
             outputs.append(ctx.builder.constant(data, weights[0].name, origin=weights[0].origin))
         else:

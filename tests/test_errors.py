@@ -1,0 +1,107 @@
+"""Bad input gives one clear error that names the problem and where it is."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import jax2sofie
+from jax2sofie import ConversionError, UnsupportedPrimitivesError
+
+
+def _line_of(text: str) -> int:
+    """The number of the first line of this file that contains `text`."""
+    lines = Path(__file__).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if text in line and "_line_of" not in line)
+
+
+def uses_three_unsupported(params, x):
+    y = jnp.sort(x, axis=-1)
+    z = jnp.sin(y) @ params["w"]
+    return jnp.cumsum(z, axis=0) + jnp.sin(z)
+
+
+def test_every_unsupported_primitive_is_reported_at_once_with_file_and_line():
+    x = np.ones((3, 4), np.float32)
+    with pytest.raises(UnsupportedPrimitivesError) as info:
+        jax2sofie.convert(uses_three_unsupported, {"w": np.ones((4, 4), np.float32)}, x)
+    error = info.value
+    assert error.primitives == ["cumsum", "sin", "sort"]
+    message = str(error)
+    assert "3 JAX primitive(s)" in message and "4 use(s)" in message
+    for text in ("jnp.sort(x", "jnp.sin(y)", "jnp.cumsum(z", "+ jnp.sin(z)"):
+        assert f"test_errors.py:{_line_of(text)}" in message, (text, message)
+    assert "uses_three_unsupported" in message
+
+
+def test_unsupported_primitives_inside_jit_are_found():
+    with pytest.raises(UnsupportedPrimitivesError) as info:
+        jax2sofie.convert(lambda p, x: jax.jit(lambda y: jnp.floor(y) + 1.0)(x), None, np.ones(3, np.float32))
+    assert info.value.primitives == ["floor"]
+
+
+def test_unsupported_primitive_on_params_only_is_folded_not_reported():
+    w = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+
+    def fn(params, x):
+        return x @ jnp.sort(jnp.sin(params["w"]), axis=0)
+
+    model = jax2sofie.convert(fn, {"w": w}, np.ones((2, 4), np.float32))
+    assert model.graph.op_counts() == {"Gemm": 1}
+    report = model.check(np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32))
+    assert report.passed, str(report)
+
+
+def test_params_that_are_not_arrays_are_refused():
+    with pytest.raises(ConversionError, match="param 'w' is a str"):
+        jax2sofie.convert(lambda p, x: x, {"w": "not an array"}, np.ones(3, np.float32))
+
+
+def test_example_input_that_is_not_an_array_is_refused():
+    with pytest.raises(ConversionError, match="example input 0 is a list"):
+        jax2sofie.convert(lambda p, x: x, None, [1.0, 2.0])
+
+
+def test_missing_params_argument():
+    with pytest.raises(ConversionError, match="params argument is missing"):
+        jax2sofie.convert(lambda p, x: x)
+
+
+def test_check_with_wrong_input_shape():
+    model = jax2sofie.convert(lambda p, x: x * 2.0, None, np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"input 'x' has shape \(3, 3\)"):
+        model.check(np.ones((3, 3), np.float32))
+
+
+def test_select_n_on_integers_names_the_line():
+    def fn(p, x, t):
+        return jnp.where(x > 0, t, 0)
+
+    with pytest.raises(jax2sofie.LoweringError, match=r"select_n over int32.*\n  at .*test_errors.py:\d+"):
+        jax2sofie.convert(fn, None, np.ones(3, np.float32), np.ones(3, np.int32))
+
+
+def test_input_dependent_randomness_is_reported_with_its_reason():
+    def fn(p, x, seed):
+        return x + jax.random.normal(jax.random.key(seed[0]), x.shape)
+
+    with pytest.raises(UnsupportedPrimitivesError, match="random number generation has no place"):
+        jax2sofie.convert(fn, None, np.ones(3, np.float32), np.ones(1, np.int32))
+
+
+def test_randomness_from_a_fixed_key_is_folded_into_a_constant():
+    def fn(p, x):
+        return x + jax.random.normal(jax.random.key(0), x.shape)
+
+    model = jax2sofie.convert(fn, None, np.ones(3, np.float32))
+    assert model.graph.op_counts() == {"Add": 1}
+    assert model.check(np.arange(3, dtype=np.float32)).passed
+
+
+def test_rank0_int_identity_output_refused_clearly():
+    with pytest.raises(jax2sofie.LoweringError, match="output 'output' is an input"):
+        jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
