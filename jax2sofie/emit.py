@@ -47,10 +47,14 @@ def emit(graph: Graph) -> "sofie.RModel":
             rmodel.add_initialized_tensor(value.name, sofie_type(value), sofie_shape(value.shape), data)
         else:  # literals and shape operands are written into the header
             rmodel.add_constant_tensor(value.name, sofie_type(value), sofie_shape(value.shape), data)
-    native.push(rmodel, [
-        {"op": node.op, "name": node.name, "inputs": [v.name for v in node.inputs],
-         "outputs": [v.name for v in node.outputs], "attrs": node.attrs}
-        for node in graph.nodes
-    ])
+    try:
+        native.push(rmodel, [
+            {"op": node.op, "name": node.name, "inputs": [v.name for v in node.inputs],
+             "outputs": [v.name for v in node.outputs], "attrs": node.attrs}
+            for node in graph.nodes
+        ])
+    except native.NodeError as exc:  # add the user's line of the node the native module refused
+        source = next((n.source for n in graph.nodes if n.name == exc.node), "")
+        raise ConversionError(f"{exc}" + (f"\n  at {source}" if source else "")) from exc
     rmodel.add_output_tensor_name_list([v.name for v in graph.outputs])
     return rmodel

@@ -1,0 +1,137 @@
+"""The IR verifier and each pass: graphs before/after, and numbers unchanged (compiled and checked)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax2sofie
+from jax2sofie.errors import GraphError
+from jax2sofie.ir import GraphBuilder, verify
+from jax2sofie.passes import PIPELINE, eliminate_broadcasts, fold_constants
+from jax2sofie.passes.dce import eliminate_dead_code
+from jax2sofie.passes.gemm_bias import fuse_gemm_bias
+from jax2sofie.passes.naming import name_weights
+
+
+def _graph_with_input():
+    b = GraphBuilder("g")
+    x = b.input("x", (2, 3), np.float32)
+    return b, x
+
+
+def test_verifier_rejects_use_before_definition():
+    b, x = _graph_with_input()
+    y = b.op("Relu", [x], (2, 3), np.float32)
+    z = b.op("Tanh", [y], (2, 3), np.float32)
+    b.graph.nodes.reverse()
+    b.graph.outputs = [z]
+    with pytest.raises(GraphError, match="reads 'relu_1' before it is computed"):
+        verify(b.graph)
+
+
+def test_verifier_rejects_bad_reshape_and_transpose():
+    b, x = _graph_with_input()
+    b.graph.outputs = [b.op("Reshape", [x, b.constant(np.array([4, 2]))], (4, 2), np.float32)]
+    with pytest.raises(GraphError, match=r"reshape of \[2, 3\] to \[4, 2\] changes the number of elements"):
+        verify(b.graph)
+    b, x = _graph_with_input()
+    b.graph.outputs = [b.op("Transpose", [x], (2, 3), np.float32, perm=[1, 0])]
+    with pytest.raises(GraphError, match=r"output shape \[2, 3\] should be \[3, 2\]"):
+        verify(b.graph)
+
+
+def test_verifier_rejects_duplicate_names_and_missing_outputs():
+    b, x = _graph_with_input()
+    y = b.op("Relu", [x], (2, 3), np.float32)
+    y.name = "x"
+    b.graph.outputs = [y]
+    with pytest.raises(GraphError, match="two different tensors are both named 'x'"):
+        verify(b.graph)
+    b, x = _graph_with_input()
+    with pytest.raises(GraphError, match="has no outputs"):
+        verify(b.graph)
+
+
+def test_verifier_rejects_unknown_ops_and_names_the_source():
+    b, x = _graph_with_input()
+    with b.source("model.py:12 (f)"):
+        b.graph.outputs = [b.op("Frobnicate", [x], (2, 3), np.float32)]
+    with pytest.raises(GraphError, match=r"node 'frobnicate_op1' \(Frobnicate\) from model.py:12 \(f\): unknown"):
+        verify(b.graph, known_ops={"Relu"})
+
+
+def test_eliminate_broadcasts_then_fold_keeps_constants_small():
+    b, x = _graph_with_input()
+    one = b.constant(np.ones((1, 1), np.float32), "one")
+    shape = b.constant(np.array([2, 3], np.int64), "shape")
+    wide = b.op("Expand", [one, shape], (2, 3), np.float32)
+    b.graph.outputs = [b.op("Add", [x, wide], (2, 3), np.float32)]
+    graph = eliminate_broadcasts(b.graph)
+    graph = eliminate_dead_code(fold_constants(graph))
+    assert [n.op for n in graph.nodes] == ["Add"]
+    assert graph.nodes[0].inputs[1] is one  # the 1x1 constant, not a folded 2x3 copy
+
+
+def test_fold_constants_folds_transposed_weight_and_keeps_its_name():
+    b, x = _graph_with_input()
+    w = b.constant(np.arange(12, dtype=np.float32).reshape(4, 3), "Dense_kernel", origin="Dense_kernel")
+    wt = b.op("Transpose", [w], (3, 4), np.float32, perm=[1, 0])
+    b.graph.outputs = [b.op("Gemm", [x, wt], (2, 4), np.float32)]
+    graph = name_weights(eliminate_dead_code(fold_constants(b.graph)))
+    assert [n.op for n in graph.nodes] == ["Gemm"]
+    folded = graph.nodes[0].inputs[1]
+    assert folded.is_weight and folded.name == "Dense_kernel"
+    np.testing.assert_array_equal(folded.const, np.arange(12, dtype=np.float32).reshape(4, 3).T)
+
+
+def test_fuse_gemm_bias_before_after():
+    b, x = _graph_with_input()
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    bias = b.constant(np.ones((1, 4), np.float32), "b", origin="b")
+    y = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    b.graph.outputs = [b.op("Add", [y, bias], (2, 4), np.float32)]
+    out = b.graph.outputs[0]
+    graph = eliminate_dead_code(fuse_gemm_bias(b.graph))
+    assert [n.op for n in graph.nodes] == ["Gemm"]
+    gemm = graph.nodes[0]
+    assert gemm.inputs[2] is bias and gemm.attrs["beta"] == 1.0 and gemm.outputs == [out]
+    verify(graph)
+
+
+def test_fuse_gemm_bias_leaves_shared_products_alone():
+    b, x = _graph_with_input()
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    y = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    z = b.op("Add", [y, b.constant(np.ones(4, np.float32))], (2, 4), np.float32)
+    b.graph.outputs = [z, y]  # y is read twice: fusing would lose it
+    graph = fuse_gemm_bias(b.graph)
+    assert [n.op for n in graph.nodes] == ["Gemm", "Add"]
+
+
+def test_dead_code_is_removed():
+    b, x = _graph_with_input()
+    b.op("Exp", [x], (2, 3), np.float32)
+    b.graph.outputs = [b.op("Relu", [x], (2, 3), np.float32)]
+    assert [n.op for n in eliminate_dead_code(b.graph).nodes] == ["Relu"]
+
+
+def test_pipeline_order_is_documented():
+    assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants", "fuse_gemm_bias",
+                                              "eliminate_dead_code", "name_weights"]
+
+
+def test_passes_do_not_change_numbers_softmax_dense():
+    """Softmax's broadcasts are dropped and the bias fused; the compiled model still matches JAX."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((8, 5)).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32)}
+
+    def fn(p, x):
+        return jax.nn.softmax(x @ p["w"] + p["b"])
+
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    model = jax2sofie.convert(fn, params, x)
+    counts = model.graph.op_counts()
+    assert "Expand" not in counts and "Add" not in counts and counts["Gemm"] == 1
+    assert model.check(x).passed
