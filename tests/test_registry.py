@@ -48,3 +48,13 @@ def test_every_rule_has_a_catalog_case():
         _primitives_of(jax.make_jaxpr(case.fn)(params, *inputs).jaxpr, used)
     missing = sorted(set(RULES) - used)
     assert not missing, f"rules without a catalog case: {missing}"
+
+
+def test_coverage_page_is_up_to_date():
+    from pathlib import Path
+
+    from jax2sofie.lowering.coverage import coverage_markdown
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
+    assert page.read_text() == coverage_markdown(), (
+        "docs/coverage.md is stale: run `python -m jax2sofie.lowering.coverage > docs/coverage.md`")

@@ -8,6 +8,7 @@ from .registry import register
 
 @register("jit")
 def call(ctx: LoweringContext, *args: Value, jaxpr=None, call_jaxpr=None, **_params) -> list[Value]:
+    """Inlined: the sub-jaxpr is lowered in place."""
     closed = jaxpr if jaxpr is not None else call_jaxpr
     return ctx.inline(closed, args)
 

@@ -25,6 +25,7 @@ def _unary_rule(op: str):
         return ctx.unary(op, x)
 
     rule.__qualname__ = f"unary_rule[{op}]"
+    rule.__doc__ = f"SOFIE {op}"
     return rule
 
 
@@ -40,6 +41,7 @@ def _binary_rule(op: str):
         return ctx.binary(op, a, b)
 
     rule.__qualname__ = f"binary_rule[{op}]"
+    rule.__doc__ = f"SOFIE {op} (broadcasting)"
     return rule
 
 
@@ -49,11 +51,13 @@ for _primitive, _op in _BINARY_OPS.items():
 
 @register("rsqrt")
 def rsqrt(ctx: LoweringContext, x: Value, **_params) -> Value:
+    """SOFIE Reciprocal(Sqrt(x))."""
     return ctx.unary("Reciprocal", ctx.unary("Sqrt", x))
 
 
 @register("square")
 def square(ctx: LoweringContext, x: Value, **_params) -> Value:
+    """SOFIE Mul(x, x)."""
     return ctx.binary("Mul", x, x)
 
 
@@ -80,6 +84,7 @@ def _comparison_rule(op: str):
         return ctx.binary(op, a, b, dtype=np.bool_)
 
     rule.__qualname__ = f"comparison_rule[{op}]"
+    rule.__doc__ = f"SOFIE {op} (bool output)"
     return rule
 
 
@@ -89,11 +94,13 @@ for _primitive, _op in _COMPARISONS.items():
 
 @register("ne")
 def not_equal(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
+    """SOFIE Not(Equal(a, b))."""
     return ctx.unary("Not", ctx.binary("Equal", a, b, dtype=np.bool_))
 
 
 @register("not")
 def logical_not(ctx: LoweringContext, x: Value, **_params) -> Value:
+    """SOFIE Not (booleans only)."""
     if x.dtype != np.bool_:
         raise ctx.error(f"bitwise 'not' on {x.dtype} is not supported yet (only on booleans)")
     return ctx.unary("Not", x)
@@ -115,6 +122,7 @@ def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Va
 
 @register("convert_element_type")
 def convert_element_type(ctx: LoweringContext, x: Value, *, new_dtype, **_params) -> Value:
+    """SOFIE Cast (none when the dtype is unchanged)."""
     return ctx.cast(x, new_dtype)
 
 

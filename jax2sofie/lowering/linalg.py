@@ -19,6 +19,7 @@ from .registry import register
 @register("dot_general")
 def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbers, preferred_element_type=None,
                 **_params) -> Value:
+    """SOFIE Gemm (2-D, with transA/transB) or batched Gemm after transposes/reshapes that fold on weights."""
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     lhs_contract, rhs_contract = list(lhs_contract), list(rhs_contract)
     lhs_batch, rhs_batch = list(lhs_batch), list(rhs_batch)

@@ -21,6 +21,7 @@ def _reduce_rule(op: str):
         return ctx.reshape(kept, ())
 
     rule.__qualname__ = f"reduce_rule[{op}]"
+    rule.__doc__ = f"SOFIE {op} (keepdims=1 + Reshape when reducing to a scalar)"
     return rule
 
 

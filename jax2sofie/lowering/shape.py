@@ -8,6 +8,7 @@ from .registry import register
 
 @register("reshape")
 def reshape(ctx: LoweringContext, x: Value, *, new_sizes, dimensions=None, **_params) -> Value:
+    """SOFIE Reshape (Transpose first when `dimensions` is given)."""
     if dimensions is not None:  # lax.reshape's optional transpose-before-reshape
         x = ctx.transpose(x, dimensions)
     return ctx.reshape(x, new_sizes)
@@ -15,6 +16,7 @@ def reshape(ctx: LoweringContext, x: Value, *, new_sizes, dimensions=None, **_pa
 
 @register("squeeze")
 def squeeze(ctx: LoweringContext, x: Value, *, dimensions, **_params) -> Value:
+    """SOFIE Reshape."""
     drop = {d % x.rank for d in dimensions}
     return ctx.reshape(x, [n for i, n in enumerate(x.shape) if i not in drop])
 
@@ -33,6 +35,7 @@ def broadcast_in_dim(ctx: LoweringContext, x: Value, *dyn_shape: Value, shape, b
 
 @register("transpose")
 def transpose(ctx: LoweringContext, x: Value, *, permutation, **_params) -> Value:
+    """SOFIE Transpose."""
     return ctx.transpose(x, permutation)
 
 
