@@ -40,7 +40,7 @@ def main() -> int:
         model = jax2sofie.convert(module.apply, variables, x, name="mlp")
         print(model.summary())
         if batch == 1:
-            for path in model.write(args.out):
+            for path in model.write(args.out, test=True, force=True):
                 print(f"  wrote {path}")
         report = model.check(x)
         print(f"batch {batch}: {report}\n")

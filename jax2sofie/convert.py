@@ -58,7 +58,10 @@ def build(traced: Traced, name: str) -> ConvertedModel:
     verify(graph)
     graph = run_passes(graph)
     rmodel = emit(graph)
-    rmodel.generate()
+    try:
+        rmodel.generate()
+    except Exception as exc:  # SOFIE's own checks run here; say where the error comes from
+        raise ConversionError(f"SOFIE failed to generate code for model '{graph.name}': {exc}") from exc
     return ConvertedModel(graph=graph, rmodel=rmodel, traced=traced)
 
 

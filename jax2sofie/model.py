@@ -9,9 +9,19 @@ from typing import Any
 
 import numpy as np
 
+import sofie
+
+from .emit import emit
 from .ir import Graph
 from .runtime import CheckReport, TensorSpec, compile_model
+from .runtime.standalone import write_standalone_test
 from .trace import Traced
+
+WEIGHT_FORMATS = {
+    "text": sofie.Options.kDefault,
+    "safetensors": sofie.Options.kSafetensorsWeightFile,
+    "embedded": sofie.Options.kNoWeightFile,
+}
 
 
 class ConvertedModel:
@@ -27,27 +37,51 @@ class ConvertedModel:
         return self.graph.name
 
     # -- writing --------------------------------------------------------------------------------
-    def write(self, directory: str | os.PathLike) -> list[Path]:
-        """Write `<name>.hxx` and its weight file `<name>.dat` into `directory`; return their paths.
+    def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
+              force: bool = False, rtol: float = 1e-4, atol: float = 1e-5) -> list[Path]:
+        """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
-        The files are generated in a temporary folder inside `directory` and moved into place only
-        once complete, so a failure leaves no half-written files. The generated Session's default
-        weight-file name is `<name>.dat`, the file written next to the header.
+        weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
+        "embedded" (in the header, no weight file). The generated Session's default weight-file name
+        is the file written next to the header.
+        test: also write `<name>_test.cpp` and a Makefile: a C++ check that runs the model on a
+        reference input and compares with the JAX output (`make test` exits non-zero on mismatch).
+        Files are generated in a temporary folder inside `directory` and moved into place only once
+        all are complete, so a failure leaves the directory as it was. Existing files are not
+        overwritten unless `force` is given.
         """
+        if weights not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}, not {weights!r}")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=directory))
         try:
-            self.rmodel.output_generated(str(staging / f"{self.name}.hxx"))
+            self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
+            if test:
+                arrays = self.example_inputs()
+                weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
+                write_standalone_test(staging, self.name, weight_file, [v.name for v in self.graph.inputs], arrays,
+                                      [v.name for v in self.graph.outputs], self.traced.reference(*arrays),
+                                      rtol, atol)
             written = sorted(staging.iterdir())
+            clashes = [directory / p.name for p in written if (directory / p.name).exists()]
+            if clashes and not force:
+                raise FileExistsError(f"not overwriting {', '.join(map(str, clashes))} (pass force=True)")
             paths = []
             for path in written:
-                target = directory / path.name
-                os.replace(path, target)
-                paths.append(target)
+                os.replace(path, directory / path.name)
+                paths.append(directory / path.name)
             return paths
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _rmodel_for(self, weights: str):
+        """The generated RModel for a weight format (a fresh one for each non-default format)."""
+        if weights == "text":
+            return self.rmodel
+        rmodel = emit(self.graph)
+        rmodel.generate(WEIGHT_FORMATS[weights])
+        return rmodel
 
     # -- checking -------------------------------------------------------------------------------
     def compile(self):

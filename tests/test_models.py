@@ -137,3 +137,44 @@ def test_write_names_header_and_weights_consistently(tmp_path):
     at = weights.index("tensor_Dense_0_kernel")
     values = np.array(weights[at + 2: at + 2 + 16 * 64], dtype=np.float32)
     np.testing.assert_allclose(values, np.asarray(variables["params"]["Dense_0"]["kernel"]).ravel(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("weights", ["text", "safetensors", "embedded"])
+def test_standalone_cpp_reference_check(tmp_path, weights):
+    """write(test=True) gives a C++ check that passes, and fails when the weights are wrong."""
+    import subprocess
+
+    module = LinenMLP()
+    x = _inputs(3, 16)
+    variables = module.init(jax.random.PRNGKey(0), x)
+    model = jax2sofie.convert(module.apply, variables, x, name="mlp_ref")
+    out = tmp_path / weights
+    paths = model.write(out, weights=weights, test=True)
+    expected_files = {"text": "mlp_ref.dat", "safetensors": "mlp_ref.safetensors", "embedded": None}[weights]
+    names = sorted(p.name for p in paths)
+    assert names == sorted(filter(None, ["Makefile", "mlp_ref.hxx", "mlp_ref_test.cpp", expected_files]))
+    run = subprocess.run(["make", "-s", "test"], cwd=out, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "mlp_ref: OK" in run.stdout
+    if weights == "text":  # corrupt one weight: the C++ check must fail
+        dat = out / "mlp_ref.dat"
+        lines = dat.read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("tensor_Dense_0_kernel ")) + 1
+        values = lines[at].split()
+        values[0] = "7.5"
+        lines[at] = " ".join(values)
+        dat.write_text("\n".join(lines) + "\n")
+        bad = subprocess.run(["./mlp_ref_test"], cwd=out, capture_output=True, text=True)
+        assert bad.returncode == 1 and "MISMATCH" in bad.stdout, bad.stdout
+
+
+def test_write_refuses_to_overwrite_without_force(tmp_path):
+    model = jax2sofie.convert(lambda p, x: x * p["w"], {"w": np.ones(3, np.float32)}, np.ones(3, np.float32),
+                              name="scale")
+    model.write(tmp_path)
+    before = (tmp_path / "scale.hxx").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="scale.hxx"):
+        model.write(tmp_path)
+    assert (tmp_path / "scale.hxx").stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scale.dat", "scale.hxx"]  # no staging leftovers
+    assert len(model.write(tmp_path, force=True)) == 2
