@@ -53,8 +53,11 @@ class ConvertedModel:
         if weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}, not {weights!r}")
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=directory))
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=directory))
+        except OSError as exc:
+            raise OSError(f"cannot write model '{self.name}' into {directory}: {exc.strerror or exc}") from exc
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             if test:

@@ -146,6 +146,9 @@ def _input_spec(x, index: int) -> jax.ShapeDtypeStruct:
     if dtype == np.float64:
         raise ConversionError(f"example input {index} is float64 with jax_enable_x64 on: jax2sofie generates "
                               "float32 code; give a float32 input")
+    if any(int(d) == 0 for d in shape):
+        raise ConversionError(f"example input {index} has shape {tuple(shape)}: zero-size dimensions are not "
+                              "supported (the generated code has nothing to compute)")
     return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
 

@@ -105,3 +105,40 @@ def test_randomness_from_a_fixed_key_is_folded_into_a_constant():
 def test_rank0_int_identity_output_refused_clearly():
     with pytest.raises(jax2sofie.LoweringError, match="output 'output' is an input"):
         jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
+
+
+def test_nan_weights_warn_and_strict_refuses():
+    w = np.ones((3, 2), np.float32)
+    w[1, 1] = np.nan
+    with pytest.warns(RuntimeWarning, match=r"weight 'w' has 1 NaN/Inf value\(s\) of 6"):
+        jax2sofie.convert(lambda p, x: x @ p["w"], {"w": w}, np.ones((1, 3), np.float32))
+    with pytest.raises(ConversionError, match=r"weight 'w' has 1 NaN/Inf.*strict"):
+        jax2sofie.convert(lambda p, x: x @ p["w"], {"w": w}, np.ones((1, 3), np.float32), strict=True)
+
+
+def test_bfloat16_model_is_refused_with_the_line():
+    w = jnp.ones((3, 2), jnp.bfloat16)
+    with pytest.raises(ConversionError, match=r"computes in bfloat16 .*test_errors.py:\d+.*cast the params"):
+        jax2sofie.convert(lambda p, x: x.astype(jnp.bfloat16) @ p["w"], {"w": w}, np.ones((1, 3), np.float32))
+
+
+def test_zero_size_input_is_refused():
+    with pytest.raises(ConversionError, match=r"example input 0 has shape \(0, 3\): zero-size"):
+        jax2sofie.convert(lambda p, x: x * 2.0, None, np.ones((0, 3), np.float32))
+
+
+def test_names_that_would_clash_in_cpp_get_distinct_identifiers(tmp_path):
+    params = {"a/b": np.full(2, 1.0, np.float32), "a_b": np.full(2, 2.0, np.float32), "a-b": np.full(2, 3.0, np.float32)}
+    model = jax2sofie.convert(lambda p, x: x * p["a/b"] + p["a_b"] - p["a-b"], params, np.ones(2, np.float32))
+    names = [v.name for v in model.graph.constants() if v.is_weight]
+    assert len(set(names)) == 3 and "a_b" in names
+    assert model.check(np.arange(2, dtype=np.float32)).passed
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    model = jax2sofie.convert(lambda p, x: x * 2.0, None, np.ones(2, np.float32))
+    with pytest.raises(OSError, match=r"cannot write model 'model' into .*file/out"):
+        model.write(blocker / "out")
+    assert blocker.read_text() == "not a directory"
