@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .dynamic import BATCH_PARAM, TRACE_BATCHES, generalise
 from .emit import emit
 from .errors import ConversionError
-from .ir import GraphBuilder, Value, identifier, verify
+from .ir import Graph, GraphBuilder, Value, identifier, verify
 from .lowering import check_supported, lower_sub_jaxpr
 from .lowering.context import LoweringContext
 from .lowering.source import location_of
@@ -19,7 +20,7 @@ from .trace import Traced, trace, trace_nnx
 
 
 def convert(target: Any, *args: Any, name: str | None = None, input_names: Sequence[str] | None = None,
-            strict: bool = False) -> ConvertedModel:
+            strict: bool = False, dynamic_batch: bool = False) -> ConvertedModel:
     """Convert a JAX function or a Flax model to a SOFIE model.
 
     - `convert(fn, params, *example_inputs)` for `fn(params, *inputs)`; for Flax linen pass
@@ -27,23 +28,77 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
     - `convert(nnx_module, *example_inputs)` for a Flax nnx module.
     Example inputs are arrays or `jax.ShapeDtypeStruct`s. Weights with NaN or Inf values give a
     warning, or an error with `strict=True`.
+
+    A symbolic batch: give inputs as `jax.ShapeDtypeStruct`s whose shapes come from
+    `jax.export.symbolic_shape("b, 16")`, or pass `dynamic_batch=True` (dimension 0 of every input is
+    the batch). The generated Session then takes a maximum batch size and `infer` the batch size.
     """
     if _is_nnx_module(target):
-        traced = trace_nnx(target, args, input_names)
-        default_name = type(target).__name__
+        def trace_with(inputs):
+            return trace_nnx(target, inputs, input_names)
+        inputs, default_name = args, type(target).__name__
     elif callable(target):
         if not args:
             raise ConversionError("convert(fn, params, *example_inputs): the params argument is missing")
-        traced = trace(target, args[0], args[1:], input_names)
-        default_name = _function_name(target)
+
+        def trace_with(inputs):
+            return trace(target, args[0], inputs, input_names)
+        inputs, default_name = args[1:], _function_name(target)
     else:
         raise ConversionError(f"cannot convert a {type(target).__name__}: give a function fn(params, *inputs), "
                               "a Flax linen module's `apply`, or a Flax nnx module")
-    return build(traced, name or default_name, strict=strict)
+    batched = batch_positions(inputs, dynamic_batch)
+    if batched is None:
+        return build(trace_with(inputs), name or default_name, strict=strict)
+    return build_dynamic(lambda batch: trace_with(at_batch(inputs, batched, batch)), name or default_name,
+                         strict=strict)
+
+
+def batch_positions(inputs: Sequence[Any], dynamic_batch: bool) -> list[list[int]] | None:
+    """Per input, the positions of its batch dimension; None for a static model.
+
+    The batch is the symbolic dimension of ShapeDtypeStruct inputs (one symbol for all inputs), or
+    dimension 0 of every input with `dynamic_batch=True`.
+    """
+    symbols = {str(d) for x in inputs for d in getattr(x, "shape", ()) if not isinstance(d, (int, np.integer))}
+    if len(symbols) > 1:
+        raise ConversionError(f"the inputs use several symbolic dimensions {sorted(symbols)}: only one (the "
+                              "batch) is supported")
+    if symbols:
+        return [[i for i, d in enumerate(x.shape) if not isinstance(d, (int, np.integer))] for x in inputs]
+    if dynamic_batch:
+        if any(len(getattr(x, "shape", ())) == 0 for x in inputs):
+            raise ConversionError("dynamic_batch=True needs every input to have a batch dimension (dimension 0)")
+        return [[0] for _ in inputs]
+    return None
+
+
+def at_batch(inputs: Sequence[Any], positions: list[list[int]], batch: int) -> list[Any]:
+    """The example inputs as ShapeDtypeStructs with the batch dimension(s) set to `batch`."""
+    import jax
+
+    specs = []
+    for x, where in zip(inputs, positions):
+        shape = tuple(batch if i in where else int(d) for i, d in enumerate(x.shape))
+        specs.append(jax.ShapeDtypeStruct(shape, x.dtype))
+    return specs
 
 
 def build(traced: Traced, name: str, strict: bool = False) -> ConvertedModel:
     """Lower a traced model and generate its RModel (shared by every frontend)."""
+    graph = lower(traced, name, strict)
+    return ConvertedModel(graph=graph, rmodel=generate(graph), traced=traced)
+
+
+def build_dynamic(trace_at: Callable[[int], Traced], name: str, strict: bool = False) -> ConvertedModel:
+    """Like build(), with a symbolic batch: `trace_at(batch)` traces the model at a given batch size."""
+    first, second = (trace_at(batch) for batch in TRACE_BATCHES)
+    graph = generalise(lower(first, name, strict), lower(second, name, strict))
+    return ConvertedModel(graph=graph, rmodel=generate(graph), traced=first, batch_param=BATCH_PARAM)
+
+
+def lower(traced: Traced, name: str, strict: bool = False) -> Graph:
+    """Traced model -> verified, optimised IR graph."""
     n_params = len(traced.param_values)
     check_supported(traced.closed, [True] * n_params + [False] * len(traced.input_specs))
     check_float_types(traced.closed)
@@ -62,12 +117,17 @@ def build(traced: Traced, name: str, strict: bool = False) -> ConvertedModel:
     verify(graph)
     graph = run_passes(graph)
     check_weights_finite(graph, strict)
+    return graph
+
+
+def generate(graph: Graph):
+    """IR graph -> generated sofie.RModel."""
     rmodel = emit(graph)
     try:
         rmodel.generate()
     except Exception as exc:  # SOFIE's own checks run here; say where the error comes from
         raise ConversionError(f"SOFIE failed to generate code for model '{graph.name}': {exc}") from exc
-    return ConvertedModel(graph=graph, rmodel=rmodel, traced=traced)
+    return rmodel
 
 
 _UNSUPPORTED_FLOATS = {"float16", "bfloat16", "float64"}

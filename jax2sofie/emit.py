@@ -27,6 +27,11 @@ def sofie_shape(shape) -> list[int]:
     return [int(d) for d in shape] or [1]
 
 
+def sofie_dims(shape) -> list:
+    """A shape with symbolic entries ("bs") as SOFIE Dims."""
+    return [sofie.Dim(d) if isinstance(d, str) else sofie.Dim(int(d)) for d in shape] or [sofie.Dim(1)]
+
+
 def sofie_type(value: Value) -> "sofie.ETensorType":
     try:
         return SOFIE_TYPES[np.dtype(value.dtype)]
@@ -39,7 +44,10 @@ def emit(graph: Graph) -> "sofie.RModel":
     """Build the RModel for `graph` (not yet generated)."""
     rmodel = sofie.RModel(graph.name, datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
     for value in graph.inputs:
-        rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_shape(value.shape))
+        if any(isinstance(d, str) for d in value.shape):
+            rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_dims(value.shape))
+        else:
+            rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_shape(value.shape))
         rmodel.add_input_tensor_name(value.name)
     for value in graph.constants():
         data = np.ascontiguousarray(value.const).reshape(sofie_shape(value.shape))

@@ -25,10 +25,12 @@ WEIGHT_FORMATS = {
 
 
 class ConvertedModel:
-    def __init__(self, graph: Graph, rmodel: Any, traced: Traced):
+    def __init__(self, graph: Graph, rmodel: Any, traced: Traced, batch_param: str | None = None):
         self.graph = graph
         self.rmodel = rmodel  # the sofie.RModel, already generated
         self.traced = traced
+        # the name of the symbolic batch size ("bs") of a dynamic-batch model, else None
+        self.batch_param = batch_param
         self._build_dir: Path | None = None
         self._compiled = None
 
@@ -128,12 +130,14 @@ class ConvertedModel:
         if len(inputs) != len(self.traced.input_specs):
             raise TypeError(f"model '{self.name}' takes {len(self.traced.input_specs)} input(s), got {len(inputs)}")
         arrays = []
-        for value, spec, name in zip(inputs, self.traced.input_specs, self.traced.input_names):
+        for value, graph_input, name in zip(inputs, self.graph.inputs, self.traced.input_names):
             array = np.asarray(value)
-            if array.shape != tuple(spec.shape):
+            expected = tuple(graph_input.shape)
+            if len(array.shape) != len(expected) or any(
+                    not isinstance(e, str) and n != e for n, e in zip(array.shape, expected)):
                 raise ValueError(f"input '{name}' has shape {array.shape}, the model was converted for "
-                                 f"{tuple(spec.shape)}")
-            arrays.append(array.astype(spec.dtype, copy=False))
+                                 f"{expected}")
+            arrays.append(array.astype(graph_input.dtype, copy=False))
         return arrays
 
     # -- describing -----------------------------------------------------------------------------

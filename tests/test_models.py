@@ -178,3 +178,60 @@ def test_write_refuses_to_overwrite_without_force(tmp_path):
     assert (tmp_path / "scale.hxx").stat().st_mtime_ns == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scale.dat", "scale.hxx"]  # no staging leftovers
     assert len(model.write(tmp_path, force=True)) == 2
+
+
+def test_dynamic_batch_models():
+    """Symbolic batch from jax.export.symbolic_shape and from dynamic_batch=True; one compiled model runs
+    at batch 1, 7 and 64."""
+    module = JetTagger()
+    variables = module.init(jax.random.PRNGKey(1), _inputs(1, 64))
+    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("b, 64"), jnp.float32)
+    tagger = jax2sofie.convert(module.apply, variables, spec, name="jet_tagger_dyn")
+    nnx_module = NnxMLP(nnx.Rngs(0))
+    nnx_module.eval()
+    nnx_model = jax2sofie.convert(nnx_module, _inputs(2, 16), dynamic_batch=True)
+    rng = np.random.default_rng(3)
+    params = {
+        "ln": {"scale": rng.uniform(0.5, 1.5, 32).astype(np.float32), "bias": rng.normal(size=32).astype(np.float32)},
+        "dense": {"w": rng.normal(size=(32, 48)).astype(np.float32) / 6, "b": rng.normal(size=48).astype(np.float32)},
+        "head": {"w": rng.normal(size=(48, 10)).astype(np.float32) / 7},
+    }
+    plain = jax2sofie.convert(layer_norm_mlp, params, _inputs(3, 32), dynamic_batch=True)
+    for model, features in ((tagger, 64), (nnx_model, 16), (plain, 32)):
+        assert [str(d) for d in model.graph.inputs[0].shape] == ["bs", str(features)]
+        for batch in (1, 7, 64):
+            report = model.check(_inputs(batch, features, seed=batch))
+            assert report.passed, f"{model.name} at batch {batch}: {report}"
+    header = tagger.rmodel.return_generated()
+    assert "size_t bs" in header
+
+
+def test_dynamic_batch_rank3_dense_and_batch_products():
+    """A dense layer over (b, t, f) keeps b apart and works; an explicit (b*t, f) reshape is refused
+    clearly (SOFIE's Reshape cannot infer a merged symbolic size)."""
+    w = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    model = jax2sofie.convert(lambda p, x: jnp.tanh(x @ p["w"]).sum(axis=1), {"w": w},
+                              _inputs(2, 18).reshape(2, 3, 6), dynamic_batch=True)
+    for batch in (1, 5):
+        assert model.check(_inputs(batch * 3, 6, seed=batch).reshape(batch, 3, 6)).passed
+
+    def merged(p, x):
+        b, t, f = x.shape
+        return jnp.tanh(x.reshape(b * t, f) @ p["w"]).reshape(b, t, 4).sum(axis=1)
+
+    with pytest.raises(jax2sofie.ConversionError, match=r"target dimension 0 is bs\*3: a reshape that merges"):
+        jax2sofie.convert(merged, {"w": w}, _inputs(2, 18).reshape(2, 3, 6), dynamic_batch=True)
+
+
+def test_structure_depending_on_batch_is_refused():
+    def fn(p, x):
+        return x * x.shape[0] if x.shape[0] > 6 else x  # a different program at batch 5 and 7
+
+    with pytest.raises(jax2sofie.ConversionError, match="structure depends on the batch size"):
+        jax2sofie.convert(fn, None, _inputs(2, 3), dynamic_batch=True)
+
+
+def test_dropout_left_in_training_mode_warns():
+    module = NnxMLP(nnx.Rngs(0))  # not .eval(): dropout draws random numbers with its stored key
+    with pytest.warns(RuntimeWarning, match=r"random numbers drawn with a fixed key .* training mode"):
+        jax2sofie.convert(module, _inputs(2, 16))

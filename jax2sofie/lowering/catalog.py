@@ -55,6 +55,9 @@ class Case:
     rtol: float = 1e-4
     atol: float = 1e-5
     notes: str = ""
+    # whether dimension 0 of every input is a batch dimension: the case then also runs with a
+    # symbolic batch (tests/test_catalog.py, at several batch sizes)
+    batch: bool = True
     module: str = field(default="")
 
     def materialize(self, batch: int | None = None) -> tuple[Any, list[np.ndarray]]:
@@ -74,8 +77,8 @@ CASES: dict[str, Case] = {}
 
 
 def case(name: str, fn: Callable, *inputs: Spec, params: Any = None, rtol: float = 1e-4, atol: float = 1e-5,
-         notes: str = "") -> None:
+         notes: str = "", batch: bool = True) -> None:
     if name in CASES:
         raise ValueError(f"catalog case '{name}' is declared twice")
     module = getattr(fn, "__module__", "") or ""
-    CASES[name] = Case(name, fn, tuple(inputs), params, rtol, atol, notes, module)
+    CASES[name] = Case(name, fn, tuple(inputs), params, rtol, atol, notes, batch, module)

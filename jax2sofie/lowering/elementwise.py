@@ -142,7 +142,7 @@ from .catalog import boolean, case, f32, i32, positive  # noqa: E402
 case("add", lambda p, x, y: x + y, f32(3, 5), f32(3, 5))
 case("add_scalar_literal", lambda p, x: 2.5 + x, f32(4, 1))
 case("sub", lambda p, x, y: x - y, f32(2, 3, 4), f32(2, 3, 4))
-case("mul_broadcast_row", lambda p, x, y: x * y[None, :], f32(6, 5), f32(5))
+case("mul_broadcast_row", lambda p, x, y: x * y[None, :], f32(6, 5), f32(5), batch=False)
 case("div", lambda p, x, y: x / y, f32(4, 7), positive(4, 7))
 case("max_min", lambda p, x, y: jnp.maximum(x, y) - jnp.minimum(x, 0.25), f32(3, 4), f32(3, 4))
 case("relu_as_max", lambda p, x: jnp.maximum(x, 0.0), f32(1, 9))

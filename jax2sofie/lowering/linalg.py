@@ -1,7 +1,8 @@
 """dot_general with any dimension numbers, lowered to SOFIE's Gemm.
 
-Every contraction is brought to the form (batch, M, K) x (batch, K, N): transposes put batch, free and
-contracting axes in that order (free on weights: they fold into the weight), reshapes merge them.
+Every contraction is brought to the form (batch..., M, K) x (batch..., K, N): transposes put batch, free
+and contracting axes in that order (free on weights: they fold into the weight), reshapes merge the
+free and the contracting axes (never the batch axes).
 Without batch axes a plain 2-D Gemm is used and an operand already laid out as (K, M) or (N, K)
 is read through Gemm's transA/transB instead of being transposed.
 """
@@ -37,6 +38,13 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
     n = math.prod(rhs.shape[d] for d in rhs_free)
     out_shape = tuple(batch) + tuple(lhs.shape[d] for d in lhs_free) + tuple(rhs.shape[d] for d in rhs_free)
 
+    if not batch and lhs.rank > 2 and lhs_free == list(range(lhs.rank - 1)) and len(rhs_free) == 1:
+        # (..., K) x (K, N): SOFIE's Gemm takes the leading axes of A as they are, so the batch axis is
+        # never merged into a reshape (which SOFIE cannot do on a symbolic batch)
+        b, trans_b = _as_matrix(ctx, rhs, rhs_contract, rhs_free, (k, n))
+        return ctx.op("Gemm", [lhs, b], out_shape, np.float32, hint="matmul", alpha=1.0, beta=0.0,
+                      transA=0, transB=int(trans_b))
+
     if not batch:
         a, trans_a = _as_matrix(ctx, lhs, lhs_free, lhs_contract, (m, k))
         b, trans_b = _as_matrix(ctx, rhs, rhs_contract, rhs_free, (k, n))
@@ -44,10 +52,12 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
                          transA=int(trans_a), transB=int(trans_b))
         return ctx.reshape(product, out_shape)
 
-    nb = math.prod(batch)
-    a = ctx.reshape(ctx.transpose(lhs, lhs_batch + lhs_free + lhs_contract), (nb, m, k))
-    b = ctx.reshape(ctx.transpose(rhs, rhs_batch + rhs_contract + rhs_free), (nb, k, n))
-    product = ctx.op("Gemm", [a, b], (nb, m, n), np.float32, hint="batched_matmul", alpha=1.0, beta=0.0,
+    # batched: (batch..., M, K) x (batch..., K, N), the batch axes kept apart (not merged) for the
+    # same reason; SOFIE's Gemm multiplies stacks of matrices of equal rank
+    batch = tuple(batch)
+    a = ctx.reshape(ctx.transpose(lhs, lhs_batch + lhs_free + lhs_contract), batch + (m, k))
+    b = ctx.reshape(ctx.transpose(rhs, rhs_batch + rhs_contract + rhs_free), batch + (k, n))
+    product = ctx.op("Gemm", [a, b], batch + (m, n), np.float32, hint="batched_matmul", alpha=1.0, beta=0.0,
                      transA=0, transB=0)
     return ctx.reshape(product, out_shape)
 
@@ -72,10 +82,10 @@ from .catalog import case, f32  # noqa: E402
 
 case("matmul_weight", lambda p, x: x @ p["w"], f32(4, 16), params={"w": f32(16, 8)})
 case("matmul_weight_transposed", lambda p, x: x @ p["w"].T, f32(3, 5), params={"w": f32(7, 5)})
-case("matmul_two_inputs", lambda p, x, y: x @ y, f32(4, 6), f32(6, 3))
+case("matmul_two_inputs", lambda p, x, y: x @ y, f32(4, 6), f32(6, 3), batch=False)
 case("matmul_lhs_transposed", lambda p, x, y: x.T @ y, f32(6, 4), f32(6, 3))
 case("matmul_rhs_transposed_input", lambda p, x, y: x @ y.T, f32(4, 6), f32(3, 6))
-case("matvec", lambda p, x: p["w"] @ x, f32(5), params={"w": f32(3, 5)})
+case("matvec", lambda p, x: p["w"] @ x, f32(5), params={"w": f32(3, 5)}, batch=False)
 case("dot_vectors", lambda p, x, y: jnp.dot(x, y) * x, f32(6), f32(6))
 case("matmul_rank3_activation", lambda p, x: x @ p["w"], f32(2, 3, 4), params={"w": f32(4, 5)})
 case("batched_matmul", lambda p, x, y: jnp.einsum("bij,bjk->bik", x, y), f32(3, 4, 5), f32(3, 5, 2))

@@ -45,12 +45,12 @@ from jax import lax  # noqa: E402
 
 from .catalog import case, f32  # noqa: E402
 
-case("reshape", lambda p, x: jnp.reshape(x, (6, 4)) * 2.0, f32(2, 3, 4))
+case("reshape", lambda p, x: jnp.reshape(x, (6, 4)) * 2.0, f32(2, 3, 4), batch=False)
 case("reshape_flatten", lambda p, x: x.reshape(x.shape[0], -1) + 1.0, f32(2, 3, 4, 5))
 case("squeeze", lambda p, x: jnp.squeeze(x, axis=(1, -1)) + 1.0, f32(3, 1, 4, 1))
 case("expand_dims", lambda p, x: jnp.expand_dims(x, (0, 2)) * 3.0, f32(3, 4))
-case("broadcast_in_dim", lambda p, x: jnp.broadcast_to(x[:, None, :], (4, 3, 5)) + 0.0, f32(4, 5))
-case("broadcast_scalar_input", lambda p, x, s: x + jnp.broadcast_to(s, (2, 3)), f32(2, 3), f32())
+case("broadcast_in_dim", lambda p, x: jnp.broadcast_to(x[:, None, :], (4, 3, 5)) + 0.0, f32(4, 5), batch=False)
+case("broadcast_scalar_input", lambda p, x, s: x + jnp.broadcast_to(s, (2, 3)), f32(2, 3), f32(), batch=False)
 case("transpose", lambda p, x: jnp.transpose(x, (2, 0, 1)) - 1.0, f32(2, 3, 4))
 case("transpose_2d", lambda p, x: x.T * 1.5, f32(3, 7))
-case("reshape_with_dimensions", lambda p, x: lax.reshape(x, (3, 2), dimensions=(1, 0)) + 0.5, f32(2, 3))
+case("reshape_with_dimensions", lambda p, x: lax.reshape(x, (3, 2), dimensions=(1, 0)) + 0.5, f32(2, 3), batch=False)

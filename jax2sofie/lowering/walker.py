@@ -5,6 +5,7 @@ with JAX itself and becomes a constant; every other equation goes to its rule fr
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import jax
@@ -26,7 +27,7 @@ _NOT_FOLDED = {"broadcast_in_dim"}
 def lower_sub_jaxpr(ctx: LoweringContext, jaxpr, args: Sequence[Value]) -> list[Value]:
     """Lower a Jaxpr or ClosedJaxpr on `args` (its consts become constants)."""
     if isinstance(jaxpr, jcore.ClosedJaxpr):
-        consts = [ctx.const(np.asarray(c), "const") for c in jaxpr.consts]
+        consts = [ctx.builder.constant(c if _is_extended(c) else np.asarray(c), "const") for c in jaxpr.consts]
         return lower_jaxpr(ctx, jaxpr.jaxpr, consts, args)
     return lower_jaxpr(ctx, jaxpr, [], args)
 
@@ -79,8 +80,29 @@ def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) 
     return outputs
 
 
+def _is_extended(x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+
+
+# folding these bakes one draw of random numbers into the model: almost always dropout or noise
+# left in training mode, so the user is told
+_RANDOM_PRIMITIVES = {"random_bits", "threefry2x32", "philox4x32", "rng_bit_generator", "random_gamma"}
+
+
+def _draws_random_numbers(eqn: jcore.JaxprEqn) -> bool:
+    if eqn.primitive.name in _RANDOM_PRIMITIVES:
+        return True
+    return any(_draws_random_numbers(inner) for sub in jcore.jaxprs_in_params(eqn.params) for inner in sub.eqns)
+
+
 def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
     """Evaluate one equation on constant inputs with JAX; results derived from a weight stay weights."""
+    if _draws_random_numbers(eqn):
+        warnings.warn(f"random numbers drawn with a fixed key are baked into the model as constants "
+                      f"({eqn.primitive.name} at {ctx.builder.current_source or 'unknown location'}): is a "
+                      "dropout or noise layer still in training mode? (nnx: module.eval(); linen: "
+                      "deterministic=True; Keras: training=False)", RuntimeWarning, stacklevel=2)
     # what jax.core.eval_jaxpr does for one equation (older JAX returned (subfuns, params) here)
     bound = eqn.primitive.get_bind_params(eqn.params)
     subfuns, bind_params = bound if isinstance(bound, tuple) else ([], bound)
