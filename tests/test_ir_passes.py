@@ -119,7 +119,7 @@ def test_dead_code_is_removed():
 
 def test_pipeline_order_is_documented():
     assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants", "fuse_gemm_bias",
-                                              "eliminate_dead_code", "name_weights"]
+                                              "fuse_relu", "eliminate_dead_code", "name_weights"]
 
 
 def test_passes_do_not_change_numbers_softmax_dense():
@@ -134,4 +134,37 @@ def test_passes_do_not_change_numbers_softmax_dense():
     model = jax2sofie.convert(fn, params, x)
     counts = model.graph.op_counts()
     assert "Expand" not in counts and "Add" not in counts and counts["Gemm"] == 1
+    assert model.check(x).passed
+
+
+def test_fuse_relu_into_gemm_and_standalone_relu():
+    from jax2sofie.passes.activations import fuse_relu
+
+    b, x = _graph_with_input()
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    zero = b.constant(np.zeros((), np.float32), "zero")
+    y = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    r = b.op("Max", [y, zero], (2, 4), np.float32)
+    s = b.op("Max", [zero, x], (2, 3), np.float32)  # max(0, input): no Gemm to fuse into
+    b.graph.outputs = [r, s]
+    graph = fuse_relu(b.graph)
+    assert [n.op for n in graph.nodes] == ["Gemm", "Relu"]
+    assert graph.nodes[0].attrs["activation"] == "relu" and graph.nodes[0].outputs == [r]
+    assert graph.nodes[1].inputs == [x]
+    verify(graph)
+
+
+def test_relu_mlp_numbers_unchanged_after_fusion():
+    rng = np.random.default_rng(1)
+    params = {"w1": rng.standard_normal((6, 8)).astype(np.float32), "b1": rng.standard_normal(8).astype(np.float32),
+              "w2": rng.standard_normal((8, 3)).astype(np.float32)}
+
+    def fn(p, x):
+        return jax.nn.relu(jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"]) + jnp.maximum(x @ p["w2"][:6], 0.0)
+
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    model = jax2sofie.convert(fn, params, x)
+    counts = model.graph.op_counts()
+    assert "Max" not in counts and counts["Gemm"] == 3, counts
+    assert all(n.attrs.get("activation") == "relu" for n in model.graph.nodes if n.op == "Gemm")
     assert model.check(x).passed

@@ -5,8 +5,9 @@ Why this order:
    does not need is dropped instead of being folded into a big weight.
 2. fold_constants next: what is left on constants (reshaped/transposed weights) becomes weights, so
    the fusions below see a bias as the constant it is.
-3. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand. (Layout, CSE and further fusions
-   go here, before DCE.)
+3. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
+   bias already inside the Gemm to fuse max(x, 0) as its activation. (Layout, CSE and further
+   fusions go here, before DCE.)
 4. eliminate_dead_code: removes what the rewrites above left unused.
 5. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
@@ -18,6 +19,7 @@ from ..ir import Graph, verify
 from .broadcasts import eliminate_broadcasts
 from .constant_folding import fold_constants
 from .dce import eliminate_dead_code
+from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
 from .naming import name_weights
 
@@ -27,6 +29,7 @@ PIPELINE: list[Pass] = [
     eliminate_broadcasts,
     fold_constants,
     fuse_gemm_bias,
+    fuse_relu,
     eliminate_dead_code,
     name_weights,
 ]
