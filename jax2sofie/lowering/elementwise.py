@@ -111,8 +111,10 @@ def logical_not(ctx: LoweringContext, x: Value, **_params) -> Value:
 
 @register("select_n")
 def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Value:
-    """select_n(p, a, b) picks b where p is true: SOFIE's Where(p, b, a) on float32; more cases, an
-    integer selector or integer/bool values: J2S_Elementwise (SOFIE's Where rejects integers)."""
+    """SOFIE Where(p, b, a) for two float32 cases and a bool p; else J2S_Elementwise (any cases/dtypes).
+
+    select_n(p, a, b) picks b where p is true. SOFIE's Where rejects integer tensors, so more cases,
+    an integer selector or integer/bool values go to J2S_Elementwise."""
     if len(cases) == 1:
         return cases[0]
     if len(cases) != 2 or which.dtype != np.bool_ or cases[0].dtype != np.float32:

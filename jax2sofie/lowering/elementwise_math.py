@@ -63,9 +63,22 @@ def _table_rule(primitive: str):
         return elementwise(ctx, entry.template, inputs, out_dtype, params)
 
     rule.__qualname__ = f"table_rule[{primitive}]"
-    kinds = "/".join(sorted(entry.dtypes))
-    rule.__doc__ = (f"SOFIE {entry.sofie_op}" if entry.sofie_op else "J2S_Elementwise") + f" ({kinds})"
+    rule.__doc__ = describe(primitive)
     return rule
+
+
+def describe(primitive: str) -> str:
+    """One line for the coverage page: the operator, and the expression where it is short."""
+    entry = PRIMITIVES[primitive]
+    kinds = "/".join(sorted(entry.dtypes))
+    if entry.sofie_op is not None:
+        return f"SOFIE {entry.sofie_op} (float32)"
+    dtype = next(d for d in ("float32", "bool", "int32", "int64") if d in entry.dtypes)
+    builder = ExpressionBuilder()
+    args = [builder.input(i) for i in range(entry.arity)]
+    expression = builder.render(entry.template(builder, args, dtype, {}))
+    shown = f" `{expression}` for {dtype}" if len(expression) <= 60 else ""
+    return f"J2S_Elementwise{shown} ({kinds})"
 
 
 # `not`, the comparisons and `select_n` keep rules of their own (elementwise.py): SOFIE's Not,
@@ -132,6 +145,8 @@ case("hyperbolic", lambda p, x, y: (jnp.sinh(x), jnp.cosh(x), jnp.arcsinh(x), jn
      f32(3, 4), positive(3, 4))
 case("clamp_scalar_bounds", lambda p, x: lax.clamp(-0.5, x, 0.75) + jnp.clip(x, -1.0, None), f32(5, 5))
 case("clamp_tensor_bounds", lambda p, lo, x: lax.clamp(lo, x, lo + 1.0), f32(3, 4), f32(3, 4))
+case("clip_three_way_broadcast", lambda p, x, lo, hi: jnp.clip(x, lo[None, :, None] - 1.0, hi[:, None, None, :]),
+     f32(2, 1, 4, 3), f32(4), f32(2, 3), batch=False)
 case("clamp_int", lambda p, t: jnp.clip(t, 2, 5), i32(4, 6))
 case("is_finite", lambda p, x, y: jnp.where(jnp.isfinite(jnp.log(x) / y), x, 0.0),
      f32(3, 5), f32(3, 5))

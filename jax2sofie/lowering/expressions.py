@@ -87,6 +87,7 @@ class Primitive:
     # SOFIE's own operator computing the same on float32 (one input, same loop): used instead of
     # J2S_Elementwise when the primitive stands alone; a fusion can map it back to `template`
     sofie_op: str | None = None
+    arity: int = 1
 
 
 def _call(function: str) -> Template:
@@ -201,29 +202,29 @@ PRIMITIVES: dict[str, Primitive] = {
     "asin": Primitive(_call("std::asin"), FLOAT),
     "acos": Primitive(_call("std::acos"), FLOAT),
     "atan": Primitive(_call("std::atan"), FLOAT, sofie_op="Atan"),
-    "atan2": Primitive(_call("std::atan2"), FLOAT),
+    "atan2": Primitive(_call("std::atan2"), FLOAT, arity=2),
     "sinh": Primitive(_call("std::sinh"), FLOAT),
     "cosh": Primitive(_call("std::cosh"), FLOAT),
     "asinh": Primitive(_call("std::asinh"), FLOAT, sofie_op="Asinh"),
     "acosh": Primitive(_call("std::acosh"), FLOAT, sofie_op="Acosh"),
     "atanh": Primitive(_call("std::atanh"), FLOAT, sofie_op="Atanh"),
-    "nextafter": Primitive(_call("std::nextafter"), FLOAT),
+    "nextafter": Primitive(_call("std::nextafter"), FLOAT, arity=2),
     "is_finite": Primitive(_call("std::isfinite"), FLOAT, bool_out=True),
     # float and integer
     "sign": Primitive(_sign, FLOAT | INT),
-    "rem": Primitive(_rem, FLOAT | INT),
-    "clamp": Primitive(_clamp, FLOAT | INT),
+    "rem": Primitive(_rem, FLOAT | INT, arity=2),
+    "clamp": Primitive(_clamp, FLOAT | INT, arity=3),
     # comparisons (their rules are in elementwise.py: SOFIE's comparison ops on numbers; these on bool,
     # and `ne` everywhere, which SOFIE can only do as Not(Equal))
-    **{name: Primitive(_compare(op), FLOAT | INT | BOOL, bool_out=True)
+    **{name: Primitive(_compare(op), FLOAT | INT | BOOL, bool_out=True, arity=2)
        for name, op in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="))},
     # logic on booleans, bitwise on integers
-    "and": Primitive(_logic("&&", "&"), BOOL | INT),
-    "or": Primitive(_logic("||", "|"), BOOL | INT),
-    "xor": Primitive(_logic("!=", "^"), BOOL | INT),
+    "and": Primitive(_logic("&&", "&"), BOOL | INT, arity=2),
+    "or": Primitive(_logic("||", "|"), BOOL | INT, arity=2),
+    "xor": Primitive(_logic("!=", "^"), BOOL | INT, arity=2),
     "not": Primitive(lambda b, args, dtype, params: f"(!{args[0]})" if dtype == "bool" else f"(~{args[0]})",
                      BOOL | INT),
-    "shift_left": Primitive(_shift_left, INT),
-    "shift_right_logical": Primitive(_shift_right_logical, INT),
-    "shift_right_arithmetic": Primitive(_shift_right_arithmetic, INT),
+    "shift_left": Primitive(_shift_left, INT, arity=2),
+    "shift_right_logical": Primitive(_shift_right_logical, INT, arity=2),
+    "shift_right_arithmetic": Primitive(_shift_right_arithmetic, INT, arity=2),
 }
