@@ -1,6 +1,7 @@
 // THE op table: the one place that says which op names jax2sofie._native understands.
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
+#include "ops_elementwise.hpp"
 
 namespace jax2sofie {
 
@@ -35,6 +36,7 @@ const std::map<std::string, Factory> &OpTable()
       {"Asinh", MakeAsinh},
       {"Acosh", MakeAcosh},
       {"Atanh", MakeAtanh},
+      {"Erf", MakeErf},
       {"Tanh", MakeTanh},
       {"Sigmoid", MakeSigmoid},
       {"Relu", MakeRelu},
@@ -56,6 +58,8 @@ const std::map<std::string, Factory> &OpTable()
       {"And", MakeAnd},
       {"Or", MakeOr},
       {"Xor", MakeXor},
+      // project-owned: one loop over a C++ expression of broadcast inputs (ops_elementwise.cpp)
+      {"J2S_Elementwise", MakeElementwise},
       // data movement and types
       {"Identity", MakeIdentity},
       {"Reshape", MakeReshape},

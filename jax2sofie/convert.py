@@ -141,7 +141,8 @@ def check_float_types(closed) -> None:
             if dtype is not None and str(dtype) in _UNSUPPORTED_FLOATS:
                 raise ConversionError(
                     f"the model computes in {dtype} ('{eqn.primitive.name}' at {location_of(eqn) or 'unknown'}): "
-                    "jax2sofie generates float32 code; cast the params and inputs to float32")
+                    "jax2sofie generates float32 code; cast the params and inputs to float32 (with jax_enable_x64 "
+                    "on, also the arrays the model makes itself, e.g. jnp.array(..., dtype=jnp.float32))")
 
 
 def check_weights_finite(graph, strict: bool) -> None:

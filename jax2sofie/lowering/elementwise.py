@@ -5,6 +5,7 @@ import numpy as np
 
 from ..ir import Value
 from .context import LoweringContext
+from .elementwise_math import bitwise_not, select_cases, table_op
 from .registry import register
 
 _UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
@@ -79,42 +80,46 @@ def integer_pow(ctx: LoweringContext, x: Value, *, y: int, **_params) -> Value:
 _COMPARISONS = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
 
 
-def _comparison_rule(op: str):
+def _comparison_rule(primitive: str, op: str):
     def rule(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
+        if a.dtype == np.bool_:  # SOFIE's comparisons take numbers only
+            return table_op(ctx, primitive, a, b)
         return ctx.binary(op, a, b, dtype=np.bool_)
 
     rule.__qualname__ = f"comparison_rule[{op}]"
-    rule.__doc__ = f"SOFIE {op} (bool output)"
+    rule.__doc__ = f"SOFIE {op} (bool output); J2S_Elementwise on booleans"
     return rule
 
 
 for _primitive, _op in _COMPARISONS.items():
-    register(_primitive)(_comparison_rule(_op))
+    register(_primitive)(_comparison_rule(_primitive, _op))
 
 
 @register("ne")
 def not_equal(ctx: LoweringContext, a: Value, b: Value, **_params) -> Value:
-    """SOFIE Not(Equal(a, b))."""
-    return ctx.unary("Not", ctx.binary("Equal", a, b, dtype=np.bool_))
+    """J2S_Elementwise a != b (one loop; SOFIE would need Not(Equal(a, b)), and has no Equal on bool)."""
+    return table_op(ctx, "ne", a, b)
 
 
 @register("not")
 def logical_not(ctx: LoweringContext, x: Value, **_params) -> Value:
-    """SOFIE Not (booleans only)."""
+    """SOFIE Not on booleans; ~x on integers (J2S_Elementwise)."""
     if x.dtype != np.bool_:
-        raise ctx.error(f"bitwise 'not' on {x.dtype} is not supported yet (only on booleans)")
+        return bitwise_not(ctx, x)
     return ctx.unary("Not", x)
 
 
 @register("select_n")
 def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Value:
-    """select_n(p, a, b) picks b where p is true: SOFIE's Where(p, b, a)."""
-    if len(cases) != 2 or which.dtype != np.bool_:
-        raise ctx.error(f"select_n with {len(cases)} cases and a {which.dtype} selector is not supported yet "
-                        "(only two cases with a boolean selector)")
+    """SOFIE Where(p, b, a) for two float32 cases and a bool p; else J2S_Elementwise (any cases/dtypes).
+
+    select_n(p, a, b) picks b where p is true. SOFIE's Where rejects integer tensors, so more cases,
+    an integer selector or integer/bool values go to J2S_Elementwise."""
+    if len(cases) == 1:
+        return cases[0]
+    if len(cases) != 2 or which.dtype != np.bool_ or cases[0].dtype != np.float32:
+        return select_cases(ctx, which, cases)
     false_case, true_case = cases
-    if true_case.dtype != np.float32:  # SOFIE's Where rejects integer tensors (SOFIE_PITFALLS.md)
-        raise ctx.error(f"select_n over {true_case.dtype} values is not supported yet (float32 only)")
     shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
     return ctx.op("Where", [which, true_case, false_case], shape, true_case.dtype,
                   dtype=np.dtype(true_case.dtype).name)

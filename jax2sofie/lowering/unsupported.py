@@ -9,10 +9,7 @@ from .registry import declare_not_supported
 declare_not_supported(
     "not supported yet (model coverage is growing: convolution, pooling, indexing, more elementwise ops)",
     # elementwise
-    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "clamp", "cos", "cosh", "erf",
-    "erf_inv", "erfc", "exp2", "expm1", "floor", "is_finite", "log1p", "nextafter", "rem", "round", "sign", "sin",
-    "sinh", "tan", "and", "or", "xor", "population_count", "clz", "shift_left", "shift_right_arithmetic",
-    "shift_right_logical", "reduce_precision", "bitcast_convert_type", "mulhi",
+    "population_count", "clz", "reduce_precision", "bitcast_convert_type", "mulhi",
     # shape and indexing
     "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter", "scatter-add",
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",

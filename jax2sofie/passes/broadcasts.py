@@ -11,8 +11,9 @@ import numpy as np
 from ..ir import Graph
 
 # SOFIE operators that broadcast their inputs multidirectionally (numpy rules)
+# (not And/Or/Xor: SOFIE's logic ops read B with A's shape), and the project's J2S_Elementwise
 BROADCASTING_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal", "Less", "LessOrEqual",
-                    "Greater", "GreaterOrEqual", "And", "Or", "Xor"}
+                    "Greater", "GreaterOrEqual", "J2S_Elementwise"}
 
 
 def eliminate_broadcasts(graph: Graph) -> Graph:

@@ -1,0 +1,184 @@
+// J2S_Elementwise: one loop that computes a C++ expression over n broadcast inputs.
+//
+// The expression names input i `x<i>` (its value, read as the input's C type) and may start with
+// definitions of temporaries, separated by ';':  "t0 = std::exp(x0); t0 / (1.0f + t0)"
+// becomes `const auto t0 = std::exp(x0); out = t0 / (1.0f + t0);` inside the loop. The expressions
+// come from one table on the Python side (jax2sofie/lowering/expressions.py), never from user data.
+//
+// Shapes broadcast like numpy. When every input has the output's shape the loop is flat; otherwise
+// size-1 output axes are dropped, neighbouring axes along which every input broadcasts the same way
+// are merged, and the loop nest keeps one running offset per input per level (no div/mod per
+// element). A dynamic batch Dim ("bs") is used by name in loop bounds and strides.
+#pragma once
+
+#include "owned_operator.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace jax2sofie {
+
+class ElementwiseOperator final : public OwnedOperator {
+public:
+   ElementwiseOperator(std::vector<std::string> inputs, std::string output, std::string expression,
+                       SOFIE::ETensorType outType)
+      : OwnedOperator("J2S_Elementwise", std::move(inputs), {std::move(output)}),
+        fExpression(std::move(expression)), fOutType(outType)
+   {
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      std::size_t rank = 0;
+      for (auto &t : in)
+         rank = std::max(rank, t.shape.size());
+      std::vector<SOFIE::Dim> out(rank, SOFIE::Dim(std::size_t(1)));
+      for (std::size_t i = 0; i < in.size(); i++) {
+         const auto &s = in[i].shape;
+         for (std::size_t k = 0; k < s.size(); k++) {
+            SOFIE::Dim &o = out[rank - s.size() + k];
+            const SOFIE::Dim &d = s[k];
+            if (IsOne(d))
+               continue;
+            if (IsOne(o))
+               o = d;
+            else if (!(o == d))
+               throw std::runtime_error("jax2sofie J2S_Elementwise: input " + std::to_string(i) + " of shape " +
+                                        SOFIE::ConvertDimShapeToString(s) + " does not broadcast to the others");
+         }
+      }
+      return {{fOutType, out}};
+   }
+
+   std::string GenerateCode() override
+   {
+      const auto &outShape = OutInfo(0).shape;
+      const std::size_t rank = outShape.size();
+      // per input, per output axis: whether the input moves along it (false = broadcast)
+      std::vector<std::vector<bool>> moves(fIn.size(), std::vector<bool>(rank, true));
+      bool sameShapes = true;
+      for (std::size_t i = 0; i < fIn.size(); i++) {
+         const auto &s = fIn[i].shape;
+         for (std::size_t k = 0; k < rank; k++) {
+            const bool present = k + s.size() >= rank;
+            const bool one = !present || IsOne(s[k + s.size() - rank]);
+            moves[i][k] = !(one && !IsOne(outShape[k]));
+         }
+         if (SOFIE::ConvertDimShapeToLength(s) != Length(outShape))
+            sameShapes = false;
+      }
+      std::ostringstream code;
+      code << "   {\n";
+      if (sameShapes) {
+         code << "      for (std::size_t i = 0; i < " << Length(outShape) << "; i++) {\n";
+         std::vector<std::string> index(fIn.size(), "i");
+         code << Body(index, "i", "         ");
+         code << "      }\n   }\n";
+         return code.str();
+      }
+      // drop size-1 output axes, merge neighbours with the same broadcast pattern
+      std::vector<std::string> sizes;       // merged output extents (C++ expressions)
+      std::vector<std::vector<bool>> pattern; // per merged axis: moves of each input
+      for (std::size_t k = 0; k < rank; k++) {
+         if (IsOne(outShape[k]))
+            continue;
+         std::vector<bool> p(fIn.size());
+         for (std::size_t i = 0; i < fIn.size(); i++)
+            p[i] = moves[i][k];
+         if (!pattern.empty() && pattern.back() == p)
+            sizes.back() = "(" + sizes.back() + ")*" + outShape[k].GetVal();
+         else {
+            sizes.push_back(outShape[k].GetVal());
+            pattern.push_back(p);
+         }
+      }
+      const std::size_t levels = sizes.size();
+      if (levels == 0) { // every extent is 1: one element
+         std::vector<std::string> index(fIn.size(), "0");
+         code << Body(index, "0", "      ") << "   }\n";
+         return code.str();
+      }
+      // strides: of the output over merged axes, and of each input (0 where it broadcasts)
+      auto strideAfter = [&](std::size_t level, int input) {
+         std::string s;
+         for (std::size_t m = level + 1; m < levels; m++) {
+            if (input >= 0 && !pattern[m][input])
+               continue;
+            s += (s.empty() ? "" : "*") + std::string("(") + sizes[m] + ")";
+         }
+         return s.empty() ? std::string("1") : s;
+      };
+      std::string indent = "      ";
+      std::string outPrev = "0";
+      std::vector<std::string> inPrev(fIn.size(), "0");
+      for (std::size_t m = 0; m < levels; m++) {
+         const std::string iv = "i" + std::to_string(m);
+         code << indent << "for (std::size_t " << iv << " = 0; " << iv << " < " << sizes[m] << "; " << iv << "++) {\n";
+         indent += "   ";
+         const bool last = m + 1 == levels;
+         const std::string outIdx = Offset(outPrev, iv, strideAfter(m, -1));
+         std::vector<std::string> inIdx(fIn.size());
+         for (std::size_t i = 0; i < fIn.size(); i++)
+            inIdx[i] = pattern[m][i] ? Offset(inPrev[i], iv, strideAfter(m, static_cast<int>(i))) : inPrev[i];
+         if (last) {
+            code << Body(inIdx, outIdx, indent);
+            break;
+         }
+         // hoist the offsets of this level out of the inner loops
+         outPrev = "o" + std::to_string(m);
+         code << indent << "const std::size_t " << outPrev << " = " << outIdx << ";\n";
+         for (std::size_t i = 0; i < fIn.size(); i++) {
+            if (!pattern[m][i])
+               continue;
+            const std::string name = "a" + std::to_string(i) + "_" + std::to_string(m);
+            code << indent << "const std::size_t " << name << " = " << inIdx[i] << ";\n";
+            inPrev[i] = name;
+         }
+      }
+      for (std::size_t m = levels; m-- > 0;) {
+         indent.resize(indent.size() - 3);
+         code << indent << "}\n";
+      }
+      code << "   }\n";
+      return code.str();
+   }
+
+private:
+   std::string fExpression;
+   SOFIE::ETensorType fOutType;
+
+   static bool IsOne(const SOFIE::Dim &d) { return !d.isParam && d.dim == 1; }
+
+   static std::string Offset(const std::string &base, const std::string &iv, const std::string &stride)
+   {
+      const std::string term = stride == "1" ? iv : iv + "*" + stride;
+      return base == "0" ? term : base + " + " + term;
+   }
+
+   /// The loop body: read each input, define the temporaries, write the result.
+   std::string Body(const std::vector<std::string> &index, const std::string &outIndex, const std::string &indent) const
+   {
+      std::ostringstream body;
+      for (std::size_t i = 0; i < fIn.size(); i++)
+         body << indent << "const " << CType(fIn[i].type) << " x" << i << " = " << In(i) << "[" << index[i] << "];\n";
+      std::string rest = fExpression;
+      for (std::size_t pos; (pos = rest.find(';')) != std::string::npos; rest = rest.substr(pos + 1))
+         body << indent << "const auto " << Trim(rest.substr(0, pos)) << ";\n";
+      body << indent << Out(0) << "[" << outIndex << "] = static_cast<" << CType(fOutType) << ">(" << Trim(rest)
+           << ");\n";
+      return body.str();
+   }
+
+   static std::string Trim(const std::string &s)
+   {
+      const auto b = s.find_first_not_of(' ');
+      const auto e = s.find_last_not_of(' ');
+      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+   }
+};
+
+} // namespace jax2sofie

@@ -1,0 +1,230 @@
+"""The C++ expressions of elementwise primitives, for the project-owned J2S_Elementwise operator.
+
+J2S_Elementwise (csrc/owned/elementwise.hpp) computes one C++ expression over broadcast inputs
+`x0, x1, ...` in a single loop. This module is the ONE place those expressions are written: a table
+from JAX primitive to a template, and a small builder that
+
+- names the inputs (`x<i>`) and writes constants as C++ literals of the right type,
+- shares a sub-expression that a template reads more than once as a temporary (`t<k> = ...;`),
+- renders the attribute string ("t0 = ...; <result>").
+
+A template takes the builder and its argument expressions and returns the result expression, so the
+templates of a chain of primitives can be applied one after the other on ONE builder (each result is
+the next one's argument) to give one fused node. Nothing here is built from user data: arguments are
+input names, temporaries and literals formatted from numbers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+# the C++ element type of each dtype the generated code supports (bool tensors hold uint8_t)
+CTYPES = {"float32": "float", "int32": "std::int32_t", "int64": "std::int64_t", "bool": "bool"}
+_UNSIGNED = {"int32": ("std::uint32_t", 32), "int64": ("std::uint64_t", 64)}
+
+
+def literal(value: Any, dtype: Any) -> str:
+    """A C++ literal of `value` with the exact type of `dtype` (no silent promotion to double)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        v = np.float32(value)
+        if np.isnan(v):
+            return "std::numeric_limits<float>::quiet_NaN()"
+        if np.isinf(v):
+            return ("-" if v < 0 else "") + "std::numeric_limits<float>::infinity()"
+        text = str(v)  # numpy's shortest repr that reads back as the same float32
+        return f"({text}f)" if text.startswith("-") else f"{text}f"
+    if dtype == np.bool_:
+        return "true" if bool(value) else "false"
+    if dtype in (np.int32, np.int64):
+        return f"{CTYPES[dtype.name]}({int(value)})"
+    raise ValueError(f"no C++ literal for dtype {dtype}")
+
+
+class ExpressionBuilder:
+    """Collects the temporaries of one J2S_Elementwise expression."""
+
+    def __init__(self) -> None:
+        self._temps: list[tuple[str, str]] = []
+
+    @staticmethod
+    def input(index: int) -> str:
+        return f"x{index}"
+
+    def share(self, expr: str) -> str:
+        """A name for `expr` that can be read several times (the expression itself if it is one)."""
+        if _IDENTIFIER.fullmatch(expr) or _is_literal(expr):
+            return expr
+        name = f"t{len(self._temps)}"
+        self._temps.append((name, expr))
+        return name
+
+    def render(self, result: str) -> str:
+        return "".join(f"{name} = {expr}; " for name, expr in self._temps) + result
+
+
+def _is_literal(expr: str) -> bool:
+    return bool(re.fullmatch(r"\(?-?[0-9.e+-]+f\)?|true|false|std::int(32|64)_t\(-?[0-9]+\)", expr))
+
+
+# A template: (builder, argument expressions, dtype name of the first argument, primitive params)
+# -> the result expression.
+Template = Callable[[ExpressionBuilder, Sequence[str], str, dict], str]
+
+FLOAT, INT, BOOL = frozenset({"float32"}), frozenset({"int32", "int64"}), frozenset({"bool"})
+
+
+@dataclass(frozen=True)
+class Primitive:
+    template: Template
+    dtypes: frozenset  # argument dtypes the template is written for (dtype of the first argument)
+    bool_out: bool = False  # the result is bool (else: the dtype of the first argument)
+    # SOFIE's own operator computing the same on float32 (one input, same loop): used instead of
+    # J2S_Elementwise when the primitive stands alone; a fusion can map it back to `template`
+    sofie_op: str | None = None
+    arity: int = 1
+
+
+def _call(function: str) -> Template:
+    return lambda b, args, dtype, params: f"{function}({', '.join(args)})"
+
+
+def _sign(b: ExpressionBuilder, args, dtype, params) -> str:
+    x = b.share(args[0])
+    if dtype == "float32":  # keeps -0.0 and NaN, like lax.sign
+        return f"({x} > 0.0f ? 1.0f : ({x} < 0.0f ? -1.0f : {x}))"
+    return f"(({x} > 0) - ({x} < 0))"
+
+
+def _round(b: ExpressionBuilder, args, dtype, params) -> str:
+    # lax.RoundingMethod: 0 = AWAY_FROM_ZERO (std::round), 1 = TO_NEAREST_EVEN (nearbyint in the
+    # default rounding mode)
+    method = int(params.get("rounding_method", 0))
+    return f"std::round({args[0]})" if method == 0 else f"std::nearbyint({args[0]})"
+
+
+def _rem(b: ExpressionBuilder, args, dtype, params) -> str:
+    if dtype == "float32":
+        return f"std::fmod({args[0]}, {args[1]})"
+    # C's % truncates like lax.rem; x % 0 and INT_MIN % -1 are undefined in C: XLA gives x and 0
+    x, y = b.share(args[0]), b.share(args[1])
+    return f"({y} == 0 ? {x} : ({y} == -1 ? 0 : {x} % {y}))"
+
+
+def _clamp(b: ExpressionBuilder, args, dtype, params) -> str:
+    # lax.clamp(lo, x, hi) = min(max(x, lo), hi); ternaries keep NaN of x and need no common type
+    lo, x, hi = (b.share(a) for a in args)
+    low = b.share(f"({x} < {lo} ? {lo} : {x})")
+    return f"({low} > {hi} ? {hi} : {low})"
+
+
+# XLA's float32 erf_inv (M. Giles, "Approximating the erfinv function"): one of two polynomials in
+# w = -log(1 - x^2), chosen by w < 5.
+_ERF_INV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERF_INV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _erf_inv(b: ExpressionBuilder, args, dtype, params) -> str:
+    x = b.share(args[0])
+    w = b.share(f"(-std::log1p(-{x} * {x}))")
+    central = b.share(f"({w} < 5.0f)")
+    z = b.share(f"({central} ? {w} - 2.5f : std::sqrt({w}) - 3.0f)")
+    p = "0.0f"
+    for c, t in zip(_ERF_INV_CENTRAL, _ERF_INV_TAIL):
+        coefficient = f"({central} ? {literal(c, np.float32)} : {literal(t, np.float32)})"
+        p = coefficient if p == "0.0f" else f"({coefficient} + {p} * {z})"
+    return f"(std::fabs({x}) == 1.0f ? {x} * std::numeric_limits<float>::infinity() : {p} * {x})"
+
+
+def _logic(bool_op: str, int_op: str) -> Template:
+    return lambda b, args, dtype, params: f"({args[0]} {bool_op if dtype == 'bool' else int_op} {args[1]})"
+
+
+def _compare(op: str) -> Template:
+    return lambda b, args, dtype, params: f"({args[0]} {op} {args[1]})"
+
+
+def _shift_left(b: ExpressionBuilder, args, dtype, params) -> str:
+    # XLA: a shift by a negative amount or by >= the bit width gives 0 (undefined in C)
+    unsigned, bits = _UNSIGNED[dtype]
+    x, s = args[0], b.share(args[1])
+    return (f"(static_cast<{unsigned}>({s}) < {bits}u ? static_cast<{CTYPES[dtype]}>(static_cast<{unsigned}>({x}) "
+            f"<< {s}) : {CTYPES[dtype]}(0))")
+
+
+def _shift_right_logical(b: ExpressionBuilder, args, dtype, params) -> str:
+    unsigned, bits = _UNSIGNED[dtype]
+    x, s = args[0], b.share(args[1])
+    return (f"(static_cast<{unsigned}>({s}) < {bits}u ? static_cast<{CTYPES[dtype]}>(static_cast<{unsigned}>({x}) "
+            f">> {s}) : {CTYPES[dtype]}(0))")
+
+
+def _shift_right_arithmetic(b: ExpressionBuilder, args, dtype, params) -> str:
+    # an out-of-range shift fills with the sign bit (XLA), i.e. shifts by bits - 1
+    unsigned, bits = _UNSIGNED[dtype]
+    s = b.share(args[1])
+    return f"({args[0]} >> (static_cast<{unsigned}>({s}) < {bits}u ? {s} : {bits - 1}))"
+
+
+def select_expression(b: ExpressionBuilder, args: Sequence[str], selector_dtype: str) -> str:
+    """select_n(which, *cases): the case numbered by `which` (a bool picks case 1 when true)."""
+    which, cases = b.share(args[0]), list(args[1:])
+    if selector_dtype == "bool":
+        return f"({which} ? {cases[1]} : {cases[0]})" if len(cases) == 2 else cases[0]
+    result = cases[-1]  # an out-of-range selector is undefined in lax: take the last case
+    for i in range(len(cases) - 2, -1, -1):
+        result = f"({which} == {i} ? {cases[i]} : {result})"
+    return result
+
+
+PRIMITIVES: dict[str, Primitive] = {
+    # float math (std:: functions of <cmath> on float: the float overloads)
+    "erf": Primitive(_call("std::erf"), FLOAT, sofie_op="Erf"),
+    "erfc": Primitive(_call("std::erfc"), FLOAT),
+    "erf_inv": Primitive(_erf_inv, FLOAT),
+    "log1p": Primitive(_call("std::log1p"), FLOAT),
+    "expm1": Primitive(_call("std::expm1"), FLOAT),
+    "exp2": Primitive(_call("std::exp2"), FLOAT),
+    "cbrt": Primitive(_call("std::cbrt"), FLOAT),
+    "floor": Primitive(_call("std::floor"), FLOAT, sofie_op="Floor"),
+    "ceil": Primitive(_call("std::ceil"), FLOAT),
+    "round": Primitive(_round, FLOAT),
+    "sin": Primitive(_call("std::sin"), FLOAT, sofie_op="Sin"),
+    "cos": Primitive(_call("std::cos"), FLOAT, sofie_op="Cos"),
+    "tan": Primitive(_call("std::tan"), FLOAT),
+    "asin": Primitive(_call("std::asin"), FLOAT),
+    "acos": Primitive(_call("std::acos"), FLOAT),
+    "atan": Primitive(_call("std::atan"), FLOAT, sofie_op="Atan"),
+    "atan2": Primitive(_call("std::atan2"), FLOAT, arity=2),
+    "sinh": Primitive(_call("std::sinh"), FLOAT),
+    "cosh": Primitive(_call("std::cosh"), FLOAT),
+    "asinh": Primitive(_call("std::asinh"), FLOAT, sofie_op="Asinh"),
+    "acosh": Primitive(_call("std::acosh"), FLOAT, sofie_op="Acosh"),
+    "atanh": Primitive(_call("std::atanh"), FLOAT, sofie_op="Atanh"),
+    "nextafter": Primitive(_call("std::nextafter"), FLOAT, arity=2),
+    "is_finite": Primitive(_call("std::isfinite"), FLOAT, bool_out=True),
+    # float and integer
+    "sign": Primitive(_sign, FLOAT | INT),
+    "rem": Primitive(_rem, FLOAT | INT, arity=2),
+    "clamp": Primitive(_clamp, FLOAT | INT, arity=3),
+    # comparisons (their rules are in elementwise.py: SOFIE's comparison ops on numbers; these on bool,
+    # and `ne` everywhere, which SOFIE can only do as Not(Equal))
+    **{name: Primitive(_compare(op), FLOAT | INT | BOOL, bool_out=True, arity=2)
+       for name, op in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="))},
+    # logic on booleans, bitwise on integers
+    "and": Primitive(_logic("&&", "&"), BOOL | INT, arity=2),
+    "or": Primitive(_logic("||", "|"), BOOL | INT, arity=2),
+    "xor": Primitive(_logic("!=", "^"), BOOL | INT, arity=2),
+    "not": Primitive(lambda b, args, dtype, params: f"(!{args[0]})" if dtype == "bool" else f"(~{args[0]})",
+                     BOOL | INT),
+    "shift_left": Primitive(_shift_left, INT, arity=2),
+    "shift_right_logical": Primitive(_shift_right_logical, INT, arity=2),
+    "shift_right_arithmetic": Primitive(_shift_right_arithmetic, INT, arity=2),
+}
