@@ -2,6 +2,7 @@
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
 #include "ops_elementwise.hpp"
+#include "ops_reduce.hpp"
 
 namespace jax2sofie {
 
@@ -48,6 +49,13 @@ const std::map<std::string, Factory> &OpTable()
       {"ReduceMean", MakeReduceMean},
       {"ReduceProd", MakeReduceProd},
       {"ReduceSumSquare", MakeReduceSumSquare},
+      // project-owned reductions, scans and sorts (csrc/owned/reduce.hpp); SOFIE's TopK
+      {"J2S_Reduce", MakeJ2SReduce},
+      {"J2S_ArgMax", MakeJ2SArgMax},
+      {"J2S_ArgMin", MakeJ2SArgMin},
+      {"J2S_Cumulative", MakeJ2SCumulative},
+      {"J2S_Sort", MakeJ2SSort},
+      {"TopK", MakeTopK},
       // comparisons (bool output) and logic (bool in, bool out)
       {"Equal", MakeEqual},
       {"Less", MakeLess},

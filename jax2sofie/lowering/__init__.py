@@ -2,7 +2,17 @@
 
 Importing this package imports every rule module, which registers its rules.
 """
-from . import activations, calls, elementwise, elementwise_math, linalg, reduce, shape, unsupported  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration: one rule module per line)
+    activations,
+    calls,
+    elementwise,
+    elementwise_math,
+    linalg,
+    reduce,
+    shape,
+    sorting,
+    unsupported,
+)
 from .registry import NOT_SUPPORTED, RULES
 from .support import check_supported
 from .walker import lower_jaxpr, lower_sub_jaxpr

@@ -1,38 +1,150 @@
-"""Rules for reductions over axes."""
+"""Rules for reductions over axes: sums, products, extrema, logic, arg-extrema and the generic `reduce`.
+
+Float sums and extrema go to SOFIE's Reduce operators; everything SOFIE's Reduce cannot do (integer
+and bool element types, products, and/or/xor) goes to the project-owned J2S_Reduce, and argmax/argmin
+to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (SOFIE_PITFALLS.md),
+so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
+"""
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import Value
-from .context import LoweringContext
+from .context import LoweringContext, dtype_attr
 from .registry import register
 
-_REDUCE_OPS = {"reduce_sum": "ReduceSum", "reduce_max": "ReduceMax", "reduce_min": "ReduceMin"}
+# primitive -> (J2S_Reduce mode, SOFIE's Reduce op for float32 or None)
+_REDUCTIONS = {
+    "reduce_sum": ("sum", "ReduceSum"),
+    "reduce_max": ("max", "ReduceMax"),
+    "reduce_min": ("min", "ReduceMin"),
+    "reduce_prod": ("prod", None),
+    "reduce_and": ("and", None),
+    "reduce_or": ("or", None),
+    "reduce_xor": ("xor", None),
+}
+_LOGIC = {"and", "or", "xor"}
 
 
-def _reduce_rule(op: str):
+def reduce_axes(ctx: LoweringContext, x: Value, axes, mode: str) -> Value:
+    """`x` reduced over `axes` with `mode` (a J2S_Reduce mode), through SOFIE's Reduce where it can."""
+    axes = sorted({int(a) % x.rank for a in axes})
+    if not axes:
+        return x
+    if mode in _LOGIC and x.dtype != np.bool_:
+        raise ctx.error(f"reduce_{mode} of {x.dtype} (a bitwise reduction of integers) is not supported; "
+                        "only bool reductions (jnp.all/jnp.any) are")
+    out_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    sofie_op = dict(_REDUCTIONS.values()).get(mode) if x.dtype == np.float32 else None
+    keepdims = int(not out_shape)  # rank 0 is written as keepdims + Reshape
+    shape = (1,) * x.rank if keepdims else out_shape
+    if sofie_op is not None:
+        reduced = ctx.op(sofie_op, [x], shape, x.dtype, axes=axes, keepdims=keepdims)
+    else:
+        reduced = ctx.op("J2S_Reduce", [x], shape, x.dtype, hint=f"reduce_{mode}", mode=mode, axes=axes,
+                         keepdims=keepdims, dtype=dtype_attr(x.dtype))
+    return ctx.reshape(reduced, out_shape)
+
+
+def _reduce_rule(primitive: str, mode: str, sofie_op: str | None):
     def rule(ctx: LoweringContext, x: Value, *, axes, **_params) -> Value:
-        axes = sorted(int(a) % x.rank for a in axes)
-        out_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
-        if not axes:
-            return x
-        if out_shape:
-            return ctx.op(op, [x], out_shape, x.dtype, axes=axes, keepdims=0)
-        # SOFIE cannot reduce to a rank-0 tensor (SOFIE_PITFALLS.md): keep the dims, then relabel
-        kept = ctx.op(op, [x], (1,) * x.rank, x.dtype, axes=axes, keepdims=1)
-        return ctx.reshape(kept, ())
+        return reduce_axes(ctx, x, axes, mode)
 
-    rule.__qualname__ = f"reduce_rule[{op}]"
-    rule.__doc__ = f"SOFIE {op} (keepdims=1 + Reshape when reducing to a scalar)"
+    rule.__qualname__ = f"reduce_rule[{primitive}]"
+    if sofie_op:
+        rule.__doc__ = f"SOFIE {sofie_op} for float32, else the project-owned J2S_Reduce ({mode}); " \
+                       "a scalar result via keepdims + Reshape"
+    else:
+        rule.__doc__ = f"Project-owned J2S_Reduce ({mode}" + (", bool only" if mode in _LOGIC else "") + \
+                       "); a scalar result via keepdims + Reshape"
     return rule
 
 
-for _primitive, _op in _REDUCE_OPS.items():
-    register(_primitive)(_reduce_rule(_op))
+for _primitive, (_mode, _op) in _REDUCTIONS.items():
+    register(_primitive)(_reduce_rule(_primitive, _mode, _op))
+
+
+def _arg_rule(op: str):
+    def rule(ctx: LoweringContext, x: Value, *, axes, index_dtype, **_params) -> Value:
+        (axis,) = axes
+        axis = int(axis) % x.rank
+        index_dtype = np.dtype(index_dtype)
+        if x.dtype == np.bool_:
+            x = ctx.cast(x, np.int32)
+        out_shape = tuple(n for i, n in enumerate(x.shape) if i != axis)
+        keepdims = int(not out_shape)
+        shape = (1,) if keepdims else out_shape
+        index = ctx.op(op, [x], shape, index_dtype, hint=op[4:].lower(), axis=axis, keepdims=keepdims,
+                       index_dtype=dtype_attr(index_dtype), dtype=dtype_attr(x.dtype))
+        return ctx.reshape(index, out_shape)
+
+    rule.__qualname__ = f"arg_rule[{op}]"
+    rule.__doc__ = f"Project-owned {op} (first index of ties, NaN counts as the extreme, like JAX)"
+    return rule
+
+
+register("argmax")(_arg_rule("J2S_ArgMax"))
+register("argmin")(_arg_rule("J2S_ArgMin"))
+
+# the body primitive of a generic `reduce` -> the J2S_Reduce mode; for bool operands the logic ones
+_BODY_MODES = {"add": "sum", "mul": "prod", "max": "max", "min": "min", "and": "and", "or": "or", "xor": "xor"}
+_BOOL_BODY_MODES = {"max": "or", "min": "and", "add": "or", "mul": "and"}
+
+
+@register("reduce")
+def reduce(ctx: LoweringContext, *operands_and_inits: Value, computation=None, jaxpr, dimensions,
+           **_params) -> list[Value]:
+    """Each operand reduced by the one binary op (add/mul/max/min/and/or/xor) its body applies to it,
+    as the named reductions; a non-neutral init value is combined afterwards."""
+    n = len(operands_and_inits) // 2
+    operands, inits = operands_and_inits[:n], operands_and_inits[n:]
+    body = jaxpr.jaxpr
+    if body.constvars or len(body.outvars) != n:
+        raise ctx.error("reduce with a body that has constants or an unusual arity is not supported")
+    producers = {id(out): eqn for eqn in body.eqns for out in eqn.outvars}
+    results = []
+    for i, (x, init) in enumerate(zip(operands, inits)):
+        eqn = producers.get(id(body.outvars[i]))
+        pair = {id(body.invars[i]), id(body.invars[n + i])}
+        if (eqn is None or eqn.primitive.name not in _BODY_MODES or len(eqn.invars) != 2
+                or {id(v) for v in eqn.invars} != pair or len(body.eqns) != n):
+            raise ctx.error("reduce is supported when its body is one add/mul/max/min/and/or/xor per operand, "
+                            f"got: {body}")
+        name = eqn.primitive.name
+        mode = _BOOL_BODY_MODES.get(name, _BODY_MODES[name]) if x.dtype == np.bool_ else _BODY_MODES[name]
+        reduced = reduce_axes(ctx, x, dimensions, mode)
+        results.append(_combine_init(ctx, reduced, init, mode))
+    return results
+
+
+_NEUTRAL = {"sum": 0, "prod": 1, "and": True, "or": False, "xor": False}
+
+
+def _combine_init(ctx: LoweringContext, reduced: Value, init: Value, mode: str) -> Value:
+    """op(reduced, init), skipped when init is the op's neutral element (the usual case)."""
+    if init.is_const:
+        value = np.asarray(init.const)
+        if mode in _NEUTRAL and np.all(value == _NEUTRAL[mode]):
+            return reduced
+        if mode in ("max", "min") and np.all(value == (-np.inf if mode == "max" else np.inf)):
+            return reduced
+        if mode in ("max", "min") and np.issubdtype(value.dtype, np.integer):
+            info = np.iinfo(value.dtype)
+            if np.all(value == (info.min if mode == "max" else info.max)):
+                return reduced
+    if mode in _LOGIC:
+        raise ctx.error(f"reduce_{mode} with a non-neutral init value is not supported")
+    op = {"sum": "Add", "prod": "Mul", "max": "Max", "min": "Min"}[mode]
+    init = ctx.reshape(init, (1,) * reduced.rank) if reduced.rank else init
+    return ctx.op(op, [reduced, init], reduced.shape, reduced.dtype, dtype=dtype_attr(reduced.dtype))
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
 
-from .catalog import case, f32  # noqa: E402
+from .catalog import boolean, case, f32, i32, positive  # noqa: E402
 
 case("reduce_sum_last", lambda p, x: jnp.sum(x, axis=-1), f32(4, 6))
 case("reduce_sum_middle", lambda p, x: jnp.sum(x, axis=1), f32(2, 5, 3))
@@ -41,3 +153,26 @@ case("reduce_min_two_axes", lambda p, x: jnp.min(x, axis=(0, 2)), f32(3, 4, 5))
 case("reduce_sum_all_to_scalar", lambda p, x: jnp.sum(x), f32(3, 4))
 case("reduce_max_all_rank1", lambda p, x: jnp.max(x) * x, f32(7))
 case("mean_keepdims", lambda p, x: x - jnp.mean(x, axis=-1, keepdims=True), f32(3, 8))
+case("reduce_prod", lambda p, x: (jnp.prod(x, axis=-1), jnp.prod(x, axis=(0, 2)), jnp.prod(x)),
+     positive(3, 5, 1))
+case("reduce_int32", lambda p, i: (jnp.max(i, axis=1), jnp.min(i, axis=-1), jnp.sum(i, axis=0), jnp.prod(i, axis=1),
+                                   jnp.max(i)), i32(4, 3))
+case("reduce_bool_any_all", lambda p, x: (jnp.any(x > 1.0, axis=-1), jnp.all(x > -1.5, axis=(0, 2)),
+                                          jnp.any(x > 2.5), jnp.sum(x > 0, axis=1),
+                                          lax.reduce_xor(x > 0, axes=(1,))), f32(3, 5, 2))
+case("reduce_generic_body", lambda p, x: lax.reduce((x, x), (1.0, -jnp.inf),
+                                                    lambda a, b: (a[0] + b[0], jnp.maximum(a[1], b[1])), (1,)),
+     f32(4, 3))
+case("argmax_argmin", lambda p, x: (jnp.argmax(x, axis=-1), jnp.argmin(x, axis=0), jnp.argmax(x[:, 0, :], axis=1),
+                                    jnp.argmin(x.reshape(-1))), f32(3, 1, 7), batch=False)
+case("argmax_batch", lambda p, x: jnp.argmax(x, axis=1) + jnp.argmin(x, axis=-1), f32(2, 5))
+# ties (small integers repeat) and NaN: JAX gives the first index of a tie and of a NaN
+case("argmax_ties_nan", lambda p, i, x: (jnp.argmax(i.astype(jnp.float32)), jnp.argmin(i.astype(jnp.float32), axis=1),
+                                         jnp.argmax(jnp.where(x > 1.0, jnp.nan, x), axis=1),
+                                         jnp.argmin(jnp.where(x > 1.0, jnp.nan, x), axis=0)), i32(6, 5), f32(6, 5),
+     batch=False)
+case("argmax_int32", lambda p, i: jnp.argmax(i, axis=-1), i32(3, 9))
+case("softmax_family", lambda p, x: (jax.nn.softmax(x, axis=-1), jax.nn.log_softmax(x, axis=1),
+                                     jax.nn.softmax(x, axis=0)), f32(3, 6))
+case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(0, 1)), jnp.var(x, axis=1, ddof=1)),
+     f32(3, 5, 4))

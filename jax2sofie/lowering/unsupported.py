@@ -14,11 +14,9 @@ declare_not_supported(
     "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter", "scatter-add",
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
     "unstack", "broadcast_to",
-    # convolution, pooling, reductions, scans, sorting
+    # convolution, pooling, approximate top-k
     "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
-    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "reduce", "reduce_prod",
-    "reduce_and", "reduce_or", "reduce_xor", "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin",
-    "cumlogsumexp", "sort", "top_k", "approx_top_k",
+    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
     # control flow
     "scan", "cond", "while",
     # fused attention and friends

@@ -1,0 +1,91 @@
+"""Rules for scans along an axis (cumsum & co.), sorting and top_k.
+
+The cumulative primitives go to the project-owned J2S_Cumulative (SOFIE's CumSum covers only sums),
+`sort` to J2S_Sort (SOFIE has no sort; its operands are permuted together, which is how jnp.argsort
+sorts an iota next to the keys), `top_k` to SOFIE's TopK (bound by our module) plus a Cast of its
+int64 indices to JAX's int32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Value
+from .context import LoweringContext, dtype_attr
+from .registry import register
+
+_CUMULATIVE = {"cumsum": "sum", "cumprod": "prod", "cummax": "max", "cummin": "min", "cumlogsumexp": "logsumexp"}
+
+
+def _cumulative_rule(primitive: str, mode: str):
+    def rule(ctx: LoweringContext, x: Value, *, axis, reverse=False, **_params) -> Value:
+        if x.dtype == np.bool_:
+            raise ctx.error(f"{primitive} of a bool array is not supported (cast it to int32 first)")
+        if mode == "logsumexp" and x.dtype != np.float32:
+            raise ctx.error(f"cumlogsumexp of {x.dtype} is not supported (float32 only)")
+        return ctx.op("J2S_Cumulative", [x], x.shape, x.dtype, hint=primitive, mode=mode, axis=int(axis) % x.rank,
+                      reverse=int(bool(reverse)), dtype=dtype_attr(x.dtype))
+
+    rule.__qualname__ = f"cumulative_rule[{primitive}]"
+    rule.__doc__ = f"Project-owned J2S_Cumulative ({mode}, forwards or reverse)"
+    return rule
+
+
+for _primitive, _mode in _CUMULATIVE.items():
+    register(_primitive)(_cumulative_rule(_primitive, _mode))
+
+
+@register("sort")
+def sort(ctx: LoweringContext, *operands: Value, dimension, is_stable=True, num_keys=1, **_params) -> list[Value]:
+    """Project-owned J2S_Sort (stable, ascending, NaN last; all operands permuted by the keys)."""
+    shape = operands[0].shape
+    if any(x.shape != shape for x in operands):
+        raise ctx.error("sort of operands with different shapes")
+    # a constant operand (argsort's iota) is a weight input of the node, which J2S_Sort reads as any tensor
+    return ctx.builder.op_multi("J2S_Sort", list(operands), [(x.shape, x.dtype) for x in operands], hint="sort",
+                                axis=int(dimension) % len(shape), num_keys=int(num_keys),
+                                dtype=dtype_attr(operands[0].dtype))
+
+
+@register("top_k")
+def top_k(ctx: LoweringContext, x: Value, *k_operand: Value, k=None, axis=-1, **_params) -> list[Value]:
+    """SOFIE TopK (largest, sorted; ties: lower index first) and a Cast of the indices to int32."""
+    if k_operand or k is None:
+        raise ctx.error("top_k with a traced k is not supported")
+    axis = int(axis) % x.rank
+    if x.dtype not in (np.float32, np.int32, np.int64):
+        raise ctx.error(f"top_k of {x.dtype} is not supported")
+    shape = tuple(k if i == axis else n for i, n in enumerate(x.shape))
+    values, indices = ctx.builder.op_multi("TopK", [x, ctx.const(np.asarray([k], np.int64), "k")],
+                                           [(shape, x.dtype), (shape, np.int64)], hint="top_k", axis=axis,
+                                           largest=1, sorted=1, dtype=dtype_attr(x.dtype))
+    return [values, ctx.cast(indices, np.int32)]
+
+
+# -- catalog cases -------------------------------------------------------------------------------------------
+import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
+
+from .catalog import case, f32, i32, positive  # noqa: E402
+
+case("cumsum_cumprod", lambda p, x: (jnp.cumsum(x, axis=1), lax.cumsum(x, axis=2, reverse=True),
+                                     jnp.cumprod(x, axis=-1), lax.cumprod(x, axis=0, reverse=True)),
+     positive(3, 5, 2), batch=False)
+case("cumsum_batch", lambda p, x: jnp.cumsum(x, axis=-1) + lax.cumsum(x, axis=0, reverse=True), f32(3, 7))
+case("cummax_cummin", lambda p, x: (lax.cummax(x, axis=1), lax.cummin(x, axis=1, reverse=True),
+                                    lax.cummax(x, axis=0, reverse=True), lax.cummin(x, axis=1)), f32(4, 5))
+case("cumlogsumexp", lambda p, x: (lax.cumlogsumexp(x, axis=1), lax.cumlogsumexp(x * 30.0, axis=0, reverse=True)),
+     f32(3, 6))
+case("cumsum_int32", lambda p, i: (jnp.cumsum(i, axis=1), lax.cummax(i, axis=0, reverse=True)), i32(4, 3))
+case("sort_values", lambda p, x: (jnp.sort(x, axis=-1), jnp.sort(x, axis=0), -jnp.sort(-x, axis=1),
+                                  jnp.sort(x, axis=1)), f32(5, 1, 7), batch=False)
+case("sort_batch", lambda p, x: jnp.sort(x, axis=-1), f32(3, 9))
+# ties (small integers repeat) must keep the first index first, as jnp.argsort's stable sort does
+case("argsort", lambda p, x, i: (jnp.argsort(x, axis=-1), jnp.argsort(i.astype(jnp.float32), axis=1),
+                                 jnp.argsort(i, axis=0)), f32(4, 6), i32(4, 6))
+case("sort_nan_last", lambda p, x: jnp.sort(jnp.where(x > 1.0, jnp.nan, x), axis=-1), f32(4, 6), batch=False)
+case("sort_int32_keys", lambda p, i, x: lax.sort((i, x), dimension=1, num_keys=1), i32(3, 8), f32(3, 8))
+case("sort_two_keys", lambda p, i, j: lax.sort((i, j, jnp.zeros_like(i) + jnp.arange(8)), dimension=1, num_keys=2),
+     i32(3, 8), i32(3, 8))
+case("top_k", lambda p, x: lax.top_k(x, 3), f32(4, 7))
+case("top_k_ties_all", lambda p, i, x: lax.top_k(i.astype(jnp.float32), 5) + lax.top_k(x, 1), i32(3, 5, 5), f32(3, 4))
+case("top_k_int32", lambda p, i: lax.top_k(i, 2), i32(5, 6))
