@@ -5,11 +5,13 @@ Importing this package imports every rule module, which registers its rules.
 from . import (  # noqa: F401  (registration: one rule module per line)
     activations,
     calls,
+    control_flow,
     elementwise,
     elementwise_math,
     linalg,
     reduce,
     shape,
+    slicing,
     sorting,
     unsupported,
 )

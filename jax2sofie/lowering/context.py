@@ -87,6 +87,57 @@ class LoweringContext:
         out = self.builder.op("Expand", [x, self.shape_tensor(shape)], shape, x.dtype, dtype=_dtype_attr(x.dtype))
         return out
 
+    def slice(self, x: Value, starts: Sequence[int], limits: Sequence[int],
+              strides: Sequence[int] | None = None) -> Value:
+        """x[starts:limits:strides] per axis (lax.slice semantics: in-range bounds, strides >= 1).
+
+        An axis taken whole is marked as such (size -1), so slicing other axes of a batch-sized
+        tensor does not depend on the batch size; slices of constants are folded."""
+        strides = [1] * x.rank if strides is None else [int(s) for s in strides]
+        starts, limits = [int(s) for s in starts], [int(n) for n in limits]
+        if not len(starts) == len(limits) == len(strides) == x.rank:
+            raise self.error(f"slice of a rank-{x.rank} tensor needs {x.rank} starts, limits and strides")
+        sizes = []
+        for axis, (start, limit, stride, dim) in enumerate(zip(starts, limits, strides, x.shape)):
+            if stride < 1 or not 0 <= start <= limit <= dim:
+                raise self.error(f"slice {start}:{limit}:{stride} of axis {axis} (size {dim}) is out of range")
+            sizes.append(-(-(limit - start) // stride))
+        shape = tuple(sizes)
+        if 0 in shape:
+            raise self.error(f"slice to the empty shape {list(shape)}: zero-size tensors are not supported")
+        whole = [start == 0 and stride == 1 and size == dim
+                 for start, stride, size, dim in zip(starts, strides, sizes, x.shape)]
+        if all(whole):
+            return x
+        if x.is_const:
+            index = tuple(slice(start, limit, stride) for start, limit, stride in zip(starts, limits, strides))
+            return self._sliced_constant(x, np.ascontiguousarray(np.asarray(x.const)[index]))
+        return self.op("J2S_Slice", [x], shape, x.dtype, hint="slice", dtype=_dtype_attr(x.dtype),
+                       starts=[0 if w else s for w, s in zip(whole, starts)],
+                       steps=[1 if w else s for w, s in zip(whole, strides)],
+                       sizes=[-1 if w else n for w, n in zip(whole, sizes)])
+
+    def _sliced_constant(self, x: Value, data: np.ndarray) -> Value:
+        if x.is_weight:
+            return self.builder.constant(data, x.name, origin=x.origin)
+        return self.builder.constant(data, "const")
+
+    def concat(self, xs: Sequence[Value], axis: int) -> Value:
+        """SOFIE Concat along `axis` (folded when every part is constant)."""
+        xs = list(xs)
+        if len(xs) == 1:
+            return xs[0]
+        axis = axis % xs[0].rank
+        shape = list(xs[0].shape)
+        shape[axis] = sum(v.shape[axis] for v in xs)
+        if all(v.is_const for v in xs):
+            data = np.concatenate([np.asarray(v.const) for v in xs], axis=axis)
+            weights = [v for v in xs if v.is_weight]
+            if weights:
+                return self.builder.constant(data, weights[0].name, origin=weights[0].origin)
+            return self.builder.constant(data, "const")
+        return self.op("Concat", xs, shape, xs[0].dtype, dtype=_dtype_attr(xs[0].dtype), axis=axis)
+
     def cast(self, x: Value, dtype: Any) -> Value:
         dtype = np.dtype(dtype)
         if x.dtype == dtype:

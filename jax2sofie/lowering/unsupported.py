@@ -11,14 +11,12 @@ declare_not_supported(
     # elementwise
     "population_count", "clz", "reduce_precision", "bitcast_convert_type", "mulhi",
     # shape and indexing
-    "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter", "scatter-add",
+    "gather", "scatter", "scatter-add",
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
     "unstack", "broadcast_to",
     # convolution, pooling, approximate top-k
     "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
-    # control flow
-    "scan", "cond", "while",
     # fused attention and friends
     "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",
     "dot_product_attention_bwd_wrapper", "dot_product_attention_fp8_fwd", "dot_product_attention_fp8_fwd_wrapper",
