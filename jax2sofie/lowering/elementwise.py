@@ -113,9 +113,15 @@ def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Va
         raise ctx.error(f"select_n with {len(cases)} cases and a {which.dtype} selector is not supported yet "
                         "(only two cases with a boolean selector)")
     false_case, true_case = cases
+    shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
+    if which.is_const and np.size(which.const) and np.all(which.const == np.asarray(which.const).flat[0]):
+        # a constant selector (jnp.var's `where(dof > 0, var, nan)`) picks one case: no Where, and no
+        # constant of the other case, which may have the batch size in its shape
+        chosen = true_case if bool(np.asarray(which.const).flat[0]) else false_case
+        if tuple(chosen.shape) == shape:
+            return chosen
     if true_case.dtype != np.float32:  # SOFIE's Where rejects integer tensors (SOFIE_PITFALLS.md)
         raise ctx.error(f"select_n over {true_case.dtype} values is not supported yet (float32 only)")
-    shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
     return ctx.op("Where", [which, true_case, false_case], shape, true_case.dtype,
                   dtype=np.dtype(true_case.dtype).name)
 
