@@ -18,6 +18,8 @@ import sys
 if "keras" not in sys.modules:
     os.environ.setdefault("KERAS_BACKEND", "jax")
 
+from jax2sofie.errors import ConversionError  # noqa: E402
+
 from .conversion import convert  # noqa: E402
 
-__all__ = ["convert"]
+__all__ = ["ConversionError", "convert"]
