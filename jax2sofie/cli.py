@@ -37,9 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     def target_arguments(p):
         p.add_argument("target", help="package.module:object (an nnx module or a (fn, params) pair), "
                                       "or a .keras/.h5 file")
-        inputs = p.add_mutually_exclusive_group(required=True)
+        inputs = p.add_mutually_exclusive_group()
         inputs.add_argument("--input-shape", action="append", metavar="D0,D1,...",
-                            help="shape of one float32 example input, e.g. 1,16 (repeat for several inputs)")
+                            help="shape of one float32 example input, e.g. 1,16 (repeat for several inputs); "
+                                 "a Keras file's own input shapes are the default")
         inputs.add_argument("--example", action="append", metavar="FILE.npy",
                             help="an example input saved with numpy.save (repeat for several inputs)")
 
@@ -50,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--name", help="model name: C++ namespace SOFIE_<name> and file names")
     convert.add_argument("--weights", choices=["text", "safetensors", "embedded"], default="text",
                          help="weight file format: SOFIE's text .dat (default), .safetensors, or in the header")
-    convert.add_argument("--dynamic-batch", action="store_true", help="a symbolic batch dimension (not yet)")
+    convert.add_argument("--dynamic-batch", action="store_true",
+                         help="a symbolic batch dimension (dimension 0 of every input); the default for a Keras "
+                              "file without --input-shape/--example whose batch size is unknown")
     convert.add_argument("--check", action="store_true",
                          help="also compile the C++, run it on random inputs and compare with JAX")
     convert.add_argument("--strict", action="store_true", help="refuse weights with NaN/Inf (default: warn)")
@@ -77,7 +80,7 @@ def _done(start: float) -> None:
 
 
 def _load_target(target: str):
-    if target.endswith((".keras", ".h5")):
+    if target.endswith((".keras", ".h5", ".hdf5")) or Path(target).is_dir():  # a dir: keras_frontend explains
         if not Path(target).exists():
             raise UsageError(f"no such file: {target}")
         return ("keras", target)
@@ -94,6 +97,8 @@ def _load_target(target: str):
 
 
 def _inputs(args) -> list[np.ndarray]:
+    if not args.example and not args.input_shape:
+        raise UsageError("give the example inputs: --input-shape or --example (only Keras files know their own)")
     if args.example:
         try:
             return [np.load(path) for path in args.example]
@@ -108,25 +113,31 @@ def _inputs(args) -> list[np.ndarray]:
     return [np.zeros(shape, np.float32) for shape in shapes]
 
 
-def _convert(kind, target, inputs, name=None, strict=False):
+def _convert_keras(path: str, args):
+    """A .keras/.h5 file: keras_frontend (the file's own input shapes unless given)."""
+    import keras_frontend
+
+    example = _inputs(args) if args.example else None
+    shapes = [tuple(a.shape) for a in _inputs(args)] if args.input_shape else None
+    return keras_frontend.convert(path, example_input=example, input_shape=shapes, name=args.name,
+                                  dynamic_batch=True if args.dynamic_batch else None, strict=args.strict)
+
+
+def _convert(target, inputs, name=None, strict=False, dynamic_batch=False):
     import jax2sofie
 
-    if kind == "keras":
-        import keras_frontend
-
-        return keras_frontend.convert(target, inputs if len(inputs) > 1 else inputs[0], name=name)
     if isinstance(target, tuple) and len(target) == 2:
-        return jax2sofie.convert(target[0], target[1], *inputs, name=name, strict=strict)
-    return jax2sofie.convert(target, *inputs, name=name, strict=strict)
+        return jax2sofie.convert(target[0], target[1], *inputs, name=name, strict=strict, dynamic_batch=dynamic_batch)
+    return jax2sofie.convert(target, *inputs, name=name, strict=strict, dynamic_batch=dynamic_batch)
 
 
 def _cmd_convert(args) -> int:
-    if args.dynamic_batch:
-        raise UsageError("--dynamic-batch is not supported yet: convert once per batch size")
     kind, target = _load_target(args.target)
-    inputs = _inputs(args)
     start = _step("converting (trace, lower, optimise, generate)")
-    model = _convert(kind, target, inputs, args.name, args.strict)
+    if kind == "keras":
+        model = _convert_keras(target, args)
+    else:
+        model = _convert(target, _inputs(args), args.name, args.strict, args.dynamic_batch)
     _done(start)
     start = _step(f"writing {args.output}")
     paths = model.write(args.output, weights=args.weights, test=True, force=args.force)

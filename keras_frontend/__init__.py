@@ -1,12 +1,25 @@
-"""Keras 3 models -> jax2sofie, by loading them on Keras' JAX backend and tracing them.
+"""Keras 3 models -> jax2sofie: the model is loaded on Keras' JAX backend and traced, not parsed.
 
-Not built yet: `convert` raises an error that says so (the JAX/Flax path, `jax2sofie.convert`, works).
+    import keras_frontend
+    m = keras_frontend.convert("model.keras")            # or a keras.Model, or a legacy .h5 file
+    m.write("out/"); m.check()
+
+Every layer whose computation lowers converts, including custom layers written with `keras.ops`
+(registered with `keras.saving.register_keras_serializable`). See `convert` for the backend rules:
+importing this package before Keras makes JAX Keras' default backend.
 """
 from __future__ import annotations
 
+import os
+import sys
 
-def convert(model_or_path, *args, **kwargs):
-    raise NotImplementedError(
-        "keras_frontend.convert is not implemented yet: Keras models cannot be converted in this version. "
-        "Convert the model's computation as a JAX function with jax2sofie.convert(fn, params, example_input)."
-    )
+# Importing keras_frontend before Keras makes JAX Keras' backend (unless KERAS_BACKEND says otherwise):
+# conversion then runs in this process. Otherwise it runs in a child process (see convert).
+if "keras" not in sys.modules:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from jax2sofie.errors import ConversionError  # noqa: E402
+
+from .conversion import convert  # noqa: E402
+
+__all__ = ["ConversionError", "convert"]

@@ -117,10 +117,16 @@ def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Va
     an integer selector or integer/bool values go to J2S_Elementwise."""
     if len(cases) == 1:
         return cases[0]
+    shape = tuple(np.broadcast_shapes(which.shape, *(c.shape for c in cases)))
+    if which.is_const and np.size(which.const) and np.all(which.const == np.asarray(which.const).flat[0]):
+        # a constant selector (jnp.var's `where(dof > 0, var, nan)`) picks one case: no Where, and no
+        # constant of the other case, which may have the batch size in its shape
+        chosen = cases[int(np.asarray(which.const).flat[0])]
+        if tuple(chosen.shape) == shape:
+            return chosen
     if len(cases) != 2 or which.dtype != np.bool_ or cases[0].dtype != np.float32:
         return select_cases(ctx, which, cases)
     false_case, true_case = cases
-    shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
     return ctx.op("Where", [which, true_case, false_case], shape, true_case.dtype,
                   dtype=np.dtype(true_case.dtype).name)
 
