@@ -1,6 +1,7 @@
 // THE op table: the one place that says which op names jax2sofie._native understands.
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
+#include "ops_dense.hpp"
 
 namespace jax2sofie {
 
@@ -10,6 +11,7 @@ const std::map<std::string, Factory> &OpTable()
       // linear algebra
       {"Gemm", MakeGemm},
       {"Einsum", MakeEinsum},
+      {"J2S_Dense", MakeDense},
       // element-wise binary (broadcasting) and n-ary
       {"Add", MakeAdd},
       {"Sub", MakeSub},
