@@ -3,6 +3,7 @@
 #include "ops.hpp"
 #include "ops_elementwise.hpp"
 #include "ops_reduce.hpp"
+#include "ops_dense.hpp"
 
 namespace jax2sofie {
 
@@ -12,6 +13,7 @@ const std::map<std::string, Factory> &OpTable()
       // linear algebra
       {"Gemm", MakeGemm},
       {"Einsum", MakeEinsum},
+      {"J2S_Dense", MakeDense},
       // element-wise binary (broadcasting) and n-ary
       {"Add", MakeAdd},
       {"Sub", MakeSub},

@@ -118,8 +118,9 @@ def test_dead_code_is_removed():
 
 
 def test_pipeline_order_is_documented():
-    assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants", "fuse_gemm_bias",
-                                              "fuse_relu", "eliminate_dead_code", "name_weights"]
+    assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants",
+                                              "eliminate_common_subexpressions", "fuse_gemm_bias", "fuse_relu",
+                                              "fuse_dense", "eliminate_dead_code", "name_weights"]
 
 
 def test_passes_do_not_change_numbers_softmax_dense():
@@ -133,7 +134,7 @@ def test_passes_do_not_change_numbers_softmax_dense():
     x = rng.standard_normal((3, 8)).astype(np.float32)
     model = jax2sofie.convert(fn, params, x)
     counts = model.graph.op_counts()
-    assert "Expand" not in counts and "Add" not in counts and counts["Gemm"] == 1
+    assert "Expand" not in counts and "Add" not in counts and counts["J2S_Dense"] == 1
     assert model.check(x).passed
 
 
@@ -165,6 +166,6 @@ def test_relu_mlp_numbers_unchanged_after_fusion():
     x = rng.standard_normal((4, 6)).astype(np.float32)
     model = jax2sofie.convert(fn, params, x)
     counts = model.graph.op_counts()
-    assert "Max" not in counts and counts["Gemm"] == 3, counts
-    assert all(n.attrs.get("activation") == "relu" for n in model.graph.nodes if n.op == "Gemm")
+    assert "Max" not in counts and "Relu" not in counts and counts["J2S_Dense"] == 3, counts
+    assert all(n.attrs.get("activation") == "relu" for n in model.graph.nodes if n.op == "J2S_Dense")
     assert model.check(x).passed

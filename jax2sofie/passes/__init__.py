@@ -5,11 +5,15 @@ Why this order:
    does not need is dropped instead of being folded into a big weight.
 2. fold_constants next: what is left on constants (reshaped/transposed weights) becomes weights, so
    the fusions below see a bias as the constant it is.
-3. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
-   bias already inside the Gemm to fuse max(x, 0) as its activation. (Layout, CSE and further
-   fusions go here, before DCE.)
-4. eliminate_dead_code: removes what the rewrites above left unused.
-5. name_weights last: only once unused tensors are gone are the readable names free to take.
+3. eliminate_common_subexpressions: after folding, so that equal folded constants and the nodes
+   reading them are merged; before the fusions, which then see each computation once.
+4. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
+   bias already inside the Gemm to fuse max(x, 0) as its activation (and turns the other max(x, 0)
+   into Relu nodes). (Layout and further fusions go here, before fuse_dense.)
+5. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the two
+   passes above put in (or next to) them; last of the fusions, as it leaves no Gemm to fuse into.
+6. eliminate_dead_code: removes what the rewrites above left unused.
+7. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from typing import Callable
 from ..ir import Graph, verify
 from .broadcasts import eliminate_broadcasts
 from .constant_folding import fold_constants
+from .cse import eliminate_common_subexpressions
+from .dense import fuse_dense
 from .dce import eliminate_dead_code
 from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
@@ -28,8 +34,10 @@ Pass = Callable[[Graph], Graph]
 PIPELINE: list[Pass] = [
     eliminate_broadcasts,
     fold_constants,
+    eliminate_common_subexpressions,
     fuse_gemm_bias,
     fuse_relu,
+    fuse_dense,
     eliminate_dead_code,
     name_weights,
 ]

@@ -1,0 +1,300 @@
+"""Side-by-side benchmark: (A) our generated C++, (B) SOFIE's C++ from the jax2onnx model,
+(C) jax.jit on CPU, (D) ONNX Runtime on the jax2onnx model; all on one thread, in one run.
+
+    python benchmarks/run.py            # batches 1, 64, 256; scale curve up to 10,000 equations
+    python benchmarks/run.py --quick    # batches 1, 64; fewer repeats; scale up to 1,000
+
+Writes benchmarks/RESULTS.md (or --out). Needs jax2onnx, onnx and onnxruntime for B and D; without
+them those columns say why they are missing. A and B are timed by a C++ loop over Session::infer
+(benchmarks/cpp_timer.py); C and D from Python, so they include their per-call dispatch cost, which
+is how they are used (the table's "ORT floor" line gives ONNX Runtime's cost for a trivial model).
+"""
+from __future__ import annotations
+
+import os
+
+# one thread everywhere, set before numpy/jax/onnxruntime load their thread pools
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jax2sofie  # noqa: E402
+from cpp_timer import CXX_FLAGS, session_bytes, time_header  # noqa: E402
+from models import MODELS, deep_chain  # noqa: E402
+from report import write_report  # noqa: E402
+
+
+@dataclass
+class Cell:
+    """One measured column of one (model, batch): seconds per call, or why there is none."""
+    seconds: float | None = None
+    error: str | None = None
+    max_abs_err: float | None = None
+
+
+@dataclass
+class Row:
+    model: str
+    family: str
+    batch: int
+    cells: dict = field(default_factory=dict)  # "A".."D" -> Cell
+    convert_ours: float | None = None
+    convert_onnx: float | None = None
+    memory_ours: tuple | None = None
+    memory_sofie: tuple | None = None
+    ops_ours: str = ""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0]
+    if len(lines) > 1 and line.endswith(":"):  # "uses 2 primitives ...:" -> name them
+        line += " " + lines[1]
+    return line.replace("|", "/")[:160]
+
+
+def time_python(call, min_block: float, repeats: int) -> float:
+    """Median seconds per call over `repeats` blocks of k calls, each block at least `min_block` s."""
+    call()
+    k = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(k):
+            call()
+        if time.perf_counter() - t0 >= min_block:
+            break
+        k *= 2
+    blocks = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            call()
+        blocks.append((time.perf_counter() - t0) / k)
+    return statistics.median(blocks)
+
+
+class Bench:
+    def __init__(self, args, work: Path):
+        self.args, self.work = args, work
+        self.min_block = 0.5e-3 if args.quick else 2e-3
+        self.repeats = 5 if args.quick else 15
+        try:
+            import jax2onnx  # noqa: F401
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+            import sofie.onnx  # noqa: F401
+            self.onnx_missing = None
+        except ImportError as exc:
+            self.onnx_missing = f"not installed: {exc.name}"
+
+    def ort_session(self, path: Path):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def ort_floor(self) -> float | None:
+        """ONNX Runtime's per-call cost from Python on a one-Add model of 16 floats."""
+        if self.onnx_missing:
+            return None
+        import onnx
+        from onnx import TensorProto, helper
+        graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "floor",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])])
+        path = self.work / "floor.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        session, x = self.ort_session(path), np.zeros((1, 16), np.float32)
+        return time_python(lambda: session.run(None, {"x": x}), self.min_block, self.repeats)
+
+    def time_cpp(self, header: Path, weights: Path, x: np.ndarray, ref: np.ndarray) -> Cell:
+        seconds, y = time_header(header, weights, x, self.work, self.min_block * 1e6, self.repeats, ref.size)
+        return Cell(seconds, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
+
+    def run_model(self, bm, batch: int) -> Row:
+        row = Row(bm.name, bm.family, batch)
+        variables, x = bm.variables(), bm.example(batch)
+        apply = jax.jit(bm.module.apply)
+        ref = np.asarray(apply(variables, x))
+        row.cells["C"] = Cell(time_python(lambda: apply(variables, x).block_until_ready(), self.min_block, self.repeats))
+
+        name = f"{bm.name}_b{batch}"
+        out = self.work / name
+        try:  # (A) ours
+            t0 = time.perf_counter()
+            model = jax2sofie.convert(bm.module.apply, variables, x, name=name)
+            row.convert_ours = time.perf_counter() - t0
+            row.ops_ours = " ".join(f"{op}:{n}" for op, n in sorted(model.graph.op_counts().items()))
+        except Exception as exc:
+            row.cells["A"] = Cell(error=f"not converted: {first_line(exc)}")
+            if self.args.verbose:
+                traceback.print_exc()
+            model = None
+        if model is not None:
+            try:
+                paths = [Path(p) for p in model.write(out / "ours", weights="text", force=True)]
+                header = next(p for p in paths if p.suffix == ".hxx")
+                row.memory_ours = session_bytes(header)
+                row.cells["A"] = self.time_cpp(header, header.with_suffix(".dat"), x, ref)
+            except Exception as exc:
+                row.cells["A"] = Cell(error=f"failed: {first_line(exc)}")
+
+        if self.onnx_missing:
+            row.cells["B"] = row.cells["D"] = Cell(error=self.onnx_missing)
+            return row
+        import jax2onnx
+        import onnx
+        import sofie
+        onnx_path = out / f"{name}_onnx.onnx"
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            t0 = time.perf_counter()
+            proto = jax2onnx.to_onnx(lambda x: bm.module.apply(variables, x),
+                                     [jax.ShapeDtypeStruct(x.shape, x.dtype)], model_name=name)
+            row.convert_onnx = time.perf_counter() - t0
+            onnx.save(proto, str(onnx_path))
+        except Exception as exc:
+            row.cells["B"] = row.cells["D"] = Cell(error=f"jax2onnx failed: {first_line(exc)}")
+            return row
+        try:  # (D) ONNX Runtime
+            session = self.ort_session(onnx_path)
+            input_name = session.get_inputs()[0].name
+            y = session.run(None, {input_name: x})[0]
+            row.cells["D"] = Cell(time_python(lambda: session.run(None, {input_name: x}), self.min_block, self.repeats),
+                                  max_abs_err=float(np.max(np.abs(y - ref))))
+        except Exception as exc:
+            row.cells["D"] = Cell(error=f"onnxruntime failed: {first_line(exc)}")
+        try:  # (B) SOFIE from ONNX
+            rmodel = sofie.onnx.parse(str(onnx_path))
+            rmodel.generate()
+            header = out / "sofie" / f"{name}_onnx.hxx"
+            header.parent.mkdir(parents=True, exist_ok=True)
+            rmodel.output_generated(str(header))
+            row.memory_sofie = session_bytes(header)
+            row.cells["B"] = self.time_cpp(header, header.with_suffix(".dat"), x, ref)
+        except Exception as exc:
+            row.cells["B"] = Cell(error=f"SOFIE failed: {first_line(exc)}")
+            if self.args.verbose:
+                traceback.print_exc()
+        return row
+
+    def scale(self, sizes) -> list[tuple]:
+        """(requested, jaxpr equations, IR nodes, seconds ours, seconds jax2onnx or None) per size."""
+        points = []
+        for n in sizes:
+            fn, params, x = deep_chain(n)
+            eqns = len(jax.make_jaxpr(fn)(params, x).jaxpr.eqns)
+            t0 = time.perf_counter()
+            model = jax2sofie.convert(fn, params, x, name=f"deep_{n}")
+            ours = time.perf_counter() - t0
+            other = None
+            if not self.onnx_missing and n <= 1000:
+                import jax2onnx
+                t0 = time.perf_counter()
+                jax2onnx.to_onnx(lambda x: fn(params, x), [jax.ShapeDtypeStruct(x.shape, x.dtype)])
+                other = time.perf_counter() - t0
+            points.append((n, eqns, len(model.graph.nodes), ours, other))
+            print(f"scale {n}: {eqns} equations, {ours:.2f} s", flush=True)
+        return points
+
+
+def warm_up(bench: Bench) -> None:
+    """Convert a trivial model once so that conversion times exclude first-use costs (imports, JAX
+    tracing machinery, SOFIE's library load)."""
+    fn, params, x = deep_chain(3)
+    jax2sofie.convert(fn, params, x, name="warmup")
+    if not bench.onnx_missing:
+        import jax2onnx
+        jax2onnx.to_onnx(lambda x: fn(params, x), [jax.ShapeDtypeStruct(x.shape, x.dtype)])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="batches 1 and 64, fewer repeats, scale up to 1,000")
+    parser.add_argument("--models", default="", help="comma-separated subset of model names")
+    parser.add_argument("--batches", default="", help="comma-separated batch sizes (default 1,64,256)")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--work", default="", help="directory for generated code (default: a temporary one)")
+    parser.add_argument("--no-scale", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else ([1, 64] if args.quick else [1, 64, 256])
+    wanted = set(args.models.split(",")) if args.models else None
+    models = [bm for bm in MODELS if wanted is None or bm.name in wanted]
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory(prefix="j2s-bench-") as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        bench = Bench(args, work)
+        warm_up(bench)
+        rows = []
+        for bm in models:
+            for batch in batches:
+                row = bench.run_model(bm, batch)
+                rows.append(row)
+                summary = ", ".join(f"{k}={c.seconds * 1e6:.1f}us" if c.seconds else f"{k}: {c.error}"
+                                    for k, c in sorted(row.cells.items()))
+                print(f"{bm.name} b{batch}: {summary}", flush=True)
+        floor = bench.ort_floor()
+        sizes = [] if args.no_scale else ([100, 1000] if args.quick else [100, 1000, 10000])
+        scale = bench.scale(sizes)
+    context = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "jax": jax.__version__, "flags": " ".join(CXX_FLAGS), "quick": args.quick,
+        "repeats": bench.repeats, "min_block_ms": bench.min_block * 1e3, "ort_floor": floor,
+        "versions": _versions(),
+    }
+    Path(args.out).write_text(write_report(rows, scale, context))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    found = []
+    for package in ("jaxlib", "flax", "numpy", "sofie", "jax2onnx", "onnx", "onnxruntime"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} (missing)")
+    return ", ".join(found)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

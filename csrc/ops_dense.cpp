@@ -1,0 +1,24 @@
+// J2S_Dense: inputs [A, W] or [A, W, bias]; Y = act(A W + bias) over the last axis of A.
+//   dtype ("float32"), activation ("" | "relu" | "sigmoid" | "tanh", "").
+// W is (K, N) row-major; the leading axes of A (batch Dim included) are the rows.
+#include "ops_dense.hpp"
+
+#include "owned/dense.hpp"
+
+namespace jax2sofie {
+
+OpPtr MakeDense(const Node &n)
+{
+   n.ExpectInputs(2, 3);
+   n.ExpectOutputs(1);
+   if (n.Str("dtype", "float32") != "float32")
+      throw NodeError("J2S_Dense is float32 only");
+   const std::string bias = n.inputs.size() == 3 ? n.inputs[2] : std::string();
+   try {
+      return std::make_unique<J2S_Dense>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""));
+   } catch (const std::runtime_error &e) {
+      throw NodeError(e.what());
+   }
+}
+
+} // namespace jax2sofie

@@ -1,0 +1,106 @@
+"""fuse_dense: Gemm on a constant weight (+ bias + activation) -> J2S_Dense; graphs before/after and
+numbers unchanged (compiled and checked against JAX, static and with a dynamic batch)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jax2sofie
+from jax2sofie.ir import GraphBuilder, verify
+from jax2sofie.passes.dense import fuse_dense
+
+
+def _builder(shape=(2, 3)):
+    b = GraphBuilder("g")
+    return b, b.input("x", shape, np.float32)
+
+
+def test_gemm_bias_add_and_sigmoid_become_one_dense():
+    b, x = _builder((2, 5, 3))  # rank 3: SOFIE's Gemm would loop over the leading axis
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    bias = b.constant(np.ones((1, 1, 4), np.float32), "b", origin="b")
+    y = b.op("Gemm", [x, w], (2, 5, 4), np.float32, alpha=1.0, beta=0.0)
+    z = b.op("Add", [y, bias], (2, 5, 4), np.float32)
+    s = b.op("Sigmoid", [z], (2, 5, 4), np.float32)
+    b.graph.outputs = [s]
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense"]
+    dense = graph.nodes[0]
+    assert dense.attrs == {"dtype": "float32", "activation": "sigmoid"} and dense.outputs == [s]
+    assert dense.inputs[0] is x and dense.inputs[1] is w and dense.inputs[2].shape == (4,)
+    assert dense.inputs[2].origin == "b"
+    verify(graph)
+
+
+def test_transposed_weight_is_folded_and_relu_kept():
+    b, x = _builder()
+    wt = b.constant(np.arange(12, dtype=np.float32).reshape(4, 3), "w", origin="w")
+    bias = b.constant(np.ones(4, np.float32), "b", origin="b")
+    y = b.op("Gemm", [x, wt, bias], (2, 4), np.float32, transB=1, alpha=1.0, beta=1.0, activation="relu")
+    b.graph.outputs = [b.op("Tanh", [y], (2, 4), np.float32)]  # after the relu: not fused
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense", "Tanh"]
+    dense = graph.nodes[0]
+    np.testing.assert_array_equal(dense.inputs[1].const, np.arange(12, dtype=np.float32).reshape(4, 3).T)
+    assert dense.inputs[2] is bias and dense.attrs["activation"] == "relu"
+    verify(graph)
+
+
+def test_left_alone_shared_products_and_non_constant_weights():
+    b, x = _builder()
+    v = b.input("v", (3, 4), np.float32)
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    y = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    r = b.op("Relu", [y], (2, 4), np.float32)
+    p = b.op("Gemm", [x, v], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    t = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=2.0, beta=0.0)
+    b.graph.outputs = [r, y, p, t]  # y read twice: the relu stays apart; p: weight is an input; t: alpha
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense", "Relu", "Gemm", "Gemm"]
+    assert graph.nodes[0].outputs == [y] and graph.nodes[0].attrs["activation"] == ""
+    verify(graph)
+
+
+def _mlp_params(rng, sizes):
+    return [{"w": rng.standard_normal((a, b)).astype(np.float32) / np.sqrt(a),
+             "b": rng.standard_normal(b).astype(np.float32)} for a, b in zip(sizes, sizes[1:])]
+
+
+def test_mlp_numbers_unchanged_gemv_and_gemm_rows():
+    """Batch 1 and 3 take the sgemv path, 9 the sgemm path; sigmoid and tanh fused."""
+    rng = np.random.default_rng(0)
+    params = _mlp_params(rng, [7, 16, 16, 5])
+
+    def fn(p, x):
+        x = jax.nn.relu(x @ p[0]["w"] + p[0]["b"])
+        x = jnp.tanh(x @ p[1]["w"] + p[1]["b"])
+        return jax.nn.sigmoid(x @ p[2]["w"] + p[2]["b"])
+
+    for batch in (1, 3, 9):
+        x = rng.standard_normal((batch, 7)).astype(np.float32)
+        model = jax2sofie.convert(fn, params, x)
+        assert model.graph.op_counts() == {"J2S_Dense": 3}, model.graph.op_counts()
+        assert model.check(x).passed
+    model = jax2sofie.convert(fn, params, x, dynamic_batch=True)
+    assert model.graph.op_counts() == {"J2S_Dense": 3}
+    for batch in (1, 7):
+        xb = rng.standard_normal((batch, 7)).astype(np.float32)
+        assert model.check(xb).passed
+
+
+def test_per_particle_dense_rank3_numbers_unchanged():
+    """(batch, particles, features) x (features, hidden): one product over batch*particles rows."""
+    rng = np.random.default_rng(1)
+    params = _mlp_params(rng, [4, 8, 2])
+
+    def fn(p, x):
+        h = jax.nn.relu(x @ p[0]["w"] + p[0]["b"])
+        return jnp.sum(h @ p[1]["w"] + p[1]["b"], axis=1)
+
+    x = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    model = jax2sofie.convert(fn, params, x, dynamic_batch=True)
+    counts = model.graph.op_counts()
+    assert counts.get("J2S_Dense") == 2 and "Add" not in counts and "Relu" not in counts, counts
+    for batch in (1, 3):
+        assert model.check(x[:batch]).passed
