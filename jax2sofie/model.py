@@ -64,7 +64,8 @@ class ConvertedModel:
         except OSError as exc:
             _remove_empty(created)
             raise OSError(f"cannot write model '{self.name}' into {directory}: {exc.strerror or exc}") from exc
-        moved: list[Path] = []
+        moved: list[Path] = []  # new files renamed into place
+        kept: list[tuple[Path, Path]] = []  # (file, its previous version set aside in the staging folder)
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             if test:
@@ -77,14 +78,20 @@ class ConvertedModel:
             clashes = [directory / p.name for p in written if (directory / p.name).exists()]
             if clashes and not force:
                 raise FileExistsError(f"not overwriting {', '.join(map(str, clashes))} (pass force=True)")
-            for path in written:  # each rename is atomic; a file is either the old one or complete
-                if not (directory / path.name).exists():
-                    moved.append(directory / path.name)
+            backup = staging / ".previous"
+            backup.mkdir()
+            for path in clashes:  # set aside (same file system: a rename), restored on failure
+                os.replace(path, backup / path.name)
+                kept.append((path, backup / path.name))
+            for path in written:  # each rename is atomic: a file is either absent or complete
                 os.replace(path, directory / path.name)
+                moved.append(directory / path.name)
             return [directory / p.name for p in written]
         except BaseException:
-            for path in moved:  # a failure half way through the renames: take back the new files
+            for path in moved:  # a failure half way through: take back the new files ...
                 path.unlink(missing_ok=True)
+            for path, previous in kept:  # ... and put the previous ones back
+                os.replace(previous, path)
             shutil.rmtree(staging, ignore_errors=True)
             _remove_empty(created)
             raise
