@@ -1,8 +1,13 @@
 """The `jax2sofie` command line: convert, check, inspect.
 
-TARGET is a Python reference `package.module:object`, where `object` is a Flax nnx module instance or
-a pair `(fn, params)` for `fn(params, *inputs)` (for Flax linen: `(module.apply, variables)`), or a
-Keras `.keras` / `.h5` file. Exit codes: 0 ok, 1 conversion or check failure, 2 usage error.
+TARGET is a Keras `.keras` / `.h5` file or a Python reference `package.module:object` (`object` may be
+a dotted attribute path) naming one of
+  - a Flax nnx module instance:                       model = Tagger(rngs=nnx.Rngs(0))
+  - a pair (fn, params) for fn(params, *inputs):      model = (forward, {"w": w, "b": b})
+  - a pair (linen module, variables):                 model = (MLP(), MLP().init(key, x))
+    (the same as (module.apply, variables))
+The module is imported with the current directory on sys.path. Exit codes: 0 ok, 1 conversion or
+check failure, 2 usage error.
 """
 from __future__ import annotations
 
@@ -16,12 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-EXAMPLES = """examples:
+EXAMPLES = """TARGET: a .keras/.h5 file, or package.module:object where object is a Flax nnx module,
+a pair (fn, params) for fn(params, *inputs), or a pair (linen_module, variables).
+
+examples:
   jax2sofie convert mymodels.tagger:model --input-shape 1,64 -o out/ --check
   jax2sofie convert mymodels.mlp:fn_and_params --example x.npy --name mlp --weights safetensors -o out/
+  jax2sofie convert mymodels.tagger:model --input-shape 8,64 --dynamic-batch -o out/   # any batch size
   jax2sofie convert model.keras --input-shape 1,16 -o out/
   jax2sofie check out/                   # compile and run out/<name>_test.cpp (C++ vs the JAX reference)
   jax2sofie inspect mymodels.tagger:model --input-shape 1,64
+
+exit codes: 0 ok, 1 conversion or check failure, 2 usage error
 """
 
 
@@ -35,48 +46,75 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def target_arguments(p):
-        p.add_argument("target", help="package.module:object (an nnx module or a (fn, params) pair), "
-                                      "or a .keras/.h5 file")
+        p.add_argument("target", help="package.module:object (an nnx module, a (fn, params) pair or a (linen "
+                                      "module, variables) pair), or a .keras/.h5 file; e.g. mymodels.tagger:model")
         inputs = p.add_mutually_exclusive_group()
         inputs.add_argument("--input-shape", action="append", metavar="D0,D1,...",
-                            help="shape of one float32 example input, e.g. 1,16 (repeat for several inputs); "
-                                 "a Keras file's own input shapes are the default")
+                            help="shape of one float32 example input, e.g. --input-shape 1,16 (repeat, in "
+                                 "order, for several inputs); a Keras file's own input shapes are the default")
         inputs.add_argument("--example", action="append", metavar="FILE.npy",
-                            help="an example input saved with numpy.save (repeat for several inputs)")
+                            help="an example input saved with numpy.save, e.g. --example x.npy; gives shape and "
+                                 "dtype (float32, int32, bool) and is the reference input of the C++ check "
+                                 "(repeat for several inputs)")
 
     convert = sub.add_parser("convert", help="convert a model: writes <name>.hxx, its weights and a C++ check",
                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     target_arguments(convert)
-    convert.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write into")
-    convert.add_argument("--name", help="model name: C++ namespace SOFIE_<name> and file names")
+    convert.add_argument("-o", "--output", required=True, metavar="DIR",
+                         help="directory to write into, e.g. -o out/ (created if missing); writes <name>.hxx, the "
+                              "weight file, <name>_test.cpp and a Makefile (`make test`)")
+    convert.add_argument("--name", help="model name, e.g. --name tagger: C++ namespace SOFIE_tagger and file "
+                                        "names tagger.hxx, ... (default: the module or function name)")
     convert.add_argument("--weights", choices=["text", "safetensors", "embedded"], default="text",
-                         help="weight file format: SOFIE's text .dat (default), .safetensors, or in the header")
+                         help="weight format, e.g. --weights safetensors: SOFIE's text <name>.dat (default), "
+                              "<name>.safetensors, or embedded in the header (no weight file)")
     convert.add_argument("--dynamic-batch", action="store_true",
-                         help="a symbolic batch dimension (dimension 0 of every input); the default for a Keras "
-                              "file without --input-shape/--example whose batch size is unknown")
+                         help="dimension 0 of every input is a batch of any size: Session(weights, max_batch) "
+                              "and infer(batch, ...) in C++; the default for a Keras file without "
+                              "--input-shape/--example whose batch size is unknown")
     convert.add_argument("--check", action="store_true",
-                         help="also compile the C++, run it on random inputs and compare with JAX")
-    convert.add_argument("--strict", action="store_true", help="refuse weights with NaN/Inf (default: warn)")
-    convert.add_argument("--force", action="store_true", help="overwrite existing files in DIR")
+                         help="also compile the C++ (needs a C++17 compiler and a BLAS), run it on the --example "
+                              "input (random values of --input-shape) and compare with JAX; exit code 1 when "
+                              "they disagree")
+    convert.add_argument("--strict", action="store_true",
+                         help="refuse weights holding NaN/Inf (default: a warning)")
+    convert.add_argument("--force", action="store_true",
+                         help="overwrite existing files in DIR (default: refuse, and leave DIR as it was)")
 
     check = sub.add_parser("check", help="compile and run DIR/<name>_test.cpp: the C++ against the JAX reference",
+                           description="Compile every DIR/<name>_test.cpp with $CXX (or c++, g++, clang++) and "
+                                       "a BLAS ($JAX2SOFIE_BLAS, or -lopenblas, -lblas), run it, and fail when "
+                                       "the C++ output differs from the JAX output embedded in it. Needs no "
+                                       "Python model: only the files `convert` wrote.",
                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("directory", help="a directory written by `jax2sofie convert`")
+    check.add_argument("directory", help="a directory written by `jax2sofie convert`, e.g. out/")
 
     inspect = sub.add_parser("inspect", help="list the primitives a model traces to, and which are unsupported",
+                             description="Trace TARGET and list each JAX primitive it uses: lowered, folded "
+                                         "(depends only on params: computed at conversion) or UNSUPPORTED "
+                                         "with every file:line that uses it. Converts nothing.",
                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     target_arguments(inspect)
     sub.add_parser("version", help="print the versions of jax2sofie, sofie and jax")
     return parser
 
 
-def _step(text: str):
-    print(f"{text} ...", file=sys.stderr, flush=True)
-    return time.perf_counter()
+class Progress:
+    """Prints each step of a long operation as it starts and how long it took, on stderr."""
 
+    def __init__(self):
+        self._current: str | None = None
+        self._started = 0.0
 
-def _done(start: float) -> None:
-    print(f"  done in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+    def __call__(self, step: str) -> None:
+        self.finish()
+        self._current, self._started = step, time.perf_counter()
+        print(f"{step} ...", end="", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self._current is not None:
+            print(f" {time.perf_counter() - self._started:.2f} s", file=sys.stderr, flush=True)
+            self._current = None
 
 
 def _load_target(target: str):
@@ -87,13 +125,31 @@ def _load_target(target: str):
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise UsageError(f"target '{target}' is neither a .keras/.h5 file nor of the form package.module:object")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # `package.module` relative to the current directory, as `python -m` does
     try:
         obj = importlib.import_module(module_name)
         for part in attribute.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"cannot load '{target}': {exc}") from exc
-    return ("python", obj)
+    except Exception as exc:  # an import that fails for any reason is reported as what the user named
+        raise UsageError(f"cannot load '{target}': {type(exc).__name__}: {exc}") from exc
+    return ("python", _as_function_and_params(obj, target))
+
+
+def _as_function_and_params(obj, target: str):
+    """The documented target conventions -> an nnx module, or a pair (fn, params) for fn(params, *inputs)."""
+    from flax import linen, nnx
+
+    if isinstance(obj, nnx.Module):
+        return obj
+    if isinstance(obj, tuple) and len(obj) == 2:
+        fn, params = obj
+        if isinstance(fn, linen.Module):
+            return (fn.apply, params)
+        if callable(fn):
+            return (fn, params)
+    raise UsageError(f"'{target}' is a {type(obj).__name__}: expected a Flax nnx module, a pair (fn, params) "
+                     "for fn(params, *inputs), or a pair (linen_module, variables)")
 
 
 def _inputs(args) -> list[np.ndarray]:
@@ -113,49 +169,68 @@ def _inputs(args) -> list[np.ndarray]:
     return [np.zeros(shape, np.float32) for shape in shapes]
 
 
-def _convert_keras(path: str, args):
-    """A .keras/.h5 file: keras_frontend (the file's own input shapes unless given)."""
-    import keras_frontend
+def _keras_inputs(args) -> dict:
+    """A Keras file's example inputs or input shapes, when given (else the file's own input shapes)."""
+    if args.example:
+        return {"example_input": _inputs(args)}
+    if args.input_shape:
+        return {"input_shape": [tuple(a.shape) for a in _inputs(args)]}
+    return {}
 
-    example = _inputs(args) if args.example else None
-    shapes = [tuple(a.shape) for a in _inputs(args)] if args.input_shape else None
-    return keras_frontend.convert(path, example_input=example, input_shape=shapes, name=args.name,
-                                  dynamic_batch=True if args.dynamic_batch else None, strict=args.strict)
 
-
-def _convert(target, inputs, name=None, strict=False, dynamic_batch=False):
+def _convert(kind, target, args, progress=None):
     import jax2sofie
 
-    if isinstance(target, tuple) and len(target) == 2:
-        return jax2sofie.convert(target[0], target[1], *inputs, name=name, strict=strict, dynamic_batch=dynamic_batch)
-    return jax2sofie.convert(target, *inputs, name=name, strict=strict, dynamic_batch=dynamic_batch)
+    name, strict, dynamic_batch = args.name, args.strict, args.dynamic_batch
+    if kind == "keras":
+        import keras_frontend
+
+        return keras_frontend.convert(target, **_keras_inputs(args), name=name, strict=strict,
+                                      dynamic_batch=True if dynamic_batch else None)
+    inputs = _inputs(args)
+    options = dict(name=name, strict=strict, dynamic_batch=dynamic_batch, progress=progress)
+    if isinstance(target, tuple):
+        return jax2sofie.convert(target[0], target[1], *inputs, **options)
+    return jax2sofie.convert(target, *inputs, **options)
 
 
 def _cmd_convert(args) -> int:
     kind, target = _load_target(args.target)
-    start = _step("converting (trace, lower, optimise, generate)")
-    if kind == "keras":
-        model = _convert_keras(target, args)
-    else:
-        model = _convert(target, _inputs(args), args.name, args.strict, args.dynamic_batch)
-    _done(start)
-    start = _step(f"writing {args.output}")
-    paths = model.write(args.output, weights=args.weights, test=True, force=args.force)
-    _done(start)
-    ok = True
-    if args.check:
-        start = _step("compiling and checking against JAX")
-        report = model.check()
-        _done(start)
+    inputs = _inputs(args) if kind != "keras" or args.example or args.input_shape else None
+    progress = Progress()
+    if args.check:  # before converting: a missing compiler or BLAS must not leave files behind
+        from jax2sofie.runtime import find_blas, find_compiler
+
+        progress("looking for a C++ compiler and a BLAS")
+        find_blas(find_compiler())
+    try:
+        model = _convert(kind, target, args, progress)
+        progress(f"writing {args.output}")
+        reference = inputs if args.example else None  # else random inputs (not the zeros of --input-shape)
+        paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference)
+        report = None
+        if args.check:
+            progress("compiling the C++ and comparing with JAX")
+            report = model.check(*(reference or []))
+    finally:
+        progress.finish()
+    if report is not None:
         print(report)
-        ok = report.passed
-    weights = [v for v in model.graph.constants() if v.is_weight]
     print(model.summary())
-    print(f"  weight data: {sum(v.const.nbytes for v in weights) / 1024:.1f} KiB ({args.weights})")
-    print("  files: " + ", ".join(str(p) for p in paths))
-    if args.check:
-        print(f"  check: {'passed' if ok else 'FAILED'}")
-    return 0 if ok else 1
+    weight_bytes = sum(v.const.nbytes for v in model.graph.constants() if v.is_weight)
+    print(f"  weight data: {_size(weight_bytes)} ({args.weights})")
+    print("  files: " + ", ".join(f"{p} ({_size(p.stat().st_size)})" for p in paths))
+    print("  check: " + ("not run (add --check, or run `jax2sofie check DIR` / `make test` in DIR)" if report is None
+                         else "passed" if report.passed else "FAILED"))
+    return 0 if report is None or report.passed else 1
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n_bytes < 1024 or unit == "MiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
 
 
 def _cmd_check(args) -> int:
@@ -166,13 +241,15 @@ def _cmd_check(args) -> int:
     if not tests:
         raise UsageError(f"no <name>_test.cpp in {directory}: write it with `jax2sofie convert` (or write(test=True))")
     compiler = find_compiler()
+    blas = find_blas(compiler)
     failed = 0
+    progress = Progress()
     for test in tests:
-        binary = test.with_suffix("")
-        start = _step(f"compiling {test.name}")
-        build = subprocess.run([*compiler.command, "-O2", "-std=c++17", "-o", str(binary), str(test),
-                                *find_blas(compiler)], capture_output=True, text=True)
-        _done(start)
+        binary = test.with_suffix("").resolve()
+        progress(f"compiling {test.name}")
+        build = subprocess.run([*compiler.command, "-O2", "-std=c++17", "-o", str(binary), str(test), *blas],
+                               capture_output=True, text=True)
+        progress.finish()
         if build.returncode != 0:
             print(f"{test.name}: does not compile:\n{build.stderr[-4000:]}")
             failed += 1
@@ -180,45 +257,47 @@ def _cmd_check(args) -> int:
         run = subprocess.run([str(binary)], cwd=directory, capture_output=True, text=True)
         print(run.stdout, end="")
         failed += run.returncode != 0
+    print(f"check: {len(tests) - failed} of {len(tests)} passed")
     return 1 if failed else 0
 
 
 def _cmd_inspect(args) -> int:
-    import jax
     from jax.extend import core as jcore
 
-    from jax2sofie.lowering import NOT_SUPPORTED, RULES
+    from jax2sofie import UnsupportedPrimitivesError
+    from jax2sofie.lowering import RULES, check_supported
     from jax2sofie.lowering.source import location_of
+    from jax2sofie.trace import trace, trace_nnx
 
     kind, target = _load_target(args.target)
     if kind == "keras":
         raise UsageError("inspect takes a Python target; for a Keras file use `convert`")
     inputs = _inputs(args)
-    if isinstance(target, tuple):
-        closed = jax.make_jaxpr(target[0])(target[1], *inputs)
-    else:
-        from flax import nnx
-
-        graphdef, state = nnx.split(target)
-        closed = jax.make_jaxpr(lambda s, *xs: nnx.merge(graphdef, s)(*xs))(state, *inputs)
+    traced = trace(target[0], target[1], inputs) if isinstance(target, tuple) else trace_nnx(target, inputs)
     counts: collections.Counter = collections.Counter()
-    where: dict[str, str] = {}
 
-    def walk(jaxpr, enclosing=""):
+    def walk(jaxpr):
         for eqn in jaxpr.eqns:
             counts[eqn.primitive.name] += 1
-            where.setdefault(eqn.primitive.name, location_of(eqn, enclosing))
             for sub in jcore.jaxprs_in_params(eqn.params):
-                walk(sub, location_of(eqn, enclosing))
+                walk(sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub)
 
-    walk(closed.jaxpr)
-    unsupported = 0
+    walk(traced.closed.jaxpr)
+    unsupported: dict[str, list] = {}
+    try:  # the same scan convert() runs first: it knows what is folded
+        check_supported(traced.closed, [True] * len(traced.param_values) + [False] * len(traced.input_specs))
+    except UnsupportedPrimitivesError as error:
+        for use in error.uses:
+            unsupported.setdefault(use.primitive, []).append(use)
     for name, n in sorted(counts.items()):
-        status = "lowered" if name in RULES else "UNSUPPORTED: " + NOT_SUPPORTED.get(name, "unknown primitive")
-        unsupported += name not in RULES
-        print(f"{name:28s} {n:5d}  {status}" + (f"  (first at {where[name]})" if name not in RULES else ""))
-    print(f"{len(counts)} primitives, {unsupported} unsupported (those depending only on params are folded "
-          "at conversion and need no rule)")
+        if name in unsupported:
+            uses = unsupported[name]
+            print(f"{name:28s} {n:5d}  UNSUPPORTED: {uses[0].reason}")
+            for use in uses:
+                print(f"{'':36s}at {use.location}")
+        else:
+            print(f"{name:28s} {n:5d}  " + ("lowered" if name in RULES else "folded (depends only on params)"))
+    print(f"{len(counts)} primitives, {len(unsupported)} unsupported")
     return 0
 
 
@@ -237,10 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"jax2sofie: error: {exc}", file=sys.stderr)
         return 2
-    except (jax2sofie.ConversionError, NotImplementedError, FileExistsError, OSError) as exc:
-        print(f"jax2sofie: {args.command} failed: {exc}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:  # toolchain and compile errors of the checker
+    # conversion errors, existing files, unwritable directories, and (RuntimeError) the checker's
+    # toolchain and compile errors
+    except (jax2sofie.ConversionError, NotImplementedError, OSError, RuntimeError) as exc:
         print(f"jax2sofie: {args.command} failed: {exc}", file=sys.stderr)
         return 1
 

@@ -6,6 +6,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from jax.extend import core as jcore
 
 from .dynamic import BATCH_PARAM, TRACE_BATCHES, generalise
 from .emit import emit
@@ -20,7 +21,8 @@ from .trace import Traced, trace, trace_nnx
 
 
 def convert(target: Any, *args: Any, name: str | None = None, input_names: Sequence[str] | None = None,
-            strict: bool = False, dynamic_batch: bool = False) -> ConvertedModel:
+            strict: bool = False, dynamic_batch: bool = False,
+            progress: Callable[[str], None] | None = None) -> ConvertedModel:
     """Convert a JAX function or a Flax model to a SOFIE model.
 
     - `convert(fn, params, *example_inputs)` for `fn(params, *inputs)`; for Flax linen pass
@@ -32,7 +34,11 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
     A symbolic batch: give inputs as `jax.ShapeDtypeStruct`s whose shapes come from
     `jax.export.symbolic_shape("b, 16")`, or pass `dynamic_batch=True` (dimension 0 of every input is
     the batch). The generated Session then takes a maximum batch size and `infer` the batch size.
+
+    progress: called with the name of each step as it starts ("tracing", "lowering", "generating"),
+    for a progress display.
     """
+    step = progress or _no_progress
     if _is_nnx_module(target):
         def trace_with(inputs):
             return trace_nnx(target, inputs, input_names)
@@ -49,9 +55,15 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
                               "a Flax linen module's `apply`, or a Flax nnx module")
     batched = batch_positions(inputs, dynamic_batch)
     if batched is None:
-        return build(trace_with(inputs), name or default_name, strict=strict)
+        step("tracing")
+        return build(trace_with(inputs), name or default_name, strict=strict, progress=progress)
+    step("tracing")
     return build_dynamic(lambda batch: trace_with(at_batch(inputs, batched, batch)), name or default_name,
-                         strict=strict)
+                         strict=strict, progress=progress)
+
+
+def _no_progress(step: str) -> None:
+    pass
 
 
 def batch_positions(inputs: Sequence[Any], dynamic_batch: bool) -> list[list[int]] | None:
@@ -84,16 +96,24 @@ def at_batch(inputs: Sequence[Any], positions: list[list[int]], batch: int) -> l
     return specs
 
 
-def build(traced: Traced, name: str, strict: bool = False) -> ConvertedModel:
+def build(traced: Traced, name: str, strict: bool = False,
+          progress: Callable[[str], None] | None = None) -> ConvertedModel:
     """Lower a traced model and generate its RModel (shared by every frontend)."""
+    step = progress or _no_progress
+    step("lowering")
     graph = lower(traced, name, strict)
+    step("generating")
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=traced)
 
 
-def build_dynamic(trace_at: Callable[[int], Traced], name: str, strict: bool = False) -> ConvertedModel:
+def build_dynamic(trace_at: Callable[[int], Traced], name: str, strict: bool = False,
+                  progress: Callable[[str], None] | None = None) -> ConvertedModel:
     """Like build(), with a symbolic batch: `trace_at(batch)` traces the model at a given batch size."""
+    step = progress or _no_progress
     first, second = (trace_at(batch) for batch in TRACE_BATCHES)
+    step("lowering")
     graph = generalise(lower(first, name, strict), lower(second, name, strict))
+    step("generating")
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=first, batch_param=BATCH_PARAM)
 
 
@@ -101,7 +121,7 @@ def lower(traced: Traced, name: str, strict: bool = False) -> Graph:
     """Traced model -> verified, optimised IR graph."""
     n_params = len(traced.param_values)
     check_supported(traced.closed, [True] * n_params + [False] * len(traced.input_specs))
-    check_float_types(traced.closed)
+    check_types_and_sizes(traced.closed)
 
     builder = GraphBuilder(name)
     params = [builder.constant(value, path, origin=identifier(path))
@@ -133,16 +153,30 @@ def generate(graph: Graph):
 _UNSUPPORTED_FLOATS = {"float16", "bfloat16", "float64"}
 
 
-def check_float_types(closed) -> None:
-    """Refuse models that compute in a float type other than float32, naming the first such line."""
-    for eqn in closed.jaxpr.eqns:
-        for var in eqn.outvars:
-            dtype = getattr(var.aval, "dtype", None)
-            if dtype is not None and str(dtype) in _UNSUPPORTED_FLOATS:
-                raise ConversionError(
-                    f"the model computes in {dtype} ('{eqn.primitive.name}' at {location_of(eqn) or 'unknown'}): "
-                    "jax2sofie generates float32 code; cast the params and inputs to float32 (with jax_enable_x64 "
-                    "on, also the arrays the model makes itself, e.g. jnp.array(..., dtype=jnp.float32))")
+def check_types_and_sizes(closed) -> None:
+    """Refuse models that compute in a float type other than float32 or make a zero-size array, naming
+    the first such line (also inside jitted functions)."""
+
+    def walk(jaxpr, enclosing: str) -> None:
+        for eqn in jaxpr.eqns:
+            where = location_of(eqn, enclosing)
+            for var in eqn.outvars:
+                dtype = getattr(var.aval, "dtype", None)
+                shape = getattr(var.aval, "shape", ())
+                if dtype is not None and str(dtype) in _UNSUPPORTED_FLOATS:
+                    raise ConversionError(
+                        f"the model computes in {dtype} ('{eqn.primitive.name}' at {where or 'unknown'}): "
+                        "jax2sofie generates float32 code; cast the params and inputs to float32 (with "
+                        "jax_enable_x64 on, also the arrays the model makes itself, e.g. "
+                        "jnp.array(..., dtype=jnp.float32))")
+                if any(isinstance(d, (int, np.integer)) and d == 0 for d in shape):
+                    raise ConversionError(
+                        f"'{eqn.primitive.name}' at {where or 'unknown'} makes a zero-size array of shape "
+                        f"{tuple(shape)}: zero-size dimensions are not supported (SOFIE has no empty tensors)")
+            for sub in jcore.jaxprs_in_params(eqn.params):
+                walk(sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub, where)
+
+    walk(closed.jaxpr, "")
 
 
 def check_weights_finite(graph, strict: bool) -> None:

@@ -40,7 +40,8 @@ class ConvertedModel:
 
     # -- writing --------------------------------------------------------------------------------
     def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
-              force: bool = False, rtol: float = 1e-4, atol: float = 1e-5) -> list[Path]:
+              force: bool = False, rtol: float = 1e-4, atol: float = 1e-5,
+              test_inputs: list[np.ndarray] | None = None) -> list[Path]:
         """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
         weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
@@ -48,6 +49,7 @@ class ConvertedModel:
         is the file written next to the header.
         test: also write `<name>_test.cpp` and a Makefile: a C++ check that runs the model on a
         reference input and compares with the JAX output (`make test` exits non-zero on mismatch).
+        test_inputs: that reference input (default: random inputs, `example_inputs()`).
         Files are generated in a temporary folder inside `directory` and moved into place only once
         all are complete, so a failure leaves the directory as it was. Existing files are not
         overwritten unless `force` is given.
@@ -55,30 +57,56 @@ class ConvertedModel:
         if weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}, not {weights!r}")
         directory = Path(directory)
+        created = [d for d in (directory, *directory.parents) if not d.exists()]  # removed again on failure
         try:
             directory.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=directory))
         except OSError as exc:
+            _remove_empty(created)
             raise OSError(f"cannot write model '{self.name}' into {directory}: {exc.strerror or exc}") from exc
+        moved: list[Path] = []  # new files renamed into place
+        kept: list[tuple[Path, Path]] = []  # (file, its previous version set aside in the staging folder)
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             if test:
-                arrays = self.example_inputs()
+                arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
                 weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
                 write_standalone_test(staging, self.name, weight_file, [v.name for v in self.graph.inputs], arrays,
                                       [v.name for v in self.graph.outputs], self.traced.reference(*arrays),
-                                      rtol, atol)
+                                      rtol, atol, batch=self._batch_of(arrays))
             written = sorted(staging.iterdir())
             clashes = [directory / p.name for p in written if (directory / p.name).exists()]
             if clashes and not force:
                 raise FileExistsError(f"not overwriting {', '.join(map(str, clashes))} (pass force=True)")
-            paths = []
-            for path in written:
+            backup = staging / ".previous"
+            backup.mkdir()
+            for path in clashes:  # set aside (same file system: a rename), restored on failure
+                os.replace(path, backup / path.name)
+                kept.append((path, backup / path.name))
+            for path in written:  # each rename is atomic: a file is either absent or complete
                 os.replace(path, directory / path.name)
-                paths.append(directory / path.name)
-            return paths
+                moved.append(directory / path.name)
+            return [directory / p.name for p in written]
+        except BaseException:
+            for path in moved:  # a failure half way through: take back the new files ...
+                path.unlink(missing_ok=True)
+            for path, previous in kept:  # ... and put the previous ones back
+                os.replace(previous, path)
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_empty(created)
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _batch_of(self, arrays: list[np.ndarray]) -> int | None:
+        """The batch size of example inputs of a dynamic-batch model (dimension marked "bs"), else None."""
+        if self.batch_param is None:
+            return None
+        for graph_input, array in zip(self.graph.inputs, arrays):
+            for dim, size in zip(graph_input.shape, array.shape):
+                if isinstance(dim, str):
+                    return int(size)
+        return None
 
     def _rmodel_for(self, weights: str):
         """The generated RModel for a weight format (a fresh one for each non-default format)."""
@@ -156,3 +184,12 @@ class ConvertedModel:
 
     def __repr__(self) -> str:
         return f"<ConvertedModel {self.name}: {len(self.graph.nodes)} operators>"
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove the directories write() created (innermost first), so a failure leaves no trace."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return  # not empty or not there: something else owns it

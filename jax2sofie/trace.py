@@ -59,10 +59,13 @@ def trace(fn: Callable, params: Any, example_inputs: Sequence[Any], input_names:
         return jax.tree_util.tree_leaves(out)
 
     param_specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for _, _, v in weights]
-    closed, out_shapes = jax.make_jaxpr(flat_fn, return_shape=True)(*param_specs, *specs)
-    out_tree = jax.tree_util.tree_structure(jax.eval_shape(lambda *a: fn(rebuild(a[:len(weights)]),
-                                                                           *a[len(weights):]),
-                                                           *param_specs, *specs))
+    try:
+        closed, out_shapes = jax.make_jaxpr(flat_fn, return_shape=True)(*param_specs, *specs)
+        out_tree = jax.tree_util.tree_structure(jax.eval_shape(lambda *a: fn(rebuild(a[:len(weights)]),
+                                                                               *a[len(weights):]),
+                                                               *param_specs, *specs))
+    except (TypeError, ValueError, IndexError) as exc:  # JAX's shape and dtype errors while tracing
+        raise TracingError(exc, names, specs) from exc
     if not out_shapes:
         raise ConversionError("the function returns no arrays: there is nothing to compute")
     weight_values = [v for _, _, v in weights]
@@ -91,6 +94,35 @@ def trace_nnx(module: Any, example_inputs: Sequence[Any], input_names: Sequence[
     names = list(input_names) if input_names else _argument_names(type(module).__call__, len(example_inputs),
                                                                    skip_first=True)
     return trace(call, state, example_inputs, names)
+
+
+class TracingError(ConversionError):
+    """The model cannot be traced with the example inputs given: almost always an input whose shape or
+    dtype does not match what the model expects. Names the inputs and the user's line that failed."""
+
+    def __init__(self, cause: Exception, names: Sequence[str], specs: Sequence[jax.ShapeDtypeStruct]):
+        given = ", ".join(f"{n}: {np.dtype(s.dtype).name}{list(s.shape)}" for n, s in zip(names, specs))
+        where = _user_frame(cause.__traceback__)
+        super().__init__(f"the model cannot be traced with the example input(s) {given or '(none)'}: "
+                         f"{type(cause).__name__}: {cause}" + (f"\n  at {where}" if where else "")
+                         + "\n  (does the shape or dtype of an example input match what the model expects?)")
+
+
+# frames of these packages are not the user's code
+_LIBRARY_PACKAGES = ("jax", "jaxlib", "flax", "jax2sofie", "numpy", "keras")
+
+
+def _user_frame(tb) -> str:
+    """`file:line (function)` of the innermost traceback frame outside JAX, Flax and jax2sofie."""
+    import os
+    import traceback
+
+    def is_library(filename: str) -> bool:
+        parts = filename.replace(os.sep, "/").split("/")
+        return any(package in parts for package in _LIBRARY_PACKAGES) or filename.startswith("<")
+
+    user = [f for f in traceback.extract_tb(tb) if not is_library(f.filename)]
+    return f"{user[-1].filename}:{user[-1].lineno} ({user[-1].name})" if user else ""
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -172,4 +204,4 @@ def _output_names(out_tree) -> list[str]:
     return ["output_" + (path_name(path).replace("/", "_") if path else str(i)) for i, path in enumerate(paths)]
 
 
-__all__ = ["Traced", "trace", "trace_nnx", "path_name"]
+__all__ = ["Traced", "TracingError", "trace", "trace_nnx", "path_name"]

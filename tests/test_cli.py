@@ -1,4 +1,5 @@
-"""The command line on a Flax nnx module and on a (fn, params) pair: files written, check run, exit codes."""
+"""The command line on a Flax nnx module, a (fn, params) pair and a (linen module, variables) pair: files
+written, progress and summary, check run, exit codes. Bad input: tests/test_bad_input.py."""
 from __future__ import annotations
 
 import sys
@@ -22,6 +23,7 @@ MODELS = textwrap.dedent('''
     model = Tagger()
     linen = nn.Dense(5)
     fn_and_params = (linen.apply, linen.init(jax.random.PRNGKey(0), jnp.zeros((1, 4))))
+    linen_and_variables = (linen, fn_and_params[1])
     def broken(params, x):
         return jnp.sort(x)
     broken_pair = (broken, {})
@@ -40,14 +42,42 @@ def test_convert_nnx_module_and_check(models_module, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["convert", f"{models_module}:model", "--input-shape", "2,8", "-o", str(out), "--check"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["Makefile", "Tagger.dat", "Tagger.hxx", "Tagger_test.cpp"]
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    # progress of each long step on stderr, with its time
+    steps = ["looking for a C++ compiler and a BLAS", "tracing", "lowering", "generating", f"writing {out}",
+             "compiling the C++ and comparing with JAX"]
+    progress = captured.err.splitlines()
+    assert [line.split(" ...")[0] for line in progress] == steps, captured.err
+    assert all(line.endswith(" s") for line in progress)
+    # the summary: operators, weights, files, check result
+    printed = captured.out
     assert "PASSED" in printed and "check: passed" in printed
+    assert "operators: 9 (" in printed and "Gemm×1" in printed
+    assert "weight data: 108 B (text)" in printed
+    assert f"files: {out / 'Makefile'} (" in printed and "Tagger.hxx (" in printed
     # the C++ user's re-check: compiles and runs Tagger_test.cpp
     assert main(["check", str(out)]) == 0
-    assert "Tagger: OK" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Tagger: OK" in printed and "check: 1 of 1 passed" in printed
     (out / "Tagger.dat").write_text((out / "Tagger.dat").read_text().replace("tensor_dense_kernel 24\n",
                                                                                "tensor_dense_kernel 24\n9 "))
     assert main(["check", str(out)]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_dynamic_batch_and_linen_module_with_variables(models_module, tmp_path, capsys):
+    """--dynamic-batch: the C++ test runs the Session at the reference batch; a (linen module, variables)
+    pair converts like (module.apply, variables)."""
+    out = tmp_path / "dyn"
+    assert main(["convert", f"{models_module}:model", "--input-shape", "3,8", "--dynamic-batch", "-o", str(out)]) == 0
+    assert "inputs:  x float32['bs', 8]" in capsys.readouterr().out
+    assert main(["check", str(out)]) == 0
+    assert "Tagger: OK" in capsys.readouterr().out
+    out = tmp_path / "linen"
+    assert main(["convert", f"{models_module}:linen_and_variables", "--input-shape", "2,4", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "operators: 1 (Gemm×1)" in printed and "check: not run" in printed
+    assert (out / "Dense.hxx").exists()
 
 
 def test_convert_fn_params_pair_with_name(models_module, tmp_path):
@@ -79,6 +109,7 @@ def test_example_npy_weights_and_force(models_module, tmp_path):
     args = ["convert", f"{models_module}:model", "--example", str(example), "-o", str(out), "--weights", "embedded"]
     assert main(args) == 0
     assert not (out / "Tagger.dat").exists()
+    assert "const float input_x[] = {1.0f, 1.0f," in (out / "Tagger_test.cpp").read_text()  # the C++ reference
     assert main(args) == 1  # files exist: not overwritten
     assert main(args + ["--force"]) == 0
 
@@ -89,12 +120,38 @@ def test_inspect_lists_primitives(models_module, capsys):
     assert "UNSUPPORTED" in printed and "sort" in printed and "cli_models.py" in printed
 
 
-def test_help_mentions_every_option(capsys):
-    import pytest as _pytest
+def test_help_explains_every_option_with_examples(capsys):
+    for command, options in {
+        "convert": ("--input-shape", "--example", "--output", "--weights", "--dynamic-batch", "--check", "--strict",
+                    "--force", "--name"),
+        "check": ("directory",),
+        "inspect": ("--input-shape", "--example"),
+    }.items():
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        text = capsys.readouterr().out
+        for option in options:
+            assert option in text, (command, option)
+        assert "examples:" in text and "exit codes: 0 ok, 1 conversion or check failure, 2 usage error" in text
+        assert "(linen_module, variables)" in text
 
-    with _pytest.raises(SystemExit):
-        main(["convert", "--help"])
-    text = capsys.readouterr().out
-    for option in ("--input-shape", "--example", "--weights", "--dynamic-batch", "--check", "--strict", "--force",
-                   "--name", "examples:"):
-        assert option in text
+
+def test_process_exit_codes(tmp_path):
+    """The exit status of the real process (what a shell script sees): 0 help, 2 usage, 1 failure."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def status(*argv):
+        return subprocess.run([sys.executable, "-m", "jax2sofie.cli", *argv], env=env, cwd=tmp_path,
+                              capture_output=True, text=True).returncode
+
+    (tmp_path / "shell_models.py").write_text("import jax.numpy as jnp\npair = (lambda p, x: jnp.sort(x), {})\n")
+    assert status("--help") == 0
+    assert status("convert", "shell_models:pair") == 2  # no --input-shape / --example: argparse
+    assert status("convert", "shell_models:pair", "--input-shape", "3", "-o", "out") == 1  # sort: unsupported
+    assert not (tmp_path / "out").exists()

@@ -129,11 +129,50 @@ def test_zero_size_input_is_refused():
 
 
 def test_names_that_would_clash_in_cpp_get_distinct_identifiers(tmp_path):
+    """Weights and inputs whose sanitised names collide, C++ keywords as input, output and model names."""
     params = {"a/b": np.full(2, 1.0, np.float32), "a_b": np.full(2, 2.0, np.float32), "a-b": np.full(2, 3.0, np.float32)}
-    model = jax2sofie.convert(lambda p, x: x * p["a/b"] + p["a_b"] - p["a-b"], params, np.ones(2, np.float32))
+
+    def fn(p, x, y, z):
+        return {"int": x * p["a/b"] + p["a_b"] - p["a-b"] + y, "new": z * 2.0}
+
+    x = np.ones(2, np.float32)
+    model = jax2sofie.convert(fn, params, x, x, x, input_names=["in/put", "in_put", "class"], name="namespace")
     names = [v.name for v in model.graph.constants() if v.is_weight]
     assert len(set(names)) == 3 and "a_b" in names
-    assert model.check(np.arange(2, dtype=np.float32)).passed
+    assert [v.name for v in model.graph.inputs] == ["in_put", "in_put_1", "class"]
+    assert [v.name for v in model.graph.outputs] == ["output_int", "output_new"]
+    rng = np.random.default_rng(0)
+    report = model.check(*(rng.standard_normal(2).astype(np.float32) for _ in range(3)))
+    assert report.passed, str(report)
+    bad_name = jax2sofie.convert(lambda p, x: x * 2.0, None, x, name="my model-1!")
+    assert bad_name.name == "my_model_1" and "namespace SOFIE_my_model_1" in bad_name.rmodel.return_generated()
+
+
+def test_example_input_of_the_wrong_shape_names_the_input_and_line():
+    def fn(p, x):
+        return x @ p["w"]
+
+    with pytest.raises(ConversionError) as info:
+        jax2sofie.convert(fn, {"w": np.ones((4, 2), np.float32)}, np.ones((2, 3), np.float32))
+    message = str(info.value)
+    assert "cannot be traced with the example input(s) x: float32[2, 3]" in message
+    assert "contracting dimensions" in message and f"test_errors.py:{_line_of('return x @ p[')}" in message
+
+
+def test_float64_model_is_refused_with_the_line():
+    with jax.enable_x64(True):
+        with pytest.raises(ConversionError, match=r"param 'w' is float64"):
+            jax2sofie.convert(lambda p, x: x @ p["w"], {"w": np.ones((3, 2))}, np.ones((1, 3), np.float32))
+        with pytest.raises(ConversionError, match=r"example input 0 is float64"):
+            jax2sofie.convert(lambda p, x: x * 2.0, None, np.ones((1, 3)))
+        with pytest.raises(ConversionError, match=r"computes in float64 .*test_errors.py:\d+"):
+            jax2sofie.convert(lambda p, x: x.astype(jnp.float64) * 2, None, np.ones((1, 3), np.float32))
+
+
+def test_zero_size_intermediate_is_refused_with_the_line():
+    with pytest.raises(ConversionError, match=r"test_errors.py:\d+.*zero-size array of shape \(2, 0\)"):
+        jax2sofie.convert(lambda p, x: (x @ p["w"]).sum(-1), {"w": np.ones((3, 0), np.float32)},
+                          np.ones((2, 3), np.float32))
 
 
 def test_unwritable_output_directory(tmp_path):

@@ -79,7 +79,7 @@ template <class R> void CheckAll(const R &result)
 int main(int argc, char **argv)
 {{
    const std::string weights = argc > 1 ? argv[1] : "{weight_file}";
-   SOFIE_{name}::Session session(weights);
+   SOFIE_{name}::Session session({session_args});
    CheckAll(session.infer({input_args}));
    if (output_index != {n_outputs}) {{ std::printf("%zu outputs, expected {n_outputs}\\n", output_index); failures++; }}
    std::printf(failures ? "{name}: MISMATCH\\n" : "{name}: OK\\n");
@@ -117,8 +117,13 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
 
 def write_standalone_test(directory: Path, name: str, weight_file: str, input_names: Sequence[str],
                           inputs: Sequence[np.ndarray], output_names: Sequence[str],
-                          expected: Sequence[np.ndarray], rtol: float, atol: float) -> list[Path]:
-    """Write `<name>_test.cpp` and `Makefile` into `directory`; return their paths."""
+                          expected: Sequence[np.ndarray], rtol: float, atol: float,
+                          batch: int | None = None) -> list[Path]:
+    """Write `<name>_test.cpp` and `Makefile` into `directory`; return their paths.
+
+    batch: for a dynamic-batch model, the batch size of the reference input (the Session is built for
+    it and `infer` gets it as its first argument).
+    """
     arrays = []
     for input_name, array in zip(input_names, inputs):
         arrays.append(_c_array(_C_TYPES[np.dtype(array.dtype)], f"input_{input_name}", np.asarray(array)))
@@ -134,7 +139,8 @@ def write_standalone_test(directory: Path, name: str, weight_file: str, input_na
         output_names=", ".join(f'"{n}"' for n in output_names),
         n_outputs=len(expected),
         weight_file=weight_file,
-        input_args=", ".join(f"input_{n}" for n in input_names),
+        input_args=", ".join(([f"{batch}"] if batch is not None else []) + [f"input_{n}" for n in input_names]),
+        session_args="weights" + (f", {batch}" if batch is not None else ""),
     )
     test_path = Path(directory) / f"{name}_test.cpp"
     makefile_path = Path(directory) / "Makefile"
