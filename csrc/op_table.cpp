@@ -1,6 +1,7 @@
 // THE op table: the one place that says which op names jax2sofie._native understands.
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
+#include "ops_conv.hpp"
 
 namespace jax2sofie {
 
@@ -64,6 +65,9 @@ const std::map<std::string, Factory> &OpTable()
       {"Concat", MakeConcat},
       {"Cast", MakeCast},
       {"Where", MakeWhere},
+      // convolution and pooling (project-owned operators)
+      {"J2S_Conv", MakeOwnedConv},
+      {"J2S_Pool", MakeOwnedPool},
    };
    return table;
 }

@@ -18,7 +18,6 @@ declare_not_supported(
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
     "unstack", "broadcast_to",
     # convolution, pooling, reductions, scans, sorting
-    "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "reduce", "reduce_prod",
     "reduce_and", "reduce_or", "reduce_xor", "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin",
     "cumlogsumexp", "sort", "top_k", "approx_top_k",
