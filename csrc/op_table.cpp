@@ -4,6 +4,7 @@
 #include "ops_elementwise.hpp"
 #include "ops_reduce.hpp"
 #include "ops_dense.hpp"
+#include "ops_conv.hpp"
 
 namespace jax2sofie {
 
@@ -78,6 +79,9 @@ const std::map<std::string, Factory> &OpTable()
       {"Concat", MakeConcat},
       {"Cast", MakeCast},
       {"Where", MakeWhere},
+      // convolution and pooling (project-owned operators)
+      {"J2S_Conv", MakeOwnedConv},
+      {"J2S_Pool", MakeOwnedPool},
    };
    return table;
 }

@@ -15,7 +15,6 @@ declare_not_supported(
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
     "unstack", "broadcast_to",
     # convolution, pooling, approximate top-k
-    "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
     # fused attention and friends
     "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",

@@ -1,0 +1,49 @@
+// Factories of the convolution family (see ops_conv.hpp).
+#include "ops_conv.hpp"
+
+#include "owned/conv.hpp"
+#include "owned/pool.hpp"
+
+namespace jax2sofie {
+
+// J2S_Conv: inputs [X, W] or [X, W, B] in NC<spatial> / O I<spatial> layout; float32.
+//   strides, dilations, lhs_dilations (list[int], one per spatial axis, required),
+//   pads (list[int], lo... then hi..., required), group (int, 1), activation ("" | "relu", "").
+OpPtr MakeOwnedConv(const Node &n)
+{
+   n.ExpectInputs(2, 3);
+   n.ExpectOutputs(1);
+   CheckDType<float>(n);
+   ConvOperator::Params p;
+   p.strides = n.Ints("strides");
+   p.pads = n.Ints("pads");
+   p.dilations = n.Ints("dilations");
+   p.lhs_dilations = n.Ints("lhs_dilations");
+   p.group = n.Int("group", 1);
+   p.activation = n.Str("activation", "");
+   if (!p.activation.empty() && p.activation != "relu")
+      throw NodeError("unknown activation '" + p.activation + "' (activations: \"\", relu)");
+   return std::make_unique<ConvOperator>(n.inputs, n.Output(), p);
+}
+
+// J2S_Pool: input [X] of any rank; float32.
+//   window, strides, dilations (list[int], one per axis, required), pads (lo... then hi...,
+//   required), mode ("max" | "min" | "sum", required), init (float, required).
+OpPtr MakeOwnedPool(const Node &n)
+{
+   n.ExpectInputs(1);
+   n.ExpectOutputs(1);
+   CheckDType<float>(n);
+   PoolOperator::Params p;
+   p.window = n.Ints("window");
+   p.strides = n.Ints("strides");
+   p.pads = n.Ints("pads");
+   p.dilations = n.Ints("dilations");
+   p.mode = n.Str("mode");
+   p.init = n.Float("init");
+   if (p.mode != "max" && p.mode != "min" && p.mode != "sum")
+      throw NodeError("mode must be max, min or sum, not '" + p.mode + "'");
+   return std::make_unique<PoolOperator>(n.inputs[0], n.Output(), p);
+}
+
+} // namespace jax2sofie

@@ -1,0 +1,235 @@
+// jax2sofie's convolution: im2col + one sgemm per (batch element, group), in NC<spatial> layout.
+//
+// Why not SOFIE's Conv/ConvTranspose: SOFIE's Conv gets its output size wrong without explicit
+// pads, its grouped ConvTranspose gives wrong numbers, neither knows lhs (input) dilation in
+// general, and its generated code is slower than ONNX Runtime. This one covers everything
+// lax.conv_general_dilated does with batch_group_count = 1:
+//   X [N, C, S1..Sd] (d = 1, 2, 3), W [O, C/group, K1..Kd], optional B [O]
+//   strides, pads (lo1..lod, hi1..hid; may be negative), dilations (of the kernel),
+//   lhs_dilations (of the input: a transposed convolution), group, activation ("" | "relu").
+// Output [N, O, Y1..Yd] with Yi = floor((Si' + lo + hi - ((Ki-1)*di + 1)) / si) + 1, Si' = (Si-1)*li + 1.
+//
+// Generated code: for each batch element and group the input patch matrix col[Cg*Kprod, Yprod] is
+// built (skipped for a 1x1 kernel with unit stride and no padding, where the input IS that
+// matrix), then out_g[Og, Yprod] = W_g[Og, Cg*Kprod] * col, bias pre-filled (beta = 1), ReLU after.
+// The innermost spatial axis of col is filled as one contiguous run between two bounds computed
+// per row, so the loops carry no per-element bounds checks where lhs dilation is 1.
+#pragma once
+
+#include "owned_operator.hpp"
+
+#include <sstream>
+
+namespace jax2sofie {
+
+class ConvOperator final : public OwnedOperator {
+public:
+   struct Params {
+      std::vector<std::int64_t> strides, pads, dilations, lhs_dilations;
+      std::int64_t group = 1;
+      std::string activation;
+   };
+
+   ConvOperator(std::vector<std::string> inputs, std::string output, Params p)
+      : OwnedOperator("J2S_Conv", std::move(inputs), {std::move(output)}), fP(std::move(p))
+   {
+   }
+
+   std::vector<std::string> GetBlasRoutines() override { return {"Gemm"}; }
+
+   std::string GenerateSessionMembersCode(std::string) override
+   {
+      if (!NeedsCol())
+         return "";
+      // doInfer reads the session as const: the scratch buffer is mutable
+      return "   mutable std::vector<float> " + ColName() + " = std::vector<float>(" + std::to_string(ColSize()) + ");\n";
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      const auto &x = in.at(0).shape;
+      const auto &w = in.at(1).shape;
+      if (in[0].type != SOFIE::ETensorType::FLOAT || in[1].type != SOFIE::ETensorType::FLOAT)
+         throw std::runtime_error("J2S_Conv: float32 input and kernel only");
+      if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
+         throw std::runtime_error("J2S_Conv: input and kernel must both be of rank 3, 4 or 5");
+      fD = x.size() - 2;
+      for (std::size_t i = 1; i < x.size(); i++)
+         if (x[i].isParam)
+            throw std::runtime_error("J2S_Conv: only the batch dimension may be symbolic");
+      for (auto &d : w)
+         if (d.isParam)
+            throw std::runtime_error("J2S_Conv: the kernel shape must be static");
+      auto check = [&](const std::vector<std::int64_t> &v, std::size_t n, const char *what) {
+         if (v.size() != n)
+            throw std::runtime_error(std::string("J2S_Conv: '") + what + "' needs " + std::to_string(n) + " entries");
+      };
+      check(fP.strides, fD, "strides");
+      check(fP.pads, 2 * fD, "pads");
+      check(fP.dilations, fD, "dilations");
+      check(fP.lhs_dilations, fD, "lhs_dilations");
+      fC = x[1].dim;
+      fO = w[0].dim;
+      if (fP.group < 1 || fC % fP.group || fO % fP.group || w[1].dim * fP.group != fC)
+         throw std::runtime_error("J2S_Conv: kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
+                                  SOFIE::ConvertDimShapeToString(x) + " with group " + std::to_string(fP.group));
+      if (in.size() == 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == fO))
+         throw std::runtime_error("J2S_Conv: bias must have shape [" + std::to_string(fO) + "]");
+      fS.clear();
+      fK.clear();
+      fY.clear();
+      for (std::size_t i = 0; i < fD; i++) {
+         const std::int64_t s = x[2 + i].dim, k = w[2 + i].dim;
+         const std::int64_t dilatedIn = (s - 1) * fP.lhs_dilations[i] + 1;
+         const std::int64_t dilatedK = (k - 1) * fP.dilations[i] + 1;
+         const std::int64_t span = dilatedIn + fP.pads[i] + fP.pads[fD + i] - dilatedK;
+         if (fP.strides[i] < 1 || fP.dilations[i] < 1 || fP.lhs_dilations[i] < 1 || span < 0)
+            throw std::runtime_error("J2S_Conv: empty output or non-positive stride/dilation on spatial axis " +
+                                     std::to_string(i));
+         fS.push_back(s);
+         fK.push_back(k);
+         fY.push_back(span / fP.strides[i] + 1);
+      }
+      std::vector<SOFIE::Dim> y = {x[0], SOFIE::Dim(static_cast<std::size_t>(fO))};
+      for (auto v : fY)
+         y.emplace_back(static_cast<std::size_t>(v));
+      return {{SOFIE::ETensorType::FLOAT, y}};
+   }
+
+   std::string GenerateCode() override
+   {
+      const std::int64_t g = fP.group, cg = fC / g, og = fO / g;
+      const std::int64_t kprod = Prod(fK), yprod = Prod(fY), sprod = Prod(fS);
+      const std::int64_t kc = cg * kprod;
+      const bool hasBias = fInputs.size() == 3;
+      const std::string batch = InInfo(0).shape[0].GetVal();
+      std::ostringstream out;
+      out << "   {\n";
+      out << "   const int j2s_m = " << yprod << ", j2s_n = " << og << ", j2s_k = " << kc << ";\n";
+      out << "   const float j2s_alpha = 1.0f, j2s_beta = " << (hasBias ? "1.0f" : "0.0f") << ";\n";
+      out << "   const char j2s_notrans = 'n';\n";
+      out << "   for (std::size_t n = 0; n < static_cast<std::size_t>(" << batch << "); n++) {\n";
+      out << "   for (std::size_t g = 0; g < " << g << "; g++) {\n";
+      out << "      const float *x = " << In(0) << " + (n * " << fC << " + g * " << cg << ") * " << sprod << ";\n";
+      out << "      float *y = " << Out(0) << " + (n * " << fO << " + g * " << og << ") * " << yprod << ";\n";
+      if (NeedsCol()) {
+         out << "      float *col = session." << ColName() << ".data();\n";
+         out << Im2Col(cg);
+         out << "      const float *patches = col;\n";
+      } else {
+         out << "      const float *patches = x;\n";
+      }
+      if (hasBias) {
+         out << "      for (std::size_t o = 0; o < " << og << "; o++)\n";
+         out << "         std::fill(y + o * " << yprod << ", y + (o + 1) * " << yprod << ", " << In(2)
+             << "[g * " << og << " + o]);\n";
+      }
+      // row-major y[og, yprod] = W_g[og, kc] * patches[kc, yprod], as column-major y^T = patches^T * W_g^T
+      out << "      BLAS::sgemm_(&j2s_notrans, &j2s_notrans, &j2s_m, &j2s_n, &j2s_k, &j2s_alpha, patches, &j2s_m, "
+          << In(1) << " + g * " << og * kc << ", &j2s_k, &j2s_beta, y, &j2s_m);\n";
+      out << "   }\n";
+      if (fP.activation == "relu") {
+         out << "   {\n      float *y = " << Out(0) << " + n * " << fO * yprod << ";\n";
+         out << "      for (std::size_t i = 0; i < " << fO * yprod << "; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;\n   }\n";
+      }
+      out << "   }\n   }\n";
+      return out.str();
+   }
+
+private:
+   static std::int64_t Prod(const std::vector<std::int64_t> &v)
+   {
+      std::int64_t p = 1;
+      for (auto x : v)
+         p *= x;
+      return p;
+   }
+
+   bool NeedsCol() const
+   {
+      for (std::size_t i = 0; i < fD; i++)
+         if (fK[i] != 1 || fP.strides[i] != 1 || fP.pads[i] != 0 || fP.pads[fD + i] != 0 || fP.lhs_dilations[i] != 1)
+            return true;
+      return false;
+   }
+   std::int64_t ColSize() const { return (fC / fP.group) * Prod(fK) * Prod(fY); }
+   std::string ColName() const { return "fJ2S_col_" + fOutputs.at(0); }
+
+   /// The im2col loops: col[((c*K1 + k1)*K2 + k2)..., (y1*Y2 + y2)...] = x[c, i1, i2, ...] or 0,
+   /// with i = (y*s + k*d - lo) / l where that is a whole, in-range number.
+   std::string Im2Col(std::int64_t cg) const
+   {
+      std::ostringstream out;
+      const std::size_t d = fD;
+      std::string ind = "      ";
+      out << ind << "float *dst = col;\n";
+      out << ind << "for (std::size_t c = 0; c < " << cg << "; c++) {\n";
+      out << ind << "const float *xc = x + c * " << Prod(fS) << ";\n";
+      for (std::size_t i = 0; i < d; i++)
+         out << ind << "for (std::int64_t k" << i << " = 0; k" << i << " < " << fK[i] << "; k" << i << "++) {\n";
+      // outer output axes: one position each, an out-of-range one zeroes its whole inner block
+      std::vector<std::int64_t> innerBlock(d, 1); // output elements below axis i
+      for (std::size_t i = d; i-- > 1;)
+         innerBlock[i - 1] = innerBlock[i] * fY[i];
+      std::vector<std::int64_t> inStride(d, 1);
+      for (std::size_t i = d; i-- > 1;)
+         inStride[i - 1] = inStride[i] * fS[i];
+      out << ind << "const float *xk = xc;\n";
+      std::string xptr = "xk";
+      for (std::size_t i = 0; i + 1 < d; i++) {
+         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < " << fY[i] << "; y" << i << "++) {\n";
+         out << ind << "   const std::int64_t t" << i << " = y" << i << " * " << fP.strides[i] << " + k" << i << " * "
+             << fP.dilations[i] << " - " << fP.pads[i] << ";\n";
+         const std::int64_t l = fP.lhs_dilations[i];
+         out << ind << "   if (t" << i << " < 0 || t" << i << " >= " << (fS[i] - 1) * l + 1;
+         if (l > 1)
+            out << " || t" << i << " % " << l << " != 0";
+         out << ") { std::fill(dst, dst + " << innerBlock[i] << ", 0.0f); dst += " << innerBlock[i] << "; continue; }\n";
+         out << ind << "   const float *x" << i << " = " << xptr << " + (t" << i << (l > 1 ? " / " + std::to_string(l) : "")
+             << ") * " << inStride[i] << ";\n";
+         xptr = "x" + std::to_string(i);
+      }
+      // innermost axis: zeros, a run of input elements, zeros
+      const std::size_t i = d - 1;
+      const std::int64_t s = fP.strides[i], dil = fP.dilations[i], lo = fP.pads[i], l = fP.lhs_dilations[i];
+      const std::int64_t yn = fY[i], sn = fS[i];
+      if (l == 1) {
+         // 0 <= y*s + k*dil - lo < sn  <=>  ylo <= y < yhi
+         out << ind << "{\n";
+         out << ind << "   const std::int64_t off = k" << i << " * " << dil << " - " << lo << ";\n";
+         out << ind << "   std::int64_t ylo = off >= 0 ? 0 : (-off + " << s - 1 << ") / " << s << ";\n";
+         out << ind << "   std::int64_t yhi = off >= " << sn << " ? 0 : (" << sn - 1 << " - off) / " << s << " + 1;\n";
+         out << ind << "   if (yhi > " << yn << ") yhi = " << yn << ";\n";
+         out << ind << "   if (ylo > yhi) ylo = yhi;\n";
+         out << ind << "   for (std::int64_t y = 0; y < ylo; y++) dst[y] = 0.0f;\n";
+         if (s == 1)
+            out << ind << "   std::copy(" << xptr << " + ylo + off, " << xptr << " + yhi + off, dst + ylo);\n";
+         else
+            out << ind << "   for (std::int64_t y = ylo; y < yhi; y++) dst[y] = " << xptr << "[y * " << s << " + off];\n";
+         out << ind << "   for (std::int64_t y = yhi; y < " << yn << "; y++) dst[y] = 0.0f;\n";
+         out << ind << "   dst += " << yn << ";\n";
+         out << ind << "}\n";
+      } else {
+         out << ind << "for (std::int64_t y = 0; y < " << yn << "; y++) {\n";
+         out << ind << "   const std::int64_t t = y * " << s << " + k" << i << " * " << dil << " - " << lo << ";\n";
+         out << ind << "   dst[y] = (t < 0 || t >= " << (sn - 1) * l + 1 << " || t % " << l << " != 0) ? 0.0f : " << xptr
+             << "[t / " << l << "];\n";
+         out << ind << "}\n";
+         out << ind << "dst += " << yn << ";\n";
+      }
+      for (std::size_t j = 0; j + 1 < d; j++)
+         out << ind << "}\n";
+      for (std::size_t j = 0; j < d; j++)
+         out << ind << "}\n";
+      out << ind << "}\n";
+      return out.str();
+   }
+
+   Params fP;
+   std::size_t fD = 0;
+   std::int64_t fC = 0, fO = 0;
+   std::vector<std::int64_t> fS, fK, fY;
+};
+
+} // namespace jax2sofie

@@ -1,0 +1,154 @@
+// jax2sofie's window reduction (lax.reduce_window with a max, min or add body) over ANY axes.
+//
+// Why not SOFIE's Pool: it needs a 3-5-D NC<spatial> input and cannot pool over the batch or
+// channel axis, nor pad with anything but its own rule. This one takes a tensor of any rank and a
+// window per axis, so it also works in NHWC directly, and the layout pass moves transposes through
+// it by permuting its attributes.
+//   X [S0..S(r-1)]; window, strides, dilations (of the window) per axis; pads (lo0.., hi0..);
+//   mode "max" | "min" | "sum"; init (float): the reduction starts from it, and padded positions
+//   read it, exactly as lax.reduce_window pads its operand with init_value.
+// Output Yi = floor((Si + lo + hi - ((wi-1)*di + 1)) / si) + 1. A symbolic (batch) axis must have
+// window 1, stride 1 and no padding.
+//
+// Generated code: one loop per output axis; per output element one loop per axis whose window is
+// larger than 1, with the in-range test hoisted to the loop of its axis.
+#pragma once
+
+#include "owned_operator.hpp"
+
+#include <iomanip>
+#include <limits>
+#include <sstream>
+
+namespace jax2sofie {
+
+class PoolOperator final : public OwnedOperator {
+public:
+   struct Params {
+      std::vector<std::int64_t> window, strides, pads, dilations;
+      std::string mode;
+      double init = 0.0;
+   };
+
+   PoolOperator(std::string input, std::string output, Params p)
+      : OwnedOperator("J2S_Pool", {std::move(input)}, {std::move(output)}), fP(std::move(p))
+   {
+      if (fP.mode != "max" && fP.mode != "min" && fP.mode != "sum")
+         throw std::runtime_error("J2S_Pool: mode must be max, min or sum, not '" + fP.mode + "'");
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      const auto &x = in.at(0).shape;
+      if (in[0].type != SOFIE::ETensorType::FLOAT)
+         throw std::runtime_error("J2S_Pool: float32 input only");
+      const std::size_t r = x.size();
+      if (fP.window.size() != r || fP.strides.size() != r || fP.dilations.size() != r || fP.pads.size() != 2 * r)
+         throw std::runtime_error("J2S_Pool: window/strides/dilations need " + std::to_string(r) +
+                                  " entries and pads " + std::to_string(2 * r) + " for input " +
+                                  SOFIE::ConvertDimShapeToString(x));
+      std::vector<SOFIE::Dim> y;
+      for (std::size_t i = 0; i < r; i++) {
+         if (x[i].isParam) {
+            if (fP.window[i] != 1 || fP.strides[i] != 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0)
+               throw std::runtime_error("J2S_Pool: the symbolic axis " + std::to_string(i) +
+                                        " must have window 1, stride 1 and no padding");
+            y.push_back(x[i]);
+            continue;
+         }
+         const std::int64_t span = static_cast<std::int64_t>(x[i].dim) + fP.pads[i] + fP.pads[r + i] -
+                                   ((fP.window[i] - 1) * fP.dilations[i] + 1);
+         if (fP.window[i] < 1 || fP.strides[i] < 1 || fP.dilations[i] < 1 || span < 0)
+            throw std::runtime_error("J2S_Pool: empty output or non-positive window/stride/dilation on axis " +
+                                     std::to_string(i));
+         y.emplace_back(static_cast<std::size_t>(span / fP.strides[i] + 1));
+      }
+      return {{SOFIE::ETensorType::FLOAT, y}};
+   }
+
+   std::string GenerateCode() override
+   {
+      const auto &xs = InInfo(0).shape;
+      const auto &ys = OutInfo(0).shape;
+      const std::size_t r = xs.size();
+      // strides of the input, as C++ expressions (an axis may be symbolic)
+      std::vector<std::string> inStride(r, "1");
+      for (std::size_t i = r; i-- > 1;)
+         inStride[i - 1] = "(" + inStride[i] + ") * " + xs[i].GetVal();
+      std::ostringstream out;
+      out << std::setprecision(9);
+      const std::string init = InitLiteral();
+      out << "   {\n   float *dst = " << Out(0) << ";\n";
+      std::string ind = "   ";
+      // output loops: for axis i, the input offset of the window origin
+      for (std::size_t i = 0; i < r; i++) {
+         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < static_cast<std::int64_t>(" << ys[i].GetVal()
+             << "); y" << i << "++) {\n";
+         ind += "   ";
+         out << ind << "const std::int64_t o" << i << " = y" << i << " * " << fP.strides[i] << " - " << fP.pads[i]
+             << ";\n";
+      }
+      out << ind << "float acc = " << init << ";\n";
+      // window loops: axes with window 1 read at o_i directly (in range unless padded)
+      std::string offset = "0";
+      std::string cond;
+      std::size_t opened = 0;
+      for (std::size_t i = 0; i < r; i++) {
+         const std::string idx = fP.window[i] == 1 ? "o" + std::to_string(i) : "t" + std::to_string(i);
+         if (fP.window[i] > 1) {
+            out << ind << "for (std::int64_t w" << i << " = 0; w" << i << " < " << fP.window[i] << "; w" << i << "++) {\n";
+            ind += "   ";
+            opened++;
+            out << ind << "const std::int64_t t" << i << " = o" << i << " + w" << i << " * " << fP.dilations[i] << ";\n";
+         }
+         const bool mayLeave = fP.window[i] > 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0 || fP.strides[i] != 1;
+         if (mayLeave && !xs[i].isParam) {
+            const std::string test = "(" + idx + " < 0 || " + idx + " >= " + xs[i].GetVal() + ")";
+            cond += (cond.empty() ? "" : " || ") + test;
+         }
+         offset += " + " + idx + " * (" + inStride[i] + ")";
+      }
+      const std::string value = cond.empty() ? In(0) + "[" + offset + "]"
+                                              : "((" + cond + ") ? " + init + " : " + In(0) + "[" + offset + "])";
+      out << ind << "const float v = " << value << ";\n";
+      if (fP.mode == "max")
+         out << ind << "acc = v > acc ? v : acc;\n";
+      else if (fP.mode == "min")
+         out << ind << "acc = v < acc ? v : acc;\n";
+      else
+         out << ind << "acc += v;\n";
+      for (std::size_t j = 0; j < opened; j++) {
+         ind.resize(ind.size() - 3);
+         out << ind << "}\n";
+      }
+      out << ind << "*dst++ = acc;\n";
+      for (std::size_t i = 0; i < r; i++) {
+         ind.resize(ind.size() - 3);
+         out << ind << "}\n";
+      }
+      out << "   }\n";
+      return out.str();
+   }
+
+private:
+   std::string InitLiteral() const
+   {
+      if (fP.init == std::numeric_limits<double>::infinity())
+         return "std::numeric_limits<float>::infinity()";
+      if (fP.init == -std::numeric_limits<double>::infinity())
+         return "(-std::numeric_limits<float>::infinity())";
+      if (fP.init != fP.init)
+         return "std::numeric_limits<float>::quiet_NaN()";
+      std::ostringstream s;
+      s << std::setprecision(9) << static_cast<float>(fP.init) << "f";
+      std::string text = s.str();
+      if (text.find_first_of(".e") == std::string::npos)
+         text.insert(text.size() - 1, ".0");
+      return "(" + text + ")";
+   }
+
+   Params fP;
+};
+
+} // namespace jax2sofie
