@@ -1,6 +1,7 @@
 // THE op table: the one place that says which op names jax2sofie._native understands.
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
+#include "ops_indexing.hpp"
 
 namespace jax2sofie {
 
@@ -64,6 +65,13 @@ const std::map<std::string, Factory> &OpTable()
       {"Concat", MakeConcat},
       {"Cast", MakeCast},
       {"Where", MakeWhere},
+      // indexing and data movement (project-owned, csrc/owned/indexing.hpp)
+      {"J2S_Gather", MakeJ2SGather},
+      {"J2S_Scatter", MakeJ2SScatter},
+      {"J2S_Pad", MakeJ2SPad},
+      {"J2S_Reverse", MakeJ2SReverse},
+      {"J2S_Tile", MakeJ2STile},
+      {"J2S_Split", MakeJ2SSplit},
    };
    return table;
 }

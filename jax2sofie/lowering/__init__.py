@@ -2,7 +2,7 @@
 
 Importing this package imports every rule module, which registers its rules.
 """
-from . import calls, elementwise, linalg, reduce, shape, unsupported  # noqa: F401  (registration)
+from . import calls, elementwise, indexing, linalg, reduce, shape, unsupported  # noqa: F401  (registration)
 from .registry import NOT_SUPPORTED, RULES
 from .support import check_supported
 from .walker import lower_jaxpr, lower_sub_jaxpr

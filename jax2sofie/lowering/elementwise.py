@@ -113,8 +113,8 @@ def select_n(ctx: LoweringContext, which: Value, *cases: Value, **_params) -> Va
         raise ctx.error(f"select_n with {len(cases)} cases and a {which.dtype} selector is not supported yet "
                         "(only two cases with a boolean selector)")
     false_case, true_case = cases
-    if true_case.dtype != np.float32:  # SOFIE's Where rejects integer tensors (SOFIE_PITFALLS.md)
-        raise ctx.error(f"select_n over {true_case.dtype} values is not supported yet (float32 only)")
+    if true_case.dtype not in (np.float32, np.int32, np.int64):  # the native Where covers these
+        raise ctx.error(f"select_n over {true_case.dtype} values is not supported yet (float32, int32, int64)")
     shape = tuple(np.broadcast_shapes(which.shape, false_case.shape, true_case.shape))
     return ctx.op("Where", [which, true_case, false_case], shape, true_case.dtype,
                   dtype=np.dtype(true_case.dtype).name)
