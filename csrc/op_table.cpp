@@ -5,6 +5,7 @@
 #include "ops_reduce.hpp"
 #include "ops_dense.hpp"
 #include "ops_conv.hpp"
+#include "ops_indexing.hpp"
 
 namespace jax2sofie {
 
@@ -82,6 +83,13 @@ const std::map<std::string, Factory> &OpTable()
       // convolution and pooling (project-owned operators)
       {"J2S_Conv", MakeOwnedConv},
       {"J2S_Pool", MakeOwnedPool},
+      // indexing and data movement (project-owned, csrc/owned/indexing.hpp)
+      {"J2S_Gather", MakeJ2SGather},
+      {"J2S_Scatter", MakeJ2SScatter},
+      {"J2S_Pad", MakeJ2SPad},
+      {"J2S_Reverse", MakeJ2SReverse},
+      {"J2S_Tile", MakeJ2STile},
+      {"J2S_Split", MakeJ2SSplit},
    };
    return table;
 }

@@ -11,9 +11,6 @@ declare_not_supported(
     # elementwise
     "population_count", "clz", "reduce_precision", "bitcast_convert_type", "mulhi",
     # shape and indexing
-    "gather", "scatter", "scatter-add",
-    "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
-    "unstack", "broadcast_to",
     # convolution, pooling, approximate top-k
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
     # fused attention and friends
@@ -27,6 +24,10 @@ declare_not_supported(
     "a legacy call primitive that current JAX tracing does not produce (jit, custom_jvp_call, custom_vjp_call "
     "and checkpoint are inlined)",
     "call", "closed_call",
+)
+declare_not_supported(
+    "a Pallas kernel primitive (jax._src.state): jnp.broadcast_to traces to broadcast_in_dim, which is lowered",
+    "broadcast_to",
 )
 declare_not_supported(
     "special functions have no SOFIE operator",
