@@ -24,8 +24,14 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     lhs_contract, rhs_contract = list(lhs_contract), list(rhs_contract)
     lhs_batch, rhs_batch = list(lhs_batch), list(rhs_batch)
+    # contracting pairs in the order of lhs's axes (the sum does not depend on their order), so that
+    # lhs's trailing contracting axes are recognised as one K even when listed out of order
+    pairs = sorted(zip(lhs_contract, rhs_contract))
+    lhs_contract, rhs_contract = [a for a, _ in pairs], [b for _, b in pairs]
     if lhs.dtype != np.float32 or rhs.dtype != np.float32:
-        raise ctx.error(f"dot_general is lowered for float32 only, got {lhs.dtype} x {rhs.dtype}")
+        # SOFIE's Gemm is sgemm only; an integer product through float32 would be silently inexact above 2**24
+        raise ctx.error(f"dot_general is lowered for float32 only, got {lhs.dtype} x {rhs.dtype} "
+                        "(cast the operands to float32 in the model if their products are small integers)")
     out_dtype = np.dtype(preferred_element_type or lhs.dtype)
     if out_dtype != np.float32:
         raise ctx.error(f"dot_general with preferred_element_type={out_dtype} is not supported")
@@ -38,12 +44,18 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
     n = math.prod(rhs.shape[d] for d in rhs_free)
     out_shape = tuple(batch) + tuple(lhs.shape[d] for d in lhs_free) + tuple(rhs.shape[d] for d in rhs_free)
 
-    if not batch and lhs.rank > 2 and lhs_free == list(range(lhs.rank - 1)) and len(rhs_free) == 1:
+    n_free = len(lhs_free)
+    if (not batch and n_free >= 2 and lhs_free == list(range(n_free))
+            and lhs_contract == list(range(n_free, lhs.rank))):
         # (..., K) x (K, N): SOFIE's Gemm takes the leading axes of A as they are, so the batch axis is
-        # never merged into a reshape (which SOFIE cannot do on a symbolic batch)
+        # never merged into a reshape (which SOFIE cannot do on a symbolic batch); several trailing
+        # contracting axes of A are merged into K, several free axes of B into N
+        free_shape = tuple(lhs.shape[d] for d in lhs_free)
+        a = ctx.reshape(lhs, free_shape + (k,))
         b, trans_b = _as_matrix(ctx, rhs, rhs_contract, rhs_free, (k, n))
-        return ctx.op("Gemm", [lhs, b], out_shape, np.float32, hint="matmul", alpha=1.0, beta=0.0,
-                      transA=0, transB=int(trans_b))
+        product = ctx.op("Gemm", [a, b], free_shape + (n,), np.float32, hint="matmul", alpha=1.0, beta=0.0,
+                         transA=0, transB=int(trans_b))
+        return ctx.reshape(product, out_shape)
 
     if not batch:
         a, trans_a = _as_matrix(ctx, lhs, lhs_free, lhs_contract, (m, k))
@@ -93,3 +105,16 @@ case("attention_scores", lambda p, q, k: jnp.einsum("bqhd,bkhd->bhqk", q, k), f3
 case("einsum_two_contractions", lambda p, x: jnp.einsum("nij,ijk->nk", x, p["w"]), f32(2, 3, 4),
      params={"w": f32(3, 4, 5)})
 case("outer_product", lambda p, x, y: jnp.outer(x, y), f32(4), f32(3))
+# einsum patterns: several batch axes, batch axes not leading, several contracting axes, rank-1 operands
+case("einsum_attention_bhqd", lambda p, q, k: jnp.einsum("bhqd,bhkd->bhqk", q, k), f32(2, 3, 4, 8), f32(2, 3, 5, 8))
+case("einsum_two_batch_axes", lambda p, x, y: jnp.einsum("abij,abjk->abik", x, y), f32(2, 3, 4, 5), f32(2, 3, 5, 1))
+case("einsum_heads_to_features", lambda p, x: jnp.einsum("bqhd,hdk->bqk", x, p["w"]), f32(2, 5, 3, 4),
+     params={"w": f32(3, 4, 7)})
+case("einsum_batch_contract_leading", lambda p, x, y: jnp.einsum("abc,abd->acd", x, y), f32(3, 4, 5), f32(3, 4, 2))
+case("einsum_batch_not_leading", lambda p, x, y: jnp.einsum("ibj,jbk->bik", x, y), f32(3, 2, 4), f32(4, 2, 5),
+     batch=False)
+case("einsum_matvec_and_vector_tensor", lambda p, x, v: (jnp.einsum("ij,j->i", x, v), jnp.einsum("j,bjk->bk", v, p["t"]),
+                                                       jnp.einsum("bjk,j->bk", p["t"], v)),
+     f32(3, 4), f32(4), params={"t": f32(2, 4, 5)}, batch=False)
+case("einsum_preferred_float32", lambda p, x: jnp.einsum("bi,io->bo", x, p["w"], preferred_element_type=jnp.float32),
+     f32(3, 5), params={"w": f32(5, 2)})
