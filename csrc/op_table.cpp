@@ -1,6 +1,7 @@
 // THE op table: the one place that says which op names jax2sofie._native understands.
 // Names follow ONNX; the attributes each op reads are documented at its factory.
 #include "ops.hpp"
+#include "ops_slicing.hpp"
 
 namespace jax2sofie {
 
@@ -64,6 +65,11 @@ const std::map<std::string, Factory> &OpTable()
       {"Concat", MakeConcat},
       {"Cast", MakeCast},
       {"Where", MakeWhere},
+      // slicing (project-owned operators)
+      {"J2S_Slice", MakeSlice},
+      {"J2S_DynamicSlice", MakeDynamicSlice},
+      {"J2S_DynamicUpdateSlice", MakeDynamicUpdateSlice},
+      {"J2S_BroadcastTo", MakeBroadcastTo},
    };
    return table;
 }
