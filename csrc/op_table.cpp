@@ -6,6 +6,7 @@
 #include "ops_dense.hpp"
 #include "ops_conv.hpp"
 #include "ops_indexing.hpp"
+#include "ops_slicing.hpp"
 
 namespace jax2sofie {
 
@@ -90,6 +91,11 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_Reverse", MakeJ2SReverse},
       {"J2S_Tile", MakeJ2STile},
       {"J2S_Split", MakeJ2SSplit},
+      // slicing (project-owned operators)
+      {"J2S_Slice", MakeSlice},
+      {"J2S_DynamicSlice", MakeDynamicSlice},
+      {"J2S_DynamicUpdateSlice", MakeDynamicUpdateSlice},
+      {"J2S_BroadcastTo", MakeBroadcastTo},
    };
    return table;
 }

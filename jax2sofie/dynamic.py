@@ -9,7 +9,10 @@ without any lowering rule knowing about symbolic sizes.
 What is emitted: inputs get SOFIE's `Dim("bs")` in place of the batch; a Reshape target entry `a*bs`
 becomes -1 (SOFIE infers it); an Expand target entry that keeps the input's own batch-sized dimension
 becomes 1 (ONNX broadcasting keeps the input's size there). SOFIE derives every other shape itself.
-Anything else that depends on the batch is refused with an error that names the node.
+An Expand to a batch-dependent size along an axis where its input is not batch-sized, and a constant
+operand of batch size (zeros of shape (batch, hidden) as an RNN's first state, a weight broadcast
+over the batch), become J2S_BroadcastTo, whose target shape may hold the batch. Anything else that
+depends on the batch is refused with an error that names the node.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConversionError
-from .ir import Graph, Node
+from .ir import Graph, Node, Value
 
 BATCH_PARAM = "bs"
 # two batch sizes to lower at: distinct, > 1 (size 1 can change broadcasting decisions), small
@@ -73,13 +76,85 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
             raise ConversionError(f"input '{v1.name}' has shape {shape}: only a plain batch dimension can be "
                                   "symbolic")
         v1.shape = shape
+    names = {v.name for n in graph1.nodes for v in n.inputs + n.outputs} | {v.name for v in graph1.inputs}
+    broadcasts: dict[int, Value] = {}  # id(batch-sized constant) -> its J2S_BroadcastTo output
+    nodes: list[Node] = []
     for node1, node2 in zip(graph1.nodes, graph2.nodes):
+        if node1.op == "Expand" and node1.inputs[1].is_const and _expand_needs_batch(node1, node2):
+            _as_batch_broadcast(node1, node2)
         for k, (c1, c2) in enumerate(zip(node1.inputs, node2.inputs)):
-            if c1.is_const and not np.array_equal(np.asarray(c1.const), np.asarray(c2.const)):
+            if not c1.is_const or np.array_equal(np.asarray(c1.const), np.asarray(c2.const)):
+                continue
+            if c1.shape != c2.shape:  # a constant of batch size: made at run time from its batch-free part
+                if id(c1) not in broadcasts:
+                    fill = _broadcast_constant(c1, c2, names, node1)
+                    nodes.append(fill)
+                    broadcasts[id(c1)] = fill.outputs[0]
+                node1.inputs[k] = broadcasts[id(c1)]
+            else:
                 _rewrite_shape_operand(node1, node2, k)
+        nodes.append(node1)
+    graph1.nodes = nodes
     for v1, v2 in zip(graph1.outputs, graph2.outputs):
         v1.shape = symbolic_shape(v1.shape, v2.shape)
     return graph1
+
+
+def _batch_attrs(shape1, shape2, where: str) -> dict:
+    """The J2S_BroadcastTo attributes of a target shape seen at the two batch sizes."""
+    dims = [solve(int(n1), int(n2)) for n1, n2 in zip(shape1, shape2)]
+    if any(d is None for d in dims):
+        raise ConversionError(f"{where}: a dimension is not linear in the batch size")
+    return {"scale": [d.a for d in dims], "offset": [d.c for d in dims], "param": BATCH_PARAM}
+
+
+def _broadcast_constant(c1: Value, c2: Value, names: set[str], reader: Node) -> Node:
+    """A J2S_BroadcastTo node that makes the batch-sized constant c1 (c2 at the other batch size) from
+    its values along the batch-dependent axes, which must repeat (zeros of shape (batch, hidden), a
+    weight broadcast over the batch)."""
+    where = f"node '{reader.name}' ({reader.op})" + (f" from {reader.source}" if reader.source else "")
+    if c1.rank != c2.rank:
+        raise ConversionError(f"{where}: a constant operand changes rank with the batch size")
+    varying = tuple(a for a, (n1, n2) in enumerate(zip(c1.shape, c2.shape)) if n1 != n2)
+    first = tuple(slice(0, 1) if a in varying else slice(None) for a in range(c1.rank))
+    small = np.ascontiguousarray(np.asarray(c1.const)[first])
+    for c in (c1, c2):
+        if not np.array_equal(np.broadcast_to(small, c.shape), np.asarray(c.const)):
+            raise ConversionError(f"{where}: a constant operand of batch size whose values differ along the batch "
+                                  "is not supported with a dynamic batch; convert with a fixed batch size")
+
+    def fresh(base: str) -> str:
+        name, k = base, 0
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.add(name)
+        return name
+
+    source = Value(fresh(f"{c1.name}_row"), small.shape, small.dtype, const=small, is_weight=c1.is_weight,
+                   origin=c1.origin)
+    out = Value(fresh(f"{c1.name}_batch"), c1.shape, c1.dtype)
+    return Node("J2S_BroadcastTo", [source], [out], {"dtype": np.dtype(c1.dtype).name,
+                                                     **_batch_attrs(c1.shape, c2.shape, where)},
+                fresh(f"{c1.name}_broadcast"), reader.source)
+
+
+def _expand_needs_batch(node1: Node, node2: Node) -> bool:
+    """An Expand to a batch-dependent size along an axis where its input is not batch-sized: SOFIE's
+    Expand cannot say that (its target is a constant of numbers)."""
+    x1, x2 = node1.inputs[0], node2.inputs[0]
+    out1, out2 = node1.outputs[0].shape, node2.outputs[0].shape
+    return any(o1 != o2 and (i1, i2) != (o1, o2) for i1, i2, o1, o2 in zip(x1.shape, x2.shape, out1, out2))
+
+
+def _as_batch_broadcast(node1: Node, node2: Node) -> None:
+    where = f"node '{node1.name}' (Expand)" + (f" from {node1.source}" if node1.source else "")
+    if node1.inputs[0].rank != node1.outputs[0].rank:
+        raise ConversionError(f"{where}: an Expand that adds axes cannot depend on the batch size")
+    node1.op = "J2S_BroadcastTo"
+    node1.attrs = {"dtype": node1.attrs.get("dtype", np.dtype(node1.inputs[0].dtype).name),
+                   **_batch_attrs(node1.outputs[0].shape, node2.outputs[0].shape, where)}
+    node1.inputs = node1.inputs[:1]
 
 
 def _rewrite_shape_operand(node1: Node, node2: Node, k: int) -> None:
