@@ -1,9 +1,10 @@
 """Time a generated SOFIE header's `Session::infer` in a C++ loop (no Python in the timed path).
 
-One small main() per header: it loads the weights, runs `infer` once to write the output (checked
-against JAX by the caller), then calibrates a block of k calls lasting at least `min_block_us` and
-prints the median over `repeats` blocks of the time per call in nanoseconds. Both our header and
-the one SOFIE makes from ONNX go through the same program, flags and BLAS.
+One small program per (model, batch) that includes our header and the one SOFIE makes from ONNX
+(their namespaces differ): it loads both Sessions, runs `infer` once each to write the outputs
+(checked against JAX by the caller), calibrates for each a block of k calls lasting at least
+`min_block_us`, then times `repeats` blocks of each, alternating between the models so that a
+busy machine slows them alike, and prints the median and the minimum time per call.
 """
 from __future__ import annotations
 
@@ -21,45 +22,72 @@ from jax2sofie.runtime.toolchain import find_blas, find_compiler
 CXX_FLAGS = ["-O3", "-march=native", "-std=c++17", "-DNDEBUG"]
 
 _MAIN = r"""
-#include "@HEADER@"
+@INCLUDES@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <vector>
 
 template <class V> static const std::vector<float> &first_output(const V &y) { return y; }
 template <class V> static const std::vector<float> &first_output(const std::vector<std::vector<V>> &y) { return y[0]; }
 
+// one model under test: `call` runs infer once, `write` stores its first output
+struct Subject {
+   std::function<float()> call;
+   std::function<void(const char *)> write;
+};
+
+template <class S> static Subject make_subject(const char *weights, const std::vector<float> &x)
+{
+   auto session = std::make_shared<S>(weights);
+   return {[session, &x] { return first_output(session->infer(x.data()))[0]; },
+           [session, &x](const char *path) {
+              const auto result = session->infer(x.data());
+              const std::vector<float> y = first_output(result);
+              std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char *>(y.data()), y.size() * sizeof(float));
+           }};
+}
+
 int main(int argc, char **argv)
 {
-   // argv: weights input.bin n_inputs output.bin min_block_us repeats
-   const long n = std::atol(argv[3]);
+   // argv: input.bin n_inputs min_block_us repeats, then per model: weights output.bin
+   const long n = std::atol(argv[1]);
    std::vector<float> x(n);
    std::ifstream(argv[2], std::ios::binary).read(reinterpret_cast<char *>(x.data()), n * sizeof(float));
-   SOFIE_@NS@::Session session(argv[1]);
-   const auto result = session.infer(x.data());
-   const std::vector<float> y = first_output(result);
-   std::ofstream(argv[4], std::ios::binary).write(reinterpret_cast<const char *>(y.data()), y.size() * sizeof(float));
-   const double min_block = std::atof(argv[5]) * 1e3;
-   const int repeats = std::atoi(argv[6]);
+   const double min_block = std::atof(argv[3]) * 1e3;
+   const int repeats = std::atoi(argv[4]);
+   std::vector<Subject> subjects;
+@SUBJECTS@
+   for (std::size_t i = 0; i < subjects.size(); i++)
+      subjects[i].write(argv[6 + 2 * i]);
    using clock = std::chrono::steady_clock;
    volatile float sink = 0;
-   auto block = [&](long k) {
+   auto block = [&](Subject &s, long k) {
       auto t0 = clock::now();
       for (long i = 0; i < k; i++)
-         sink = sink + session.infer(x.data())[0];
+         sink = sink + s.call();
       return std::chrono::duration<double, std::nano>(clock::now() - t0).count();
    };
-   long k = 1;
-   while (block(k) < min_block)
-      k *= 2;
-   std::vector<double> per_call;
+   std::vector<long> ks;
+   for (auto &s : subjects) {
+      long k = 1;
+      while (block(s, k) < min_block)
+         k *= 2;
+      ks.push_back(k);
+   }
+   // blocks of the models alternate, so that a busy machine slows them alike
+   std::vector<std::vector<double>> per_call(subjects.size());
    for (int r = 0; r < repeats; r++)
-      per_call.push_back(block(k) / k);
-   std::sort(per_call.begin(), per_call.end());
-   std::printf("%.1f %ld\n", per_call[per_call.size() / 2], k);
+      for (std::size_t i = 0; i < subjects.size(); i++)
+         per_call[i].push_back(block(subjects[i], ks[i]) / ks[i]);
+   for (auto &times : per_call) {
+      std::sort(times.begin(), times.end());
+      std::printf("%.1f %.1f\n", times[times.size() / 2], times[0]);
+   }
    return 0;
 }
 """
@@ -91,16 +119,20 @@ def session_bytes(header: Path) -> tuple[int, int]:
     return weights, intermediates
 
 
-def build_timer(header: Path, build_dir: Path) -> Path:
-    """Compile the timing program for `header` (cached by content hash of header + flags)."""
+def build_timer(headers: list[Path], build_dir: Path) -> Path:
+    """Compile the timing program for `headers` (cached by content hash of headers + flags)."""
     compiler, blas = find_compiler(), find_blas()
-    text = header.read_text()
-    key = hashlib.sha256((text + " ".join(CXX_FLAGS) + " ".join(blas)).encode()).hexdigest()[:16]
+    texts = [h.read_text() for h in headers]
+    key = hashlib.sha256(("\0".join(texts) + " ".join(CXX_FLAGS) + " ".join(blas)).encode()).hexdigest()[:16]
     binary = build_dir / f"timer_{key}"
     if binary.exists():
         return binary
     source = build_dir / f"timer_{key}.cpp"
-    source.write_text(_MAIN.replace("@HEADER@", str(header.resolve())).replace("@NS@", namespace_of(header)))
+    includes = "\n".join(f'#include "{h.resolve()}"' for h in headers)
+    subjects = "\n".join(
+        f"   subjects.push_back(make_subject<SOFIE_{namespace_of(h)}::Session>(argv[{5 + 2 * i}], x));"
+        for i, h in enumerate(headers))
+    source.write_text(_MAIN.replace("@INCLUDES@", includes).replace("@SUBJECTS@", subjects))
     cmd = list(compiler.command) + CXX_FLAGS + [str(source), "-o", str(binary)] + list(blas)
     result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
@@ -109,20 +141,27 @@ def build_timer(header: Path, build_dir: Path) -> Path:
     return binary
 
 
-def time_header(header: Path, weights: Path, x: np.ndarray, build_dir: Path, min_block_us: float,
-                repeats: int, out_size: int) -> tuple[float, np.ndarray]:
-    """Median seconds per `infer` call, and the output of the first call (flat float32)."""
-    binary = build_timer(header, build_dir)
+def time_headers(models: list[tuple[Path, Path]], x: np.ndarray, build_dir: Path, min_block_us: float,
+                 repeats: int, out_size: int) -> list[tuple[float, float, np.ndarray]]:
+    """Per (header, weights): median and minimum seconds per `infer` call, timed in alternating
+    blocks in one process, and the output of one call (flat float32)."""
+    binary = build_timer([h for h, _ in models], build_dir)
     stem = build_dir / binary.name
-    x_path, y_path = stem.with_suffix(".in"), stem.with_suffix(".out")
+    x_path = stem.with_suffix(".in")
     np.ascontiguousarray(x, np.float32).tofile(x_path)
-    result = subprocess.run([str(binary), str(weights), str(x_path), str(x.size), str(y_path), str(min_block_us),
-                             str(repeats)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=600)
+    args = [str(binary), str(x.size), str(x_path), str(min_block_us), str(repeats)]
+    outs = [stem.with_suffix(f".out{i}") for i in range(len(models))]
+    for (_, weights), out in zip(models, outs):
+        args += [str(weights), str(out)]
+    result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"timing program failed (rc {result.returncode}): {result.stdout.strip()[:200]}")
-    ns = float(result.stdout.split()[0])
-    y = np.fromfile(y_path, np.float32)
-    if y.size != out_size:
-        raise RuntimeError(f"output has {y.size} values, expected {out_size}")
-    return ns * 1e-9, y
+    lines = result.stdout.split("\n")
+    measured = []
+    for line, out in zip(lines, outs):
+        median_ns, min_ns = (float(v) for v in line.split())
+        y = np.fromfile(out, np.float32)
+        if y.size != out_size:
+            raise RuntimeError(f"output has {y.size} values, expected {out_size}")
+        measured.append((median_ns * 1e-9, min_ns * 1e-9, y))
+    return measured
