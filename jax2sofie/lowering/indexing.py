@@ -184,7 +184,7 @@ case("scatter_set_constant_indices", _scatter_set, f32(4, 3), f32(3, 3), batch=F
 def _scatter_combine(p, x, i, u):
     # input-dependent indices with repeats: add accumulates, the others combine in order
     j = i - 1  # -1..6 on an axis of length 5
-    return (x.at[j].add(u), x.at[j].mul(u), x.at[j].min(u), x.at[j].max(u), x.at[j - 2].add(u),
+    return (x.at[j].add(u), x.at[j].subtract(u), x.at[j].mul(u), x.at[j].min(u), x.at[j].max(u), x.at[j - 2].add(u),
             x.at[j + 2].add(u, mode="clip"), x.at[j + 2].set(u, mode="drop"))
 
 
