@@ -426,9 +426,63 @@ def linalg_cases():
     return cases
 
 
+def _pad_reference(x, value, low, high, interior):
+    """lax.pad in numpy: interior padding, then low/high (negative: crop)."""
+    y = x
+    for axis, (lo, hi, it) in enumerate(zip(low, high, interior)):
+        n = y.shape[axis]
+        shape = list(y.shape)
+        shape[axis] = n + max(n - 1, 0) * it
+        spread = np.full(shape, value, y.dtype)
+        index = [slice(None)] * y.ndim
+        index[axis] = slice(None, None, it + 1)
+        spread[tuple(index)] = y
+        widths = [(0, 0)] * y.ndim
+        widths[axis] = (max(lo, 0), max(hi, 0))
+        y = np.pad(spread, widths, constant_values=value)
+        index = [slice(None)] * y.ndim
+        index[axis] = slice(max(-lo, 0), y.shape[axis] - max(-hi, 0))
+        y = y[tuple(index)]
+    return y
+
+
+def indexing_cases():
+    x, idx = f32(5, 3), np.array([[2], [7], [-1], [0]], np.int32)  # 7 and -1 are out of bounds
+    gather_dims = dict(offset_dims=[1], collapsed_slice_dims=[0], start_index_map=[0], operand_batching_dims=[],
+                       start_indices_batching_dims=[], slice_sizes=[1, -1])
+    scatter_dims = dict(update_window_dims=[1], inserted_window_dims=[0], scatter_dims_to_operand_dims=[0],
+                        operand_batching_dims=[], scatter_indices_batching_dims=[])
+    u = f32(4, 3)
+    added = x.copy()
+    for row, update in zip(idx[:, 0], u):
+        if 0 <= row < 5:
+            added[row] += update
+    filled = np.where((idx[:, :1] >= 0) & (idx[:, :1] < 5), x[np.clip(idx[:, 0], 0, 4)], np.float32(-1.5))
+    xp, pv = f32(2, 3), f32(1)
+    xr, pt, xs = i32(2, 3, 4), boolean(2, 3), f32(3, 5)
+    pad = dict(low=[1, -1], high=[0, 2], interior=[0, 1])
+    return [
+        Case("x_J2S_Gather_clip", {"x": x, "i": idx}, [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="clip",
+                                                            **gather_dims)], {"y": x[np.clip(idx[:, 0], 0, 4)]}),
+        Case("x_J2S_Gather_fill", {"x": x, "i": idx}, [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="fill",
+                                                            fill_value="-1.5", **gather_dims)], {"y": filled}),
+        Case("x_J2S_Scatter_add", {"x": x, "i": idx, "u": u},
+             [node("J2S_Scatter", "s", ["x", "i", "u"], ["y"], combine="add", mode="drop", **scatter_dims)],
+             {"y": added}),
+        Case("x_J2S_Pad", {"x": xp, "v": pv}, [node("J2S_Pad", "p", ["x", "v"], ["y"], **pad)],
+             {"y": _pad_reference(xp, pv[0], **pad)}),
+        Case("x_J2S_Reverse_i32", {"x": xr}, [node("J2S_Reverse", "r", ["x"], ["y"], axes=[0, 2], dtype="int32")],
+             {"y": xr[::-1, :, ::-1].copy()}),
+        Case("x_J2S_Tile_bool", {"p": pt}, [node("J2S_Tile", "t", ["p"], ["y"], reps=[2, 1], dtype="bool")],
+             {"y": np.tile(pt, (2, 1))}),
+        Case("x_J2S_Split", {"x": xs}, [node("J2S_Split", "s", ["x"], ["y0", "y1", "y2"], axis=-1, sizes=[1, 3, 1])],
+             {"y0": xs[:, :1].copy(), "y1": xs[:, 1:4].copy(), "y2": xs[:, 4:].copy()}),
+    ]
+
+
 def all_cases():
     return UNARY + binary_cases() + nary_cases() + reduce_cases() + softmax_cases() + comparison_cases() + \
-        logic_cases() + shape_cases() + linalg_cases()
+        logic_cases() + shape_cases() + linalg_cases() + indexing_cases()
 
 
 CASES = all_cases()

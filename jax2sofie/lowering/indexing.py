@@ -115,6 +115,7 @@ for _primitive, _combine in {"scatter": "set", "scatter-add": "add", "scatter-su
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from .catalog import boolean, case, f32, i32  # noqa: E402
@@ -184,7 +185,7 @@ case("scatter_set_constant_indices", _scatter_set, f32(4, 3), f32(3, 3), batch=F
 def _scatter_combine(p, x, i, u):
     # input-dependent indices with repeats: add accumulates, the others combine in order
     j = i - 1  # -1..6 on an axis of length 5
-    return (x.at[j].add(u), x.at[j].mul(u), x.at[j].min(u), x.at[j].max(u), x.at[j - 2].add(u),
+    return (x.at[j].add(u), x.at[j].subtract(u), x.at[j].mul(u), x.at[j].min(u), x.at[j].max(u), x.at[j - 2].add(u),
             x.at[j + 2].add(u, mode="clip"), x.at[j + 2].set(u, mode="drop"))
 
 
@@ -204,3 +205,6 @@ def _scatter_batched(p, x, i, u):
 case("scatter_add_batching_dims", _scatter_batched, f32(3, 6), i32(3, 4), f32(3, 4))
 case("scatter_int_and_bool", lambda p, t, m, i, j: (t.at[i].add(3), m.at[i].set(True), t.at[j].max(i)),
      i32(6), boolean(6), i32(4), i32(4), batch=False)
+case("scatter_segment_sum_into_zeros", lambda p, x, s: (jax.ops.segment_sum(x, s, num_segments=5),
+                                                        jax.ops.segment_max(x, s, num_segments=9)),
+     f32(7, 3), i32(7), batch=False)
