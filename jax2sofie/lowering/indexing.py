@@ -208,3 +208,5 @@ case("scatter_int_and_bool", lambda p, t, m, i, j: (t.at[i].add(3), m.at[i].set(
 case("scatter_segment_sum_into_zeros", lambda p, x, s: (jax.ops.segment_sum(x, s, num_segments=5),
                                                         jax.ops.segment_max(x, s, num_segments=9)),
      f32(7, 3), i32(7), batch=False)
+case("gather_two_index_arrays", lambda p, x, a, b: (x[a, b], x[a[:, None], b[None]], x.at[a, b].add(1.0)),
+     f32(5, 4, 3), i32(5), i32(5), batch=False)
