@@ -1,43 +1,9 @@
-"""The standalone C++ reference check (`<name>_test.cpp`) of every catalog case passes.
-
-One compile for all: each case is written into its own folder, and one driver includes every header,
-then every `_test.cpp` inside a namespace of its own (its `main` renamed), and runs them all. A case
-whose check fails is named in the output.
-"""
+"""The standalone C++ reference check (`<name>_test.cpp`) of every catalog case passes (one driver, one
+compile: tests/catalog_driver.py)."""
 from __future__ import annotations
 
-import subprocess
-
-import jax2sofie
-from jax2sofie.lowering.catalog import CASES
-from jax2sofie.runtime import find_blas, find_compiler
-
-# the standard headers a _test.cpp includes: included once, before the per-case namespaces
-_PRELUDE = "".join(f"#include <{h}>\n" for h in ("cmath", "cstdint", "cstdio", "string", "tuple", "type_traits",
-                                                  "vector"))
+from catalog_driver import run_catalog_driver
 
 
 def test_every_catalog_case_passes_its_standalone_check(tmp_path):
-    headers, bodies, calls = [], [], []
-    for name, case in sorted(CASES.items()):
-        params, inputs = case.materialize()
-        model = jax2sofie.convert(case.fn, params, *inputs, name=name)
-        folder = tmp_path / name
-        paths = model.write(folder, test=True, rtol=case.rtol, atol=case.atol, test_inputs=inputs)
-        weights = next((p.name for p in paths if p.suffix in (".dat", ".safetensors")), "")
-        headers.append(f'#include "{name}/{name}.hxx"\n')
-        bodies.append(f"namespace case_{name} {{\n#define main run\n#include \"{name}/{name}_test.cpp\"\n"
-                      "#undef main\n}\n")
-        calls.append(f'   {{ char arg0[] = "{name}", arg1[] = "{name}/{weights}"; char *argv[] = {{arg0, arg1}};\n'
-                     f"     failed += case_{name}::run(2, argv) != 0; }}\n")
-    driver = tmp_path / "all_tests.cpp"
-    driver.write_text(_PRELUDE + "".join(headers) + "".join(bodies) + "int main()\n{\n   int failed = 0;\n"
-                      + "".join(calls) + '   std::printf("%d failed\\n", failed);\n   return failed != 0;\n}\n')
-    compiler = find_compiler()
-    build = subprocess.run([*compiler.command, "-std=c++17", "-O1", "-o", str(tmp_path / "all_tests"), str(driver),
-                            *find_blas(compiler)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-4000:]
-    run = subprocess.run([str(tmp_path / "all_tests")], cwd=tmp_path, capture_output=True, text=True)
-    mismatches = [line for line in run.stdout.splitlines() if line.endswith("MISMATCH")]
-    assert run.returncode == 0 and not mismatches, run.stdout[-4000:] + run.stderr[-2000:]
-    assert sum(line.endswith(": OK") for line in run.stdout.splitlines()) == len(CASES)
+    run_catalog_driver(tmp_path, ["-O1"])
