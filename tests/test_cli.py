@@ -27,6 +27,9 @@ MODELS = textwrap.dedent('''
     def broken(params, x):
         return jnp.sort(x)
     broken_pair = (broken, {})
+    def sorted_weights(params, x):
+        return x @ jnp.sort(params["w"], axis=0)
+    folded_pair = (sorted_weights, {"w": jnp.ones((4, 2))})
 ''')
 
 
@@ -118,6 +121,11 @@ def test_inspect_lists_primitives(models_module, capsys):
     assert main(["inspect", f"{models_module}:broken_pair", "--input-shape", "1,4"]) == 0
     printed = capsys.readouterr().out
     assert "UNSUPPORTED" in printed and "sort" in printed and "cli_models.py" in printed
+    assert "1 unsupported" in printed
+    assert main(["inspect", f"{models_module}:folded_pair", "--input-shape", "1,4"]) == 0
+    printed = capsys.readouterr().out
+    assert "folded (depends only on params)" in printed and "0 unsupported" in printed
+    assert "dot_general" in printed and "lowered" in printed
 
 
 def test_help_explains_every_option_with_examples(capsys):

@@ -3,8 +3,9 @@ compared with JAX. Hypothesis shrinks a failure to a minimal program; keep it be
 (a program is `(input shape, [(step kind, *arguments), ...])`, printed by hypothesis on failure).
 
 CI runs a fixed, derandomized set (profile "ci"); for a longer local run:
-    HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py          (300 programs)
-    HYPOTHESIS_PROFILE=long HYPOTHESIS_SEED=7 pytest ...        (another random stream; "long" is not derandomized)
+    HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py --hypothesis-show-statistics     (300 random programs)
+    HYPOTHESIS_PROFILE=long HYPOTHESIS_MAX_EXAMPLES=50 pytest tests/test_fuzz.py       (a shorter one)
+("long" is not derandomized: every run draws new programs; `--hypothesis-seed=N` repeats one.)
 
 Adding a kind of step (convolution, pooling, ... once they lower): write its `draw`, `shape` and `apply`
 (and `param` if it has a weight) and add a `Step` to STEPS; nothing else changes.
@@ -26,7 +27,8 @@ import jax2sofie
 
 settings.register_profile("ci", max_examples=12, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "300")), deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 Shape = tuple[int, ...]

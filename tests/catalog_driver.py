@@ -1,0 +1,50 @@
+"""The standalone C++ reference checks (`<name>_test.cpp`) of every catalog case, in one program.
+
+Each case is written into its own folder; one driver includes every header, then every `_test.cpp`
+inside a namespace of its own (its `main` renamed `run`), and runs them all: one compile for the
+whole catalog. A case whose check fails prints `<name>: MISMATCH`.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import jax2sofie
+from jax2sofie.lowering.catalog import CASES
+from jax2sofie.runtime import find_blas, find_compiler
+
+# the standard headers a _test.cpp includes: included once, before the per-case namespaces
+_PRELUDE = "".join(f"#include <{h}>\n" for h in ("cmath", "cstdint", "cstdio", "string", "tuple", "type_traits",
+                                                  "vector"))
+
+
+def write_catalog_driver(directory: Path) -> Path:
+    """Write every catalog case and `all_tests.cpp`, the driver that runs all their checks."""
+    headers, bodies, calls = [], [], []
+    for name, case in sorted(CASES.items()):
+        params, inputs = case.materialize()
+        model = jax2sofie.convert(case.fn, params, *inputs, name=name)
+        paths = model.write(directory / name, test=True, rtol=case.rtol, atol=case.atol, test_inputs=inputs)
+        weights = next((p.name for p in paths if p.suffix in (".dat", ".safetensors")), "")
+        headers.append(f'#include "{name}/{name}.hxx"\n')
+        bodies.append(f"namespace case_{name} {{\n#define main run\n#include \"{name}/{name}_test.cpp\"\n"
+                      "#undef main\n}\n")
+        calls.append(f'   {{ char arg0[] = "{name}", arg1[] = "{name}/{weights}"; char *argv[] = {{arg0, arg1}};\n'
+                     f"     failed += case_{name}::run(2, argv) != 0; }}\n")
+    driver = directory / "all_tests.cpp"
+    driver.write_text(_PRELUDE + "".join(headers) + "".join(bodies) + "int main()\n{\n   int failed = 0;\n"
+                      + "".join(calls) + '   std::printf("%d failed\\n", failed);\n   return failed != 0;\n}\n')
+    return driver
+
+
+def run_catalog_driver(directory: Path, flags: list[str], env: dict | None = None) -> None:
+    """Compile the driver with `flags`, run it, and require every case to print OK."""
+    driver = write_catalog_driver(directory)
+    compiler = find_compiler()
+    build = subprocess.run([*compiler.command, "-std=c++17", *flags, "-o", str(directory / "all_tests"), str(driver),
+                            *find_blas(compiler)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-4000:]
+    run = subprocess.run([str(directory / "all_tests")], cwd=directory, capture_output=True, text=True, env=env)
+    mismatches = [line for line in run.stdout.splitlines() if line.endswith("MISMATCH")]
+    assert run.returncode == 0 and not mismatches, run.stdout[-4000:] + run.stderr[-4000:]
+    assert sum(line.endswith(": OK") for line in run.stdout.splitlines()) == len(CASES)
