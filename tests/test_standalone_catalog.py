@@ -2,8 +2,10 @@
 compile: tests/catalog_driver.py)."""
 from __future__ import annotations
 
-from catalog_driver import run_catalog_driver
+import pytest
+from catalog_driver import N_SHARDS, run_catalog_driver, shard
 
 
-def test_every_catalog_case_passes_its_standalone_check(tmp_path):
-    run_catalog_driver(tmp_path, ["-O1"])
+@pytest.mark.parametrize("index", range(N_SHARDS))
+def test_every_catalog_case_passes_its_standalone_check(tmp_path, index):
+    run_catalog_driver(tmp_path, shard(index), ["-O1"])
