@@ -38,3 +38,18 @@ def test_every_entry_renders_for_each_dtype_it_accepts():
             b = ExpressionBuilder()
             text = b.render(entry.template(b, [b.input(i) for i in range(entry.arity)], dtype, {}))
             assert "x0" in text and text.count("(") == text.count(")"), name
+
+
+def test_rendered_node_expressions_inline_into_one():
+    # two nodes, rem(x0, x1) then erf_inv(.), become one expression over the first node's inputs
+    first = ExpressionBuilder()
+    rem = first.render(PRIMITIVES["rem"].template(first, [first.input(0), first.input(1)], "int32", {}))
+    second = ExpressionBuilder()
+    inv = second.render(PRIMITIVES["erf_inv"].template(second, [second.input(0)], "float32", {}))
+    fused = ExpressionBuilder()
+    result = fused.apply(inv, [fused.apply(rem, [fused.input(0), fused.input(1)])])
+    text = fused.render(result)
+    assert text.startswith("t0 = (x1 == 0 ? x0 : (x1 == -1 ? 0 : x0 % x1)); t1 = ((-std::log1p(-t0 * t0)))")
+    assert "x0" not in text.split(";")[-1] and text.count("(") == text.count(")")
+    definitions = [d.split("=")[0].strip() for d in text.split(";")[:-1]]
+    assert definitions == [f"t{k}" for k in range(len(definitions))]

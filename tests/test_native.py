@@ -480,9 +480,32 @@ def indexing_cases():
     ]
 
 
+def elementwise_cases():
+    """SOFIE's Erf and the project-owned J2S_Elementwise (broadcasting, dtypes, temporaries)."""
+    x, a, b, c = f32(2, 3, 4), f32(3, 1), f32(2, 1, 4), f32(4)
+    t, u, m = i32(2, 3), i32(3, lo=1, hi=5), boolean(2, 1)
+    return [
+        Case("w_Erf", {"x": x}, [node("Erf", "erf", ["x"], ["y"])],
+             {"y": np.vectorize(__import__("math").erf, otypes=[np.float32])(x)}),
+        Case("w_J2S_same_shape_temporaries", {"x": x},
+             [node("J2S_Elementwise", "ew", ["x"], ["y"], expression="t0 = std::exp(x0); t0 / (1.0f + t0)",
+                   to="float32")], {"y": 1 / (1 + np.exp(-x))}),
+        Case("w_J2S_three_way_broadcast", {"x": x, "a": a, "b": b, "c": c},
+             [node("J2S_Elementwise", "ew", ["x", "a", "b", "c"], ["y"], expression="x0 * x1 + x2 - x3", to="float32")],
+             {"y": x * a + b - c}),
+        Case("w_J2S_outer", {"a": a, "c": c},
+             [node("J2S_Elementwise", "ew", ["a", "c"], ["y"], expression="x0 - x1", to="float32")], {"y": a - c}),
+        Case("w_J2S_int_bool_mixed", {"t": t, "u": u, "m": m},
+             [node("J2S_Elementwise", "ew", ["m", "t", "u"], ["y"], expression="x0 ? x1 % x2 : x1 * x2", to="int32")],
+             {"y": np.where(m, np.fmod(t, u), t * u).astype(np.int32)}),
+        Case("w_J2S_bool_out", {"x": x, "c": c},
+             [node("J2S_Elementwise", "ew", ["x", "c"], ["y"], expression="x0 > x1", to="bool")], {"y": x > c}),
+    ]
+
+
 def all_cases():
     return UNARY + binary_cases() + nary_cases() + reduce_cases() + softmax_cases() + comparison_cases() + \
-        logic_cases() + shape_cases() + linalg_cases() + indexing_cases()
+        logic_cases() + shape_cases() + linalg_cases() + indexing_cases() + elementwise_cases()
 
 
 CASES = all_cases()

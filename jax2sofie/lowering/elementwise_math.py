@@ -18,7 +18,7 @@ from .registry import register
 
 
 def elementwise(ctx: LoweringContext, template: Template, inputs: Sequence[Value], out_dtype: Any,
-                params: dict | None = None, template_dtype: str | None = None) -> Value:
+                params: dict | None = None) -> Value:
     """One J2S_Elementwise node computing `template` over `inputs` (broadcast like numpy).
 
     Scalar constants are written into the expression as literals instead of being read from a
@@ -36,7 +36,7 @@ def elementwise(ctx: LoweringContext, template: Template, inputs: Sequence[Value
             index = len(tensors)
             tensors.append(value)
         args.append(builder.input(index))
-    dtype = template_dtype or np.dtype(inputs[0].dtype).name
+    dtype = np.dtype(inputs[0].dtype).name  # the templates dispatch on the first argument's type
     expression = builder.render(template(builder, args, dtype, params or {}))
     shape = tuple(np.broadcast_shapes(*(v.shape for v in inputs)))
     return ctx.op("J2S_Elementwise", tensors, shape, out_dtype, expression=expression,
@@ -47,8 +47,6 @@ def _check_dtypes(ctx: LoweringContext, primitive: str, inputs: Sequence[Value],
     dtype = np.dtype(inputs[0].dtype).name
     if dtype not in allowed:
         raise ctx.error(f"'{primitive}' on {dtype} is not supported (supported: {', '.join(sorted(allowed))})")
-    if dtype not in CTYPES:
-        raise ctx.error(f"'{primitive}' on {dtype}: the generated code has no {dtype} tensors")
     return dtype
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_VARIABLE = re.compile(r"\b([xt])([0-9]+)\b")  # inputs x<i> and temporaries t<k> of an expression
 
 # the C++ element type of each dtype the generated code supports (bool tensors hold uint8_t)
 CTYPES = {"float32": "float", "int32": "std::int32_t", "int64": "std::int64_t", "bool": "bool"}
@@ -66,6 +67,22 @@ class ExpressionBuilder:
 
     def render(self, result: str) -> str:
         return "".join(f"{name} = {expr}; " for name, expr in self._temps) + result
+
+    def apply(self, expression: str, args: Sequence[str]) -> str:
+        """Inline a rendered expression (a J2S_Elementwise node's attribute) with its x<i> bound to
+        `args`; returns its result. This is how a chain of nodes becomes one: apply each node's
+        expression to the results of the ones it reads, on one builder, and render the last."""
+        *definitions, result = [part.strip() for part in expression.split(";")]
+        shared = [self.share(a) for a in args]
+        renamed: dict[str, str] = {}
+
+        def rename(text: str) -> str:
+            return _VARIABLE.sub(lambda m: shared[int(m.group(2))] if m.group(1) == "x" else renamed[m.group(0)], text)
+
+        for definition in definitions:
+            name, value = (p.strip() for p in definition.split("=", 1))
+            renamed[name] = self.share(f"({rename(value)})")
+        return rename(result)
 
 
 def _is_literal(expr: str) -> bool:
