@@ -21,6 +21,10 @@ class LoweringContext:
         # lower_sub(ctx, jaxpr_or_closed_jaxpr, args) -> outputs
         self._lower_sub = lower_sub
         self._literals: dict[tuple, Value] = {}
+        # equations folded on constants, by (id(eqn), ids of its inputs) -> (inputs, outputs): an
+        # unrolled loop body folds the same weight-only equations at every step, and must get the same
+        # constants back instead of one copy of a transposed or reshaped weight per step
+        self.folded_equations: dict[tuple, tuple[list[Value], list[Value]]] = {}
 
     def inline(self, jaxpr, args: Sequence[Value]) -> list[Value]:
         """Lower a sub-jaxpr (Jaxpr or ClosedJaxpr) in place on `args`; returns its outputs."""

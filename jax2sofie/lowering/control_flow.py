@@ -182,5 +182,5 @@ case("cond_constant_predicate", lambda p, x: lax.cond(p["w"][0] > -10.0, jnp.tan
 case("switch_constant_index", lambda p, x: lax.switch(2, [jnp.tanh, jnp.exp, lambda v: v * 3.0], x), f32(3))
 case("switch_traced_index", lambda p, x, i: lax.switch(i[0] - 1, [jnp.tanh, lambda v: v * 3.0, jnp.exp,
                                                                    lambda v: -v], x),
-     f32(2, 3), i32(1), batch=False, notes="needs the clamp rule (lax.switch clamps its index)")
+     f32(2, 3), i32(1), batch=False)  # lax.switch clamps a traced index first (the clamp rule)
 case("fori_loop_zero_trips", lambda p, x: lax.fori_loop(0, 0, lambda i, c: c + 1.0, x) * 2.0, f32(2))

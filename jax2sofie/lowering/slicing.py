@@ -121,8 +121,8 @@ case("concatenate_int_bool", lambda p, t, m: (jnp.concatenate([t, t + 1], axis=1
 def _dynamic_slice_constant_starts(p, x):
     inside = lax.dynamic_slice(x, (0, 1, 2), (x.shape[0], 2, 3))
     clamped_high = lax.dynamic_slice(x, (0, 4, 9), (x.shape[0], 2, 2))  # starts clamped to 3 and 4
-    clamped_low = lax.dynamic_slice_in_dim(x, -3, 2, axis=2)  # clamped to 0
-    return inside, clamped_high, clamped_low
+    from_end = lax.dynamic_slice_in_dim(x, -3, 2, axis=2)  # a negative start counts from the end
+    return inside, clamped_high, from_end
 
 
 case("dynamic_slice_constant_starts", _dynamic_slice_constant_starts, f32(2, 5, 6))

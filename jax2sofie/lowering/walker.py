@@ -55,12 +55,23 @@ def lower_jaxpr(ctx: LoweringContext, jaxpr: jcore.Jaxpr, consts: Sequence[Value
         name = eqn.primitive.name
         with ctx.builder.source(location_of(eqn, ctx.builder.current_source)):
             if all(v.is_const for v in inputs) and not (name in _NOT_FOLDED and name in RULES):
-                outputs = _fold_with_jax(ctx, eqn, inputs)
+                outputs = _fold_once(ctx, eqn, inputs)
             else:
                 outputs = _apply_rule(ctx, eqn, inputs)
         for var, value in zip(eqn.outvars, outputs):
             write(var, value)
     return [read(v) for v in jaxpr.outvars]
+
+
+def _fold_once(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
+    """_fold_with_jax, reusing the result when the same equation meets the same constants again."""
+    key = (id(eqn), tuple(id(v) for v in inputs))
+    seen = ctx.folded_equations.get(key)
+    if seen is not None and all(a is b for a, b in zip(seen[0], inputs)):
+        return seen[1]
+    outputs = _fold_with_jax(ctx, eqn, inputs)
+    ctx.folded_equations[key] = (list(inputs), outputs)
+    return outputs
 
 
 def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
