@@ -104,3 +104,49 @@ def test_per_particle_dense_rank3_numbers_unchanged():
     assert counts.get("J2S_Dense") == 2 and "Add" not in counts and "Relu" not in counts, counts
     for batch in (1, 3):
         assert model.check(x[:batch]).passed
+
+
+def test_heads_reshape_bias_and_scale_are_absorbed():
+    """Dense -> reshape (N split into heads) -> + bias(heads, d) -> / sqrt(d): one J2S_Dense, then the
+    reshape, which now relabels the finished output."""
+    b, x = _builder((2, 3))
+    w = b.constant(np.arange(24, dtype=np.float32).reshape(3, 8), "w", origin="w")
+    bias = b.constant(np.arange(8, dtype=np.float32).reshape(2, 4), "b", origin="b")
+    y = b.op("Gemm", [x, w], (2, 8), np.float32, alpha=1.0, beta=0.0)
+    r = b.op("Reshape", [y, b.constant(np.array([2, 2, 4], np.int64))], (2, 2, 4), np.float32)
+    z = b.op("Add", [r, bias], (2, 2, 4), np.float32)
+    q = b.op("Div", [z, b.constant(np.float32(2.0))], (2, 2, 4), np.float32)
+    b.graph.outputs = [q]
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense", "Reshape"]
+    dense, reshape = graph.nodes
+    np.testing.assert_allclose(dense.inputs[1].const, np.arange(24, dtype=np.float32).reshape(3, 8) / 2)
+    np.testing.assert_allclose(dense.inputs[2].const, np.arange(8, dtype=np.float32) / 2)
+    assert dense.outputs == [y] and reshape.inputs[0] is y and reshape.outputs == [q]
+    verify(graph)
+
+
+def test_per_row_constants_are_not_absorbed():
+    b, x = _builder((2, 3))
+    w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")
+    y = b.op("Gemm", [x, w], (2, 4), np.float32, alpha=1.0, beta=0.0)
+    b.graph.outputs = [b.op("Add", [y, b.constant(np.ones((2, 1), np.float32))], (2, 4), np.float32)]
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense", "Add"]
+
+
+def test_attention_projections_numbers_unchanged():
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8)(x, x)
+
+    x = np.random.default_rng(2).standard_normal((2, 5, 8)).astype(np.float32)
+    variables = Block().init(jax.random.PRNGKey(0), x)
+    model = jax2sofie.convert(Block().apply, variables, x)
+    counts = model.graph.op_counts()
+    # the q/k/v/out biases and the 1/sqrt(d) scale are inside the J2S_Dense; the one Div left is softmax's
+    assert counts["J2S_Dense"] == 4 and "Add" not in counts and counts["Div"] == 1, counts
+    assert model.check(x).passed

@@ -33,16 +33,21 @@ class GraphBuilder:
     def __init__(self, name: str):
         self.graph = Graph(name=identifier(name))
         self._used_names: set[str] = set()
+        # per base name, the first suffix not yet tried: without it every "shape" would probe
+        # shape, shape_1, ... shape_k again, quadratic in the size of the model
+        self._next_suffix: dict[str, int] = {}
         self._node_counter = 0
         self._source = ""
 
     # -- naming ---------------------------------------------------------------------------------
     def unique_name(self, hint: str) -> str:
         base = identifier(hint)
-        name, k = base, 0
+        k = self._next_suffix.get(base, 0)
+        name = base if k == 0 else f"{base}_{k}"
         while name in self._used_names:
             k += 1
             name = f"{base}_{k}"
+        self._next_suffix[base] = k + 1
         self._used_names.add(name)
         return name
 

@@ -3,7 +3,8 @@
 A Gemm whose B is a constant (K, N) matrix and whose A is read untransposed is a dense layer. It is
 rewritten to J2S_Dense (csrc/owned/dense.hpp), taking with it the bias (Gemm's C operand, or an Add
 of a constant over the last axis right after it) and the activation that follows (Relu, Sigmoid,
-Tanh), when nothing else reads the values in between. J2S_Dense treats all leading axes of A as rows
+Tanh), when nothing else reads the values in between; constant scales after it fold into the
+weight, and a reshape that keeps each row's N values together (a DenseGeneral's heads) is looked through. J2S_Dense treats all leading axes of A as rows
 (one sgemm instead of SOFIE's loop of one sgemm per leading index), uses sgemv for a few rows (SOFIE's
 Gemm always calls sgemm, several times slower at batch 1), and applies bias and activation in one
 pass over the output, sigmoid and tanh included (SOFIE's Gemm drops those).
@@ -17,13 +18,40 @@ from ..ir import Graph, Node, Value
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
-def _as_bias(value: Value, n: int) -> np.ndarray | None:
-    """The constant as an (N,) bias if it only varies along the last axis, else None."""
-    if not value.is_const or value.dtype != np.float32 or value.size != n:
+def _per_column(value: Value, tail: tuple, n: int) -> np.ndarray | None:
+    """A constant read elementwise against a (rows..., *tail) value, as the (N,) vector it applies to
+    each row, or None if it varies along the rows (or is not a float32 constant)."""
+    if not value.is_const or value.dtype != np.float32 or not all(isinstance(d, int) for d in tail):
         return None
-    if value.rank == 0 or value.shape[-1] != n:
+    data = np.asarray(value.const, np.float32)
+    extra = data.ndim - len(tail)
+    if extra > 0:
+        if any(d != 1 for d in data.shape[:extra]):
+            return None
+        data = data.reshape(data.shape[extra:])
+    try:
+        if tuple(np.broadcast_shapes(data.shape, tail)) != tuple(tail):
+            return None
+    except ValueError:
         return None
-    return np.ascontiguousarray(np.asarray(value.const, np.float32).reshape(n))
+    return np.ascontiguousarray(np.broadcast_to(data, tail).reshape(n))
+
+
+def _split_tail(before: tuple, after: tuple, n: int) -> tuple | None:
+    """For a reshape from `before` (rows..., N) to `after` that keeps each row's N values together
+    (rows may be regrouped, N split, as in a DenseGeneral's heads): the axes of `after` that hold N;
+    else None."""
+    for k in range(len(after) - 1, -1, -1):
+        tail = after[k:]
+        if not all(isinstance(d, int) for d in tail) or int(np.prod(tail)) > n:
+            return None
+        if int(np.prod(tail)) == n:
+            rows_before, rows_after = tuple(before[:-1]), tuple(after[:k])
+            if rows_before == rows_after:
+                return tuple(tail)
+            ints = all(isinstance(d, int) for d in rows_before + rows_after)
+            return tuple(tail) if ints and int(np.prod(rows_before)) == int(np.prod(rows_after)) else None
+    return None
 
 
 def _weight_kn(gemm: Node) -> Value | None:
@@ -37,7 +65,8 @@ def _weight_kn(gemm: Node) -> Value | None:
     return Value(f"{b.name}_kn", data.shape, b.dtype, const=data, is_weight=b.is_weight, origin=b.origin)
 
 
-def _bias_value(like: Value, data: np.ndarray, suffix: str) -> Value:
+def _derived(like: Value, data: np.ndarray, suffix: str) -> Value:
+    """A new constant computed from `like` (keeps its weight status and readable origin)."""
     return Value(f"{like.name}{suffix}", data.shape, np.dtype(np.float32), const=data, is_weight=like.is_weight,
                  origin=like.origin)
 
@@ -64,32 +93,52 @@ def fuse_dense(graph: Graph) -> Graph:
         if w is None or a.shape[-1] != w.shape[0] or y.shape[-1] != w.shape[1]:
             continue
         n = w.shape[1]
-        bias = None
+        bias = None  # the bias Value, or None
         if len(gemm.inputs) == 3:
-            data = _as_bias(gemm.inputs[2], n)
+            data = _per_column(gemm.inputs[2], (n,), n)
             if data is None or float(gemm.attrs.get("beta", 1.0)) != 1.0:
                 continue
-            bias = _bias_value(gemm.inputs[2], data, "_n") if gemm.inputs[2].shape != (n,) else gemm.inputs[2]
-        # absorb a following bias Add and activation, as long as nothing else reads what they replace
+            bias = gemm.inputs[2] if gemm.inputs[2].shape == (n,) else _derived(gemm.inputs[2], data, "_n")
+        # Absorb what follows, as long as nothing else reads the values it replaces: one reshape that
+        # keeps each row's N values together (DenseGeneral's heads), then constant adds (bias), constant scales (folded
+        # into W and the bias) and one activation, which ends the chain.
+        view, reshape, tail = y, None, (n,)
         while not activation:
-            reader = sole_reader(y)
+            reader = sole_reader(view)
             if reader is None:
                 break
-            if reader.op == "Add" and bias is None and len(reader.inputs) == 2 and reader.outputs[0].shape == y.shape:
-                other = reader.inputs[1] if reader.inputs[0] is y else reader.inputs[0]
-                data = _as_bias(other, n) if other is not y else None
-                if data is None:
+            out = reader.outputs[0]
+            if reader.op == "Reshape" and reshape is None and _split_tail(y.shape, out.shape, n):
+                reshape, view, tail = reader, out, _split_tail(y.shape, out.shape, n)
+                continue
+            if reader.op in ("Add", "Mul", "Div") and len(reader.inputs) == 2 and out.shape == view.shape:
+                first, second = reader.inputs
+                if reader.op == "Div" and first is not view:
                     break
-                bias = other if other.shape == (n,) else _bias_value(other, data, "_n")
-            elif reader.op in ACTIVATIONS and reader.outputs[0].shape == y.shape:
+                other = second if first is view else first
+                vec = _per_column(other, tail, n) if other is not view else None
+                if vec is None or (reader.op == "Div" and not np.all(vec != 0)):
+                    break
+                if reader.op == "Add":
+                    bias = _derived(other, vec, "_n") if bias is None else _derived(bias, bias.const + vec, "_b")
+                else:
+                    factor = vec if reader.op == "Mul" else np.float32(1) / vec
+                    w = _derived(w, (w.const * factor[None, :]).astype(np.float32), "_s")
+                    if bias is not None:
+                        bias = _derived(bias, (bias.const * factor).astype(np.float32), "_s")
+            elif reader.op in ACTIVATIONS and out.shape == view.shape:
                 activation = ACTIVATIONS[reader.op]
             else:
                 break
             removed.add(id(reader))
-            y = reader.outputs[0]
+            view = out
         gemm.op = "J2S_Dense"
         gemm.inputs = [a, w] + ([bias] if bias is not None else [])
-        gemm.outputs = [y]
         gemm.attrs = {"dtype": "float32", "activation": activation}
+        if reshape is not None:  # the reshape now relabels the finished output
+            gemm.outputs = [y]
+            reshape.outputs = [view]
+        else:
+            gemm.outputs = [view]
     graph.nodes = [node for node in graph.nodes if id(node) not in removed]
     return graph
