@@ -17,9 +17,9 @@ declare_not_supported(
     "concatenate", "slice", "dynamic_slice", "dynamic_update_slice", "gather", "scatter", "scatter-add",
     "scatter-sub", "scatter-mul", "scatter-min", "scatter-max", "pad", "rev", "iota", "split", "tile", "stack",
     "unstack", "broadcast_to",
-    # convolution, pooling, approximate top-k
+    # convolution, pooling
     "conv_general_dilated", "reduce_window", "reduce_window_max", "reduce_window_min", "reduce_window_sum",
-    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
+    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add",
     # control flow
     "scan", "cond", "while",
     # fused attention and friends
