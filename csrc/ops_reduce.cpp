@@ -59,14 +59,17 @@ OpPtr MakeJ2SCumulative(const Node &n)
                                            n.Output());
 }
 
-// J2S_Sort: inputs [X1, ...] (>= 1, one shape), one output per input; axis (int, required),
-// num_keys (int, 1). dtype names X1's type (any); the operands may have different types.
+// J2S_Sort: inputs [X1, ...] (>= 1, one shape); outputs: one per input plus one per entry of
+// iota_outputs, at those positions (int32 sorted positions, argsort's indices); axis (int, required),
+// num_keys (int, 1), iota_outputs (list[int], []). dtype names X1's type (any); the operands may have
+// different types.
 OpPtr MakeJ2SSort(const Node &n)
 {
+   const auto iota = n.Ints("iota_outputs", {});
    n.ExpectInputs(1, SIZE_MAX);
-   n.ExpectOutputs(n.inputs.size());
+   n.ExpectOutputs(n.inputs.size() + iota.size());
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Sort>(n.Int("axis"), n.Int("num_keys", 1), n.inputs, n.outputs);
+   return std::make_unique<J2S_Sort>(n.Int("axis"), n.Int("num_keys", 1), iota, n.inputs, n.outputs);
 }
 
 // TopK (SOFIE's, not bound by PySofie): inputs [X, K], K an INT64 initialized tensor of one value;

@@ -503,9 +503,47 @@ def elementwise_cases():
     ]
 
 
+def owned_reduce_cases():
+    """The project-owned reductions, scans and sorts (csrc/owned/reduce.hpp) and SOFIE's TopK."""
+    cases = []
+    x = f32(2, 3, 4, lo=0.5, hi=1.5)
+    ints = i32(3, 5)
+    mask = boolean(3, 4)
+    cases.append(Case("o_J2S_Reduce_prod_0_2", {"x": x},
+                      [node("J2S_Reduce", "rp", ["x"], ["y"], mode="prod", axes=[0, 2], dtype="float32")],
+                      {"y": x.prod(axis=(0, 2))}))
+    cases.append(Case("o_J2S_Reduce_max_int32_all", {"x": ints},
+                      [node("J2S_Reduce", "rm", ["x"], ["y"], mode="max", axes=[0, 1], keepdims=1, dtype="int32")],
+                      {"y": ints.max(keepdims=True)}))
+    cases.append(Case("o_J2S_Reduce_or_bool", {"m": mask},
+                      [node("J2S_Reduce", "ro", ["m"], ["y"], mode="or", axes=[-1], dtype="bool")],
+                      {"y": mask.any(axis=-1)}))
+    cases.append(Case("o_J2S_ArgMax", {"x": x}, [node("J2S_ArgMax", "am", ["x"], ["y"], axis=1, dtype="float32")],
+                      {"y": x.argmax(axis=1).astype(np.int32)}))
+    cases.append(Case("o_J2S_ArgMin_int64", {"x": ints},
+                      [node("J2S_ArgMin", "an", ["x"], ["y"], axis=-1, index_dtype="int64", dtype="int32")],
+                      {"y": ints.argmin(axis=-1).astype(np.int64)}))
+    cases.append(Case("o_J2S_Cumulative_sum_reverse", {"x": x},
+                      [node("J2S_Cumulative", "cs", ["x"], ["y"], mode="sum", axis=1, reverse=1, dtype="float32")],
+                      {"y": np.flip(np.cumsum(np.flip(x, 1), axis=1), 1).copy()}))
+    cases.append(Case("o_J2S_Cumulative_max_int32", {"x": ints},
+                      [node("J2S_Cumulative", "cm", ["x"], ["y"], mode="max", axis=0, dtype="int32")],
+                      {"y": np.maximum.accumulate(ints, axis=0)}))
+    order = np.argsort(x, axis=2, kind="stable")
+    cases.append(Case("o_J2S_Sort_with_positions", {"x": x},
+                      [node("J2S_Sort", "so", ["x"], ["v", "i"], axis=2, iota_outputs=[1], dtype="float32")],
+                      {"v": np.sort(x, axis=2), "i": order.astype(np.int32)}))
+    k = np.asarray([2], np.int64)
+    top = np.argsort(-x, axis=-1, kind="stable")[..., :2]
+    cases.append(Case("o_TopK", {"x": x}, [node("TopK", "tk", ["x", "k"], ["v", "i"], axis=-1, dtype="float32")],
+                      {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int64)}, weights={"k": k}))
+    return cases
+
+
 def all_cases():
     return UNARY + binary_cases() + nary_cases() + reduce_cases() + softmax_cases() + comparison_cases() + \
-        logic_cases() + shape_cases() + linalg_cases() + indexing_cases() + elementwise_cases()
+        logic_cases() + shape_cases() + linalg_cases() + indexing_cases() + elementwise_cases() + \
+        owned_reduce_cases()
 
 
 CASES = all_cases()

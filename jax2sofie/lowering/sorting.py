@@ -36,14 +36,27 @@ for _primitive, _mode in _CUMULATIVE.items():
 
 @register("sort")
 def sort(ctx: LoweringContext, *operands: Value, dimension, is_stable=True, num_keys=1, **_params) -> list[Value]:
-    """Project-owned J2S_Sort (stable, ascending, NaN last; all operands permuted by the keys)."""
+    """Project-owned J2S_Sort (stable, ascending, NaN last; all operands permuted by the keys); an
+    int32 iota operand (jnp.argsort's) is not passed, its output is the sorted position itself."""
     shape = operands[0].shape
     if any(x.shape != shape for x in operands):
         raise ctx.error("sort of operands with different shapes")
-    # a constant operand (argsort's iota) is a weight input of the node, which J2S_Sort reads as any tensor
-    return ctx.builder.op_multi("J2S_Sort", list(operands), [(x.shape, x.dtype) for x in operands], hint="sort",
-                                axis=int(dimension) % len(shape), num_keys=int(num_keys),
+    axis = int(dimension) % len(shape)
+    # the iota of argsort is a batch-sized constant: as an input it would be a weight that depends on
+    # the batch (no dynamic batch), so J2S_Sort writes the positions instead
+    iota = [j for j, x in enumerate(operands) if j >= num_keys and _is_iota(x, axis)]
+    inputs = [x for j, x in enumerate(operands) if j not in iota]
+    return ctx.builder.op_multi("J2S_Sort", inputs, [(x.shape, x.dtype) for x in operands], hint="sort",
+                                axis=axis, num_keys=int(num_keys), iota_outputs=iota,
                                 dtype=dtype_attr(operands[0].dtype))
+
+
+def _is_iota(x: Value, axis: int) -> bool:
+    """Whether `x` is the int32 constant 0, 1, ... along `axis` (the same on every other axis)."""
+    if not x.is_const or x.dtype != np.int32:
+        return False
+    positions = np.arange(x.shape[axis], dtype=np.int32).reshape([-1 if d == axis else 1 for d in range(x.rank)])
+    return bool(np.array_equal(np.asarray(x.const), np.broadcast_to(positions, x.shape)))
 
 
 @register("top_k")
@@ -51,14 +64,28 @@ def top_k(ctx: LoweringContext, x: Value, *k_operand: Value, k=None, axis=-1, **
     """SOFIE TopK (largest, sorted; ties: lower index first) and a Cast of the indices to int32."""
     if k_operand or k is None:
         raise ctx.error("top_k with a traced k is not supported")
+    return _top_k(ctx, x, int(k), axis, True)
+
+
+def _top_k(ctx: LoweringContext, x: Value, k: int, axis: int, largest: bool) -> list[Value]:
     axis = int(axis) % x.rank
     if x.dtype not in (np.float32, np.int32, np.int64):
         raise ctx.error(f"top_k of {x.dtype} is not supported")
     shape = tuple(k if i == axis else n for i, n in enumerate(x.shape))
     values, indices = ctx.builder.op_multi("TopK", [x, ctx.const(np.asarray([k], np.int64), "k")],
                                            [(shape, x.dtype), (shape, np.int64)], hint="top_k", axis=axis,
-                                           largest=1, sorted=1, dtype=dtype_attr(x.dtype))
+                                           largest=int(largest), sorted=1, dtype=dtype_attr(x.dtype))
     return [values, ctx.cast(indices, np.int32)]
+
+
+@register("approx_top_k")
+def approx_top_k(ctx: LoweringContext, x: Value, *, k, reduction_dimension=-1, is_max_k=True,
+                 aggregate_to_topk=True, **_params) -> list[Value]:
+    """SOFIE TopK, exact (what JAX computes on CPU); approx_min_k as the smallest k."""
+    if not aggregate_to_topk:
+        raise ctx.error("approx_top_k with aggregate_to_topk=False (a backend-dependent output size) "
+                        "is not supported")
+    return _top_k(ctx, x, int(k), int(reduction_dimension), bool(is_max_k))
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
@@ -84,8 +111,9 @@ case("argsort", lambda p, x, i: (jnp.argsort(x, axis=-1), jnp.argsort(i.astype(j
                                  jnp.argsort(i, axis=0)), f32(4, 6), i32(4, 6))
 case("sort_nan_last", lambda p, x: jnp.sort(jnp.where(x > 1.0, jnp.nan, x), axis=-1), f32(4, 6), batch=False)
 case("sort_int32_keys", lambda p, i, x: lax.sort((i, x), dimension=1, num_keys=1), i32(3, 8), f32(3, 8))
-case("sort_two_keys", lambda p, i, j: lax.sort((i, j, jnp.zeros_like(i) + jnp.arange(8)), dimension=1, num_keys=2),
+case("sort_two_keys", lambda p, i, j: lax.sort((i, j, i * 10 + jnp.arange(8)), dimension=1, num_keys=2),
      i32(3, 8), i32(3, 8))
 case("top_k", lambda p, x: lax.top_k(x, 3), f32(4, 7))
 case("top_k_ties_all", lambda p, i, x: lax.top_k(i.astype(jnp.float32), 5) + lax.top_k(x, 1), i32(3, 5, 5), f32(3, 4))
 case("top_k_int32", lambda p, i: lax.top_k(i, 2), i32(5, 6))
+case("approx_max_min_k", lambda p, x: (lax.approx_max_k(x, 2), lax.approx_min_k(x, 3)), f32(3, 8))

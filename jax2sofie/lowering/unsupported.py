@@ -12,7 +12,7 @@ declare_not_supported(
     "population_count", "clz", "reduce_precision", "bitcast_convert_type", "mulhi",
     # shape and indexing
     # convolution, pooling, approximate top-k
-    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add", "approx_top_k",
+    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add",
     # fused attention and friends
     "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",
     "dot_product_attention_bwd_wrapper", "dot_product_attention_fp8_fwd", "dot_product_attention_fp8_fwd_wrapper",
