@@ -5,11 +5,17 @@ Why this order:
    does not need is dropped instead of being folded into a big weight.
 2. fold_constants next: what is left on constants (reshaped/transposed weights) becomes weights, so
    the fusions below see a bias as the constant it is.
-3. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
-   bias already inside the Gemm to fuse max(x, 0) as its activation. (Layout, CSE and further
+3. sink_transposes (layout) once constants are weights, so permuting a constant operand is a plain
+   numpy transpose, and before every fusion, which needs a conv and its bias/BatchNorm constants
+   next to each other with no Transpose between them.
+4. fuse_conv_affine: per-channel Add/Sub/Mul/Div after a J2S_Conv (bias, inference BatchNorm) fold
+   into its weights, then ReLU becomes its activation; the same per-column folds for a Gemm with a
+   constant B. Before fuse_gemm_bias and fuse_relu, which would otherwise take the Add/Max first.
+5. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
+   bias already inside the Gemm to fuse max(x, 0) as its activation. (CSE and further
    fusions go here, before DCE.)
-4. eliminate_dead_code: removes what the rewrites above left unused.
-5. name_weights last: only once unused tensors are gone are the readable names free to take.
+6. eliminate_dead_code: removes what the rewrites above left unused.
+7. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from .constant_folding import fold_constants
 from .dce import eliminate_dead_code
 from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
+from .conv_fusion import fuse_conv_affine
+from .layout import sink_transposes
 from .naming import name_weights
 
 Pass = Callable[[Graph], Graph]
@@ -28,6 +36,8 @@ Pass = Callable[[Graph], Graph]
 PIPELINE: list[Pass] = [
     eliminate_broadcasts,
     fold_constants,
+    sink_transposes,
+    fuse_conv_affine,
     fuse_gemm_bias,
     fuse_relu,
     eliminate_dead_code,
