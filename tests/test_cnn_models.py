@@ -104,8 +104,10 @@ def test_small_cnn_dynamic_batch():
 def test_resnet_block_static(batch):
     model = jax2sofie.convert(_resnet_block(), _x((batch, 32, 32, 16)), name="resnet_block")
     counts = model.graph.op_counts()
-    # NHWC in and out: one Transpose each way; the skip connection reads the transposed input
+    # NHWC in and out: one Transpose each way; the skip connection reads the transposed input and
+    # is the second conv's residual, BatchNorms and ReLUs are inside the convs
     assert counts.get("Transpose") == 2 and counts["J2S_Conv"] == 2, counts
+    assert not {"Add", "Sub", "Mul", "Max", "Relu"} & set(counts), counts
     _check(model, [batch], (32, 32, 16), "resnet_block")
 
 

@@ -5,7 +5,9 @@ A Flax Conv traces to conv + bias add, and an inference-mode BatchNorm after it 
 parameter arithmetic. After the layout pass those constants broadcast along the conv's channel
 axis only, so they fold into its weights at conversion time:
   Add/Sub c -> bias +/- c;  Mul c -> W * c (per output channel), bias * c;  Div c -> Mul 1/c;
-then a following Relu becomes the conv's fused activation. For a Gemm with a constant B (a Dense
+an Add of a computed tensor of the output's own shape (a ResNet skip connection) becomes the conv's
+residual input (the output is pre-filled with it), then a following Relu becomes the conv's fused
+activation. For a Gemm with a constant B (a Dense
 layer) a Mul/Div by a per-column constant scales B's columns and the bias, and a Sub becomes the
 bias the gemm_bias pass then fuses, so Dense + BatchNorm is one Gemm too.
 Runs after the layout pass (which makes the constants per-channel in NC<spatial>) and before
@@ -60,7 +62,9 @@ def fuse_conv_affine(graph: Graph) -> Graph:
         changed = False
         consumers = graph.consumers()
         graph_outputs = {id(v) for v in graph.outputs}
-        for node in graph.nodes:
+        # where each value is computed: a residual must exist before the conv that reads it
+        position = {id(out): i for i, n in enumerate(graph.nodes) for out in n.outputs}
+        for index, node in enumerate(graph.nodes):
             if node.op not in ("J2S_Conv", "Gemm"):
                 continue
             y = node.outputs[0]
@@ -69,7 +73,8 @@ def fuse_conv_affine(graph: Graph) -> Graph:
                 continue
             reader = readers[0]
             if node.op == "J2S_Conv":
-                done = _fold_into_conv(node, reader, y, taken)
+                done = (_fold_into_conv(node, reader, y, taken)
+                        or _fold_residual(node, reader, y, position, index, taken))
             else:
                 done = _fold_into_gemm(node, reader, y, taken)
             if done:
@@ -117,6 +122,21 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
         bias = bias + vec if op == "Add" else bias - vec
     b = _weight(bias, like if like is not None else c, (like or c).name + "_bias", taken)
     conv.inputs = conv.inputs[:2] + [b]
+    return True
+
+
+def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int], index: int,
+                   taken: set[str]) -> bool:
+    if reader.op != "Add" or len(reader.inputs) != 2 or conv.attrs.get("activation") or len(conv.inputs) == 4:
+        return False
+    a, b = reader.inputs
+    other = b if a is y else a if b is y else None
+    if (other is None or other is y or other.is_const or other.shape != y.shape or other.dtype != np.float32
+            or position.get(id(other), -1) >= index):
+        return False
+    if len(conv.inputs) == 2:
+        conv.inputs.append(_weight(np.zeros(y.shape[1], np.float32), None, f"{conv.name}_bias", taken))
+    conv.inputs.append(other)
     return True
 
 
