@@ -6,12 +6,13 @@
 
 namespace jax2sofie {
 
-// J2S_Conv: inputs [X, W] or [X, W, B] in NC<spatial> / O I<spatial> layout; float32.
+// J2S_Conv: inputs [X, W], [X, W, B] or [X, W, B, R] in NC<spatial> / O I<spatial> layout; float32
+//   (R: a residual of the output's shape, added before the activation).
 //   strides, dilations, lhs_dilations (list[int], one per spatial axis, required),
 //   pads (list[int], lo... then hi..., required), group (int, 1), activation ("" | "relu", "").
 OpPtr MakeOwnedConv(const Node &n)
 {
-   n.ExpectInputs(2, 3);
+   n.ExpectInputs(2, 4);
    n.ExpectOutputs(1);
    CheckDType<float>(n);
    ConvOperator::Params p;

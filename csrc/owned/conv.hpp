@@ -4,7 +4,9 @@
 // pads, its grouped ConvTranspose gives wrong numbers, neither knows lhs (input) dilation in
 // general, and its generated code is slower than ONNX Runtime. This one covers everything
 // lax.conv_general_dilated does with batch_group_count = 1:
-//   X [N, C, S1..Sd] (d = 1, 2, 3), W [O, C/group, K1..Kd], optional B [O]
+//   X [N, C, S1..Sd] (d = 1, 2, 3), W [O, C/group, K1..Kd], optional B [O], optional R (with B):
+//   a residual of the output's shape added before the activation (a ResNet skip connection costs
+//   no extra pass over memory: the output is pre-filled with R + B before the sgemm accumulates)
 //   strides, pads (lo1..lod, hi1..hid; may be negative), dilations (of the kernel),
 //   lhs_dilations (of the input: a transposed convolution), group, activation ("" | "relu").
 // Output [N, O, Y1..Yd] with Yi = floor((Si' + lo + hi - ((Ki-1)*di + 1)) / si) + 1, Si' = (Si-1)*li + 1.
@@ -74,7 +76,7 @@ protected:
       if (fP.group < 1 || fC % fP.group || fO % fP.group || w[1].dim * fP.group != fC)
          throw std::runtime_error("J2S_Conv: kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
                                   SOFIE::ConvertDimShapeToString(x) + " with group " + std::to_string(fP.group));
-      if (in.size() == 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == fO))
+      if (in.size() >= 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == fO))
          throw std::runtime_error("J2S_Conv: bias must have shape [" + std::to_string(fO) + "]");
       fS.clear();
       fK.clear();
@@ -94,6 +96,10 @@ protected:
       std::vector<SOFIE::Dim> y = {x[0], SOFIE::Dim(static_cast<std::size_t>(fO))};
       for (auto v : fY)
          y.emplace_back(static_cast<std::size_t>(v));
+      if (in.size() == 4 && (in[3].type != SOFIE::ETensorType::FLOAT || in[3].shape.size() != y.size() ||
+                             !std::equal(y.begin() + 1, y.end(), in[3].shape.begin() + 1)))
+         throw std::runtime_error("J2S_Conv: the residual must be float32 of the output's shape " +
+                                  SOFIE::ConvertDimShapeToString(y));
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
 
@@ -102,7 +108,8 @@ protected:
       const std::int64_t g = fP.group, cg = fC / g, og = fO / g;
       const std::int64_t kprod = Prod(fK), yprod = Prod(fY), sprod = Prod(fS);
       const std::int64_t kc = cg * kprod;
-      const bool hasBias = fInputs.size() == 3;
+      const bool hasBias = fInputs.size() >= 3;
+      const bool hasResidual = fInputs.size() == 4;
       const std::string batch = InInfo(0).shape[0].GetVal();
       std::ostringstream out;
       out << "   {\n";
@@ -120,7 +127,13 @@ protected:
       } else {
          out << "      const float *patches = x;\n";
       }
-      if (hasBias) {
+      if (hasResidual) {
+         out << "      const float *r = " << In(3) << " + (n * " << fO << " + g * " << og << ") * " << yprod << ";\n";
+         out << "      for (std::size_t o = 0; o < " << og << "; o++) {\n";
+         out << "         const float b = " << In(2) << "[g * " << og << " + o];\n";
+         out << "         for (std::size_t i = 0; i < " << yprod << "; i++) y[o * " << yprod << " + i] = r[o * " << yprod
+             << " + i] + b;\n      }\n";
+      } else if (hasBias) {
          out << "      for (std::size_t o = 0; o < " << og << "; o++)\n";
          out << "         std::fill(y + o * " << yprod << ", y + (o + 1) * " << yprod << ", " << In(2)
              << "[g * " << og << " + o]);\n";

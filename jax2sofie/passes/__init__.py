@@ -6,14 +6,20 @@ Why this order:
 2. fold_constants next: what is left on constants (reshaped/transposed weights) becomes weights, so
    the fusions below see a bias as the constant it is.
 3. eliminate_common_subexpressions: after folding, so that equal folded constants and the nodes
-   reading them are merged; before the fusions, which then see each computation once.
-4. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
+   reading them are merged; before the rewrites below, which then see each computation once.
+4. sink_transposes (layout) once constants are weights, so permuting a constant operand is a plain
+   numpy transpose, and before every fusion, which needs a conv and its bias/BatchNorm constants
+   next to each other with no Transpose between them.
+5. fuse_conv_affine: per-channel Add/Sub/Mul/Div after a J2S_Conv (bias, inference BatchNorm) fold
+   into its weights, then ReLU becomes its activation; the same per-column folds for a Gemm with a
+   constant B. Before fuse_gemm_bias and fuse_relu, which would otherwise take the Add/Max first.
+6. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
    bias already inside the Gemm to fuse max(x, 0) as its activation (and turns the other max(x, 0)
-   into Relu nodes). (Layout and further fusions go here, before fuse_dense.)
-5. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the two
+   into Relu nodes).
+7. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the
    passes above put in (or next to) them; last of the fusions, as it leaves no Gemm to fuse into.
-6. eliminate_dead_code: removes what the rewrites above left unused.
-7. name_weights last: only once unused tensors are gone are the readable names free to take.
+8. eliminate_dead_code: removes what the rewrites above left unused.
+9. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from .dense import fuse_dense
 from .dce import eliminate_dead_code
 from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
+from .conv_fusion import fuse_conv_affine
+from .layout import sink_transposes
 from .naming import name_weights
 
 Pass = Callable[[Graph], Graph]
@@ -35,6 +43,8 @@ PIPELINE: list[Pass] = [
     eliminate_broadcasts,
     fold_constants,
     eliminate_common_subexpressions,
+    sink_transposes,
+    fuse_conv_affine,
     fuse_gemm_bias,
     fuse_relu,
     fuse_dense,

@@ -1,0 +1,176 @@
+"""Fold per-channel affine ops and ReLU into the J2S_Conv (and per-column scales into the Gemm) before them.
+
+A Flax Conv traces to conv + bias add, and an inference-mode BatchNorm after it to
+(y - mean) * (scale / sqrt(var + eps)) + bias, all with constants once the walker has folded the
+parameter arithmetic. After the layout pass those constants broadcast along the conv's channel
+axis only, so they fold into its weights at conversion time:
+  Add/Sub c -> bias +/- c;  Mul c -> W * c (per output channel), bias * c;  Div c -> Mul 1/c;
+an Add of a computed tensor of the output's own shape (a ResNet skip connection) becomes the conv's
+residual input (the output is pre-filled with it), then a following Relu becomes the conv's fused
+activation. For a Gemm with a constant B (a Dense
+layer) a Mul/Div by a per-column constant scales B's columns and the bias, and a Sub becomes the
+bias the gemm_bias pass then fuses, so Dense + BatchNorm is one Gemm too.
+Runs after the layout pass (which makes the constants per-channel in NC<spatial>) and before
+fuse_gemm_bias and fuse_relu.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+
+_AFFINE = {"Add", "Sub", "Mul", "Div"}
+
+
+def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarray | None:
+    """The constant as a vector over `axis` of a rank-`rank` output, if it broadcasts only along it."""
+    if not value.is_const or value.rank > rank or value.dtype != np.float32:
+        return None
+    shape = (1,) * (rank - value.rank) + tuple(value.shape)
+    if any(n != 1 for i, n in enumerate(shape) if i != axis) or shape[axis] not in (1, channels):
+        return None
+    return np.broadcast_to(np.asarray(value.const, np.float32).reshape(shape[axis]), (channels,)).astype(np.float32)
+
+
+def _weight(data: np.ndarray, like: Value | None, name: str, taken: set[str]) -> Value:
+    base, k = name, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    # a folded tensor is a weight of the model (kept in the weight file) even where a literal went in
+    return Value(name, data.shape, np.dtype(np.float32), const=np.ascontiguousarray(data, np.float32),
+                 is_weight=True, origin=like.origin if like is not None else None)
+
+
+def _affine_operand(node: Node, y: Value) -> tuple[str, Value] | None:
+    """(op, constant) if `node` is y op c (or c + y, c * y)."""
+    if node.op not in _AFFINE or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
+        return None
+    a, b = node.inputs
+    if a is y and b is not y:
+        return node.op, b
+    if b is y and a is not y and node.op in ("Add", "Mul"):
+        return node.op, a
+    return None
+
+
+def fuse_conv_affine(graph: Graph) -> Graph:
+    taken = {v.name for v in graph.inputs + graph.constants()} | {v.name for n in graph.nodes for v in n.outputs}
+    changed = True
+    while changed:
+        changed = False
+        consumers = graph.consumers()
+        graph_outputs = {id(v) for v in graph.outputs}
+        # where each value is computed: a residual must exist before the conv that reads it
+        position = {id(out): i for i, n in enumerate(graph.nodes) for out in n.outputs}
+        for index, node in enumerate(graph.nodes):
+            if node.op not in ("J2S_Conv", "Gemm"):
+                continue
+            y = node.outputs[0]
+            readers = consumers.get(id(y), [])
+            if len(readers) != 1 or id(y) in graph_outputs:
+                continue
+            reader = readers[0]
+            if node.op == "J2S_Conv":
+                done = (_fold_into_conv(node, reader, y, taken)
+                        or _fold_residual(node, reader, y, position, index, taken))
+            else:
+                done = _fold_into_gemm(node, reader, y, taken)
+            if done:
+                node.outputs = [reader.outputs[0]]
+                graph.nodes.remove(reader)
+                changed = True
+                break
+    return graph
+
+
+def _is_relu_of(node: Node, y: Value) -> bool:
+    """Relu(y), or max(y, 0) as jax.nn.relu traces."""
+    if node.op == "Relu":
+        return node.inputs[0] is y
+    if node.op != "Max" or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
+        return False
+    other = node.inputs[1] if node.inputs[0] is y else node.inputs[0] if node.inputs[1] is y else None
+    return (other is not None and other.is_const and other.size == 1
+            and float(np.asarray(other.const).ravel()[0]) == 0.0)
+
+
+def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool:
+    if _is_relu_of(reader, y):
+        if conv.attrs.get("activation"):
+            return False
+        conv.attrs["activation"] = "relu"
+        return True
+    if conv.attrs.get("activation"):
+        return False
+    found = _affine_operand(reader, y)
+    if found is None:
+        return False
+    op, c = found
+    w = conv.inputs[1]
+    vec = _per_channel(c, y.rank, 1, y.shape[1])
+    if vec is None or (op in ("Mul", "Div") and not w.is_const):
+        return False
+    bias = conv.inputs[2].const if len(conv.inputs) == 3 else np.zeros(y.shape[1], np.float32)
+    like = conv.inputs[2] if len(conv.inputs) == 3 else None
+    if op in ("Mul", "Div"):
+        scale = vec if op == "Mul" else 1.0 / vec
+        conv.inputs[1] = _weight(w.const * scale.reshape((-1,) + (1,) * (w.rank - 1)), w, w.name + "_scaled", taken)
+        bias = bias * scale
+    else:
+        bias = bias + vec if op == "Add" else bias - vec
+    b = _weight(bias, like if like is not None else c, (like or c).name + "_bias", taken)
+    conv.inputs = conv.inputs[:2] + [b]
+    return True
+
+
+def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int], index: int,
+                   taken: set[str]) -> bool:
+    if reader.op != "Add" or len(reader.inputs) != 2 or conv.attrs.get("activation") or len(conv.inputs) == 4:
+        return False
+    a, b = reader.inputs
+    other = b if a is y else a if b is y else None
+    if (other is None or other is y or other.is_const or other.shape != y.shape or other.dtype != np.float32
+            or position.get(id(other), -1) >= index):
+        return False
+    if len(conv.inputs) == 2:
+        conv.inputs.append(_weight(np.zeros(y.shape[1], np.float32), None, f"{conv.name}_bias", taken))
+    conv.inputs.append(other)
+    return True
+
+
+def _fold_into_gemm(gemm: Node, reader: Node, y: Value, taken: set[str]) -> bool:
+    if gemm.attrs.get("activation") or y.rank != 2 or len(gemm.inputs) < 2:
+        return False
+    found = _affine_operand(reader, y)
+    if found is None:
+        return False
+    op, c = found
+    vec = _per_channel(c, 2, 1, y.shape[1])
+    if vec is None:
+        return False
+    b_mat = gemm.inputs[1]
+    has_c = len(gemm.inputs) == 3
+    if has_c and _per_channel(gemm.inputs[2], 2, 1, y.shape[1]) is None:
+        return False
+    beta = float(gemm.attrs.get("beta", 1.0))
+    bias = beta * _per_channel(gemm.inputs[2], 2, 1, y.shape[1]) if has_c else np.zeros(y.shape[1], np.float32)
+    if op in ("Mul", "Div"):
+        if not b_mat.is_const:
+            return False
+        scale = vec if op == "Mul" else 1.0 / vec
+        alpha = float(gemm.attrs.get("alpha", 1.0))
+        data = b_mat.const * (scale[:, None] if gemm.attrs.get("transB") else scale[None, :])
+        gemm.inputs[1] = _weight(data * alpha, b_mat, b_mat.name + "_scaled", taken)
+        gemm.attrs["alpha"] = 1.0
+        bias = bias * scale
+    elif op == "Add":
+        bias = bias + vec
+    else:
+        bias = bias - vec
+    if has_c or op != "Mul":
+        like = gemm.inputs[2] if has_c else c
+        gemm.inputs = gemm.inputs[:2] + [_weight(bias.reshape(1, -1), like, like.name + "_bias", taken)]
+        gemm.attrs["beta"] = 1.0
+    return True

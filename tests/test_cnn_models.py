@@ -1,0 +1,195 @@
+"""Convolutional models and Flax conv/pool/BatchNorm modules (linen and nnx): convert, compile, run and
+compare with JAX, at batch 1 and 16, with static shapes and with a symbolic batch."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+import jax2sofie
+
+BATCHES = [1, 16]
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _perturbed(variables):
+    """Non-trivial batch statistics and biases, so inference-mode BatchNorm is not the identity."""
+    leaves, tree = jax.tree_util.tree_flatten(variables)
+    rng = np.random.default_rng(7)
+    leaves = [v + 0.2 * np.abs(rng.standard_normal(v.shape)).astype(v.dtype) for v in leaves]
+    return jax.tree_util.tree_unflatten(tree, leaves)
+
+
+def _check(model, batches, feature_shape, name, rtol=1e-4, atol=1e-5):
+    for batch in batches:
+        x = _x((batch,) + feature_shape, seed=batch)
+        report = model.check(x, rtol=rtol, atol=atol)
+        assert report.passed, f"{name} at batch {batch}:\n{report}\n{model.graph}"
+
+
+class SmallCNN(nn.Module):
+    """28x28x1 -> conv-relu-pool -> conv-BN-relu-pool -> flatten -> dense: a small classifier."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(8, (3, 3))(x))
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = nn.Conv(16, (3, 3), padding="VALID")(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=True)(x))
+        x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+        x = x.reshape(x.shape[0], -1)
+        return nn.Dense(10)(x)
+
+
+class ResNetBlock(nnx.Module):
+    """conv-BN-relu-conv-BN + identity, relu (32x32x16), in nnx."""
+
+    def __init__(self, channels: int, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(channels, channels, (3, 3), use_bias=False, rngs=rngs)
+        self.bn1 = nnx.BatchNorm(channels, rngs=rngs)
+        self.conv2 = nnx.Conv(channels, channels, (3, 3), use_bias=False, rngs=rngs)
+        self.bn2 = nnx.BatchNorm(channels, rngs=rngs)
+
+    def __call__(self, x):
+        y = nnx.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return nnx.relu(y + x)
+
+
+def _small_cnn():
+    module = SmallCNN()
+    variables = _perturbed(module.init(jax.random.PRNGKey(0), _x((1, 28, 28, 1))))
+    return lambda v, x: module.apply(v, x), variables
+
+
+def _resnet_block():
+    block = ResNetBlock(16, nnx.Rngs(0))
+    for bn in (block.bn1, block.bn2):
+        bn.mean.value = bn.mean.value + 0.1 * _x(bn.mean.value.shape, 3)
+        bn.var.value = bn.var.value + 0.5 * np.abs(_x(bn.var.value.shape, 4))
+        bn.scale.value = bn.scale.value + 0.1 * _x(bn.scale.value.shape, 5)
+        bn.bias.value = bn.bias.value + 0.1 * _x(bn.bias.value.shape, 6)
+    block.eval()
+    return block
+
+
+def _transposes(model) -> int:
+    return model.graph.op_counts().get("Transpose", 0)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_small_cnn_static(batch):
+    fn, variables = _small_cnn()
+    model = jax2sofie.convert(fn, variables, _x((batch, 28, 28, 1)), name="small_cnn")
+    counts = model.graph.op_counts()
+    # one Transpose at the input, one before the flatten; bias and BatchNorm inside the convs
+    assert counts.get("Transpose") == 2 and counts["J2S_Conv"] == 2, counts
+    assert not {"Sub", "Mul", "Add", "Max", "Relu"} & set(counts), counts
+    _check(model, [batch], (28, 28, 1), "small_cnn")
+
+
+def test_small_cnn_dynamic_batch():
+    fn, variables = _small_cnn()
+    model = jax2sofie.convert(fn, variables, _x((2, 28, 28, 1)), name="small_cnn_dyn", dynamic_batch=True)
+    assert _transposes(model) == 2
+    _check(model, BATCHES, (28, 28, 1), "small_cnn_dyn")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_resnet_block_static(batch):
+    model = jax2sofie.convert(_resnet_block(), _x((batch, 32, 32, 16)), name="resnet_block")
+    counts = model.graph.op_counts()
+    # NHWC in and out: one Transpose each way; the skip connection reads the transposed input and
+    # is the second conv's residual, BatchNorms and ReLUs are inside the convs
+    assert counts.get("Transpose") == 2 and counts["J2S_Conv"] == 2, counts
+    assert not {"Add", "Sub", "Mul", "Max", "Relu"} & set(counts), counts
+    _check(model, [batch], (32, 32, 16), "resnet_block")
+
+
+def test_resnet_block_dynamic_batch():
+    model = jax2sofie.convert(_resnet_block(), _x((2, 32, 32, 16)), name="resnet_block_dyn", dynamic_batch=True)
+    _check(model, BATCHES, (32, 32, 16), "resnet_block_dyn")
+
+
+# -- Flax modules ---------------------------------------------------------------------------------------------
+class LinenConv2D(nn.Module):
+    """Conv (strided, SAME) + BatchNorm, depthwise Conv, ConvTranspose, max/avg pools (both count modes)."""
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(6, (3, 2), strides=(2, 1), padding="SAME")(x)
+        y = nn.relu(nn.BatchNorm(use_running_average=True)(y))
+        y = nn.Conv(12, (3, 3), feature_group_count=6, kernel_dilation=(1, 2), padding="SAME")(y)  # depthwise
+        y = nn.ConvTranspose(4, (3, 3), strides=(2, 2), padding="SAME")(y)
+        a = nn.max_pool(y, (2, 2), strides=(2, 2), padding="SAME")
+        b = nn.avg_pool(y, (3, 3), strides=(2, 2), padding="SAME", count_include_pad=True)
+        c = nn.avg_pool(y, (3, 3), strides=(2, 2), padding="SAME", count_include_pad=False)
+        return a + b * c
+
+
+class LinenConv1D(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(5, (4,), strides=(2,), padding="VALID", kernel_dilation=(2,))(x)
+        y = nn.ConvTranspose(3, (3,), strides=(3,), padding="VALID")(nn.tanh(y))
+        return nn.max_pool(y, (3,), strides=(2,))
+
+
+class LinenConv3D(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(4, (2, 3, 3), padding="SAME")(x)
+        y = nn.ConvTranspose(3, (2, 2, 2), strides=(1, 2, 1))(y)
+        return nn.avg_pool(y, (2, 2, 2), strides=(2, 2, 2))
+
+
+class NnxConvNet(nnx.Module):
+    """nnx.Conv + nnx.BatchNorm (eval), depthwise, ConvTranspose, pools, Linear + BatchNorm."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(3, 8, (3, 3), strides=2, rngs=rngs)
+        self.bn = nnx.BatchNorm(8, rngs=rngs)
+        self.depthwise = nnx.Conv(8, 8, (3, 3), feature_group_count=8, padding="VALID", rngs=rngs)
+        self.up = nnx.ConvTranspose(8, 4, (2, 2), strides=(2, 2), rngs=rngs)
+        self.dense = nnx.Linear(4, 6, rngs=rngs)
+        self.bn_dense = nnx.BatchNorm(6, rngs=rngs)
+
+    def __call__(self, x):
+        y = nnx.relu(self.bn(self.conv(x)))
+        y = self.up(self.depthwise(y))
+        y = nnx.max_pool(y, (2, 2), strides=(2, 2)) + nnx.avg_pool(y, (2, 2), strides=(2, 2))
+        return self.bn_dense(self.dense(y.mean(axis=(1, 2))))
+
+
+LINEN_MODULES = {
+    "conv2d_family": (LinenConv2D, (9, 7, 3)),
+    "conv1d_family": (LinenConv1D, (19, 2)),
+    "conv3d_family": (LinenConv3D, (4, 6, 5, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINEN_MODULES))
+def test_linen_conv_modules(case):
+    make, feature_shape = LINEN_MODULES[case]
+    module = make()
+    variables = _perturbed(module.init(jax.random.PRNGKey(0), _x((1,) + feature_shape)))
+    model = jax2sofie.convert(lambda v, x: module.apply(v, x), variables, _x((2,) + feature_shape),
+                              name=f"linen_{case}", dynamic_batch=True)
+    _check(model, BATCHES, feature_shape, case)
+
+
+def test_nnx_conv_modules():
+    net = NnxConvNet(nnx.Rngs(0))
+    for bn in (net.bn, net.bn_dense):
+        bn.mean.value = bn.mean.value + 0.1 * _x(bn.mean.value.shape, 3)
+        bn.var.value = bn.var.value + 0.5 * np.abs(_x(bn.var.value.shape, 4))
+    net.eval()
+    model = jax2sofie.convert(net, _x((2, 12, 11, 3)), name="nnx_conv_net", dynamic_batch=True)
+    counts = model.graph.op_counts()
+    assert not {"Sub", "Mul"} & set(counts), counts  # both BatchNorms folded into the conv / the Gemm
+    _check(model, BATCHES, (12, 11, 3), "nnx_conv_net")
