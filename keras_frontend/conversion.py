@@ -80,6 +80,11 @@ def example_inputs(model, example_input: Any, input_shape: Any, dynamic_batch: b
     import jax
 
     declared = [(tuple(t.shape), np.dtype(t.dtype)) for t in (getattr(model, "inputs", None) or [])]
+    built = getattr(model, "_build_shapes_dict", None) or {}  # a subclassed model's build() shape
+    if not declared and len(built) == 1:
+        shape = next(iter(built.values()))
+        if isinstance(shape, (tuple, list)) and all(d is None or isinstance(d, int) for d in shape):
+            declared = [(tuple(shape), np.dtype(np.float32))]
     if example_input is not None and input_shape is not None:
         raise ConversionError("give example_input or input_shape, not both")
     if example_input is not None:

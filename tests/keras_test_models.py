@@ -99,8 +99,9 @@ def _sequential(name):
 
 def _multi_io(name):
     jets, met = keras.Input((10,), name="jets"), keras.Input((4,), name="met")
-    h = layers.Add()([layers.Dense(8, activation="relu")(jets), layers.Dense(8, activation="relu")(met)])
-    h = layers.LayerNormalization()(h)
+    h = layers.Add()([layers.Dense(8, activation="relu", name="jets_dense")(jets),
+                      layers.Dense(8, activation="relu", name="met_dense")(met)])
+    h = layers.LayerNormalization(name="norm")(h)
     return _functional([jets, met], [layers.Dense(3, activation="softmax", name="cls")(h),
                                      layers.Dense(1, name="reg")(h)], name)
 

@@ -44,8 +44,8 @@ WAITING_FOR_PRIMITIVES = {
     "Activation_elu": "expm1",
     "Activation_selu": "expm1",
     "ELU": "expm1",
-    "Activation_gelu": "erf",
-    "Activation_glu": "slice",
+    "Activation_gelu": "erfc",
+    "Activation_glu": "split",
     "Activation_log_sigmoid": "log1p",
     "Activation_mish": "log1p",
     "Activation_softplus": "log1p",
@@ -82,7 +82,9 @@ WAITING_FOR_PRIMITIVES = {
     "MultiHeadAttention_mask": "select_n over bool",
 }
 
-SUBCLASSED = {"Subclassed"}  # the legacy .h5 format cannot hold subclassed models
+# not tested from .h5: the legacy format cannot hold subclassed models, and Keras 3.15 cannot reload an
+# Attention layer from it (its score_mode comes back as a function)
+NO_H5 = {"Subclassed", "Attention"}
 # converted at a fixed batch (once per batch): the attention projections reshape (batch*5, ...), which
 # a dynamic batch cannot express yet
 STATIC_BATCH = {"MultiHeadAttention"}
@@ -91,7 +93,7 @@ STATIC_BATCH = {"MultiHeadAttention"}
 def _cases():
     for name in LAYERS:
         yield pytest.param(name, "keras", id=f"{name}-keras")
-        if name not in SUBCLASSED:
+        if name not in NO_H5:
             yield pytest.param(name, "h5", id=f"{name}-h5")
 
 
@@ -129,23 +131,26 @@ def test_tables_cover_every_model():
 def test_waiting_layers_still_wait(keras_saved):
     """Each waiting model still fails; its error names the primitive it waits for (a model that
     converts now belongs in LAYERS)."""
-    now_convert = []
+    now_convert, changed = [], []
     for name, missing in WAITING_FOR_PRIMITIVES.items():
         try:
             keras_frontend.convert(keras_saved / f"{name}.keras")
         except UnsupportedPrimitivesError as exc:
-            assert missing in exc.primitives, f"{name}: now fails on {exc.primitives}, not {missing}"
+            if missing not in exc.primitives:
+                changed.append(f"{name}: now fails on {exc.primitives}, not {missing}")
         except keras_frontend.ConversionError as exc:
-            assert not missing.isidentifier() and missing in str(exc), f"{name}: {exc}"
+            if missing.isidentifier() or missing not in str(exc):
+                changed.append(f"{name}: {exc}")
         else:
             now_convert.append(name)
+    assert not changed, "\n".join(changed)
     assert not now_convert, f"these convert now: check them and move them into LAYERS: {now_convert}"
 
 
 def test_weights_named_by_keras_paths(keras_saved):
     converted = keras_frontend.convert(keras_saved / "Functional_multi_io.keras")
     names = converted.traced.param_names
-    assert "cls/kernel" in names and "layer_normalization/gamma" in names, names
+    assert {"cls/kernel", "jets_dense/kernel", "norm/gamma", "norm/beta"} <= set(names), names
     assert [v.name for v in converted.graph.inputs] == ["jets", "met"]
     assert [v.name for v in converted.graph.outputs] == ["cls", "reg"]
 
