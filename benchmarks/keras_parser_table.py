@@ -28,11 +28,11 @@ TESTS = ROOT / "tests"
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def save_models(directory: Path) -> None:
+def save_models(directory: Path, names: list[str]) -> None:
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path[1:]]))
-    subprocess.run([sys.executable, str(TESTS / "keras_test_models.py"), str(directory)], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, str(TESTS / "keras_test_models.py"), str(directory), *names], env=env,
+                   check=True, capture_output=True)
 
 
 def _compare(outputs, references, batch) -> str | None:
@@ -140,7 +140,7 @@ def _worker(directory: str, log: str, names: list[str]) -> None:
             f.write(json.dumps([name, result]) + "\n")
 
 
-def write_table(path: Path, names, theirs, mine, elapsed) -> None:
+def write_table(path: Path, names, theirs, mine, elapsed, partial=False) -> None:
     import keras
     import sofie
 
@@ -157,6 +157,8 @@ def write_table(path: Path, names, theirs, mine, elapsed) -> None:
         "",
         f"Matching TensorFlow: PySofie {both} of {len(names)}, keras_frontend {ours_ok} of {len(names)}.",
         "A keras_frontend entry `needs X` names the JAX primitive still to be lowered.",
+        *(["", f"This run covers {len(names)} of the test models (`--only`); run the script without it for all."]
+          if partial else []),
         "",
         "| model | sofie.keras.parse | keras_frontend |",
         "|---|---|---|",
@@ -170,13 +172,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "docs" / "keras_layers.md"))
     parser.add_argument("--models", help="a folder already written by tests/keras_test_models.py")
+    parser.add_argument("--only", nargs="+", metavar="MODEL", help="these test models only (default: all)")
     args = parser.parse_args()
     start = time.perf_counter()
     directory = Path(args.models) if args.models else Path(tempfile.mkdtemp(prefix="keras-models-"))
     if not args.models:
-        save_models(directory)
+        save_models(directory, args.only or [])
     index = json.loads((directory / "index.json").read_text())
-    names = [n for n in index if not n.startswith("Unsupported_")]
+    names = [n for n in index if not n.startswith("Unsupported_") and (not args.only or n in args.only)]
     os.environ["KERAS_BACKEND"] = "jax"
     sys.path.insert(0, str(TESTS))
     mine = {}
@@ -186,7 +189,7 @@ def main() -> None:
     theirs = pysofie_all(directory, names)
     for name in names:
         print(f"sofie.keras     {name:30s} {theirs[name]}", flush=True)
-    write_table(Path(args.out), names, theirs, mine, time.perf_counter() - start)
+    write_table(Path(args.out), names, theirs, mine, time.perf_counter() - start, partial=bool(args.only))
 
 
 if __name__ == "__main__":
