@@ -42,7 +42,9 @@ def sofie_type(value: Value) -> "sofie.ETensorType":
 
 def emit(graph: Graph) -> "sofie.RModel":
     """Build the RModel for `graph` (not yet generated)."""
-    rmodel = sofie.RModel(graph.name, datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    # the date only: SOFIE writes it into the header, and the compile cache is keyed by the header's
+    # content, so the same model converted twice (a .keras and an .h5 file) compiles once
+    rmodel = sofie.RModel(graph.name, datetime.date.today().isoformat())
     for value in graph.inputs:
         if any(isinstance(d, str) for d in value.shape):
             rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_dims(value.shape))

@@ -15,7 +15,8 @@ from jax2sofie.model import ConvertedModel
 from . import child
 from .backend import keras_on_jax
 from .loading import check_path, load
-from .tracing import _identifier, check_model, input_names_of, trace_model, with_layer_names
+from .tracing import (_identifier, check_model, input_names_of, trace_model, with_layer_location,
+                      with_layer_names)
 
 
 def convert(model_or_path: Any, example_input: Any = None, input_shape: Any = None, name: str | None = None,
@@ -66,6 +67,11 @@ def convert_loaded(model, inputs: list, name: str, dynamic_batch: bool, strict: 
                              strict=strict)
     except UnsupportedPrimitivesError as exc:
         raise with_layer_names(exc, model) from None
+    except ConversionError as exc:
+        located = with_layer_location(exc, model)
+        if located is exc:
+            raise
+        raise located from exc
 
 
 def example_inputs(model, example_input: Any, input_shape: Any, dynamic_batch: bool | None
@@ -74,6 +80,11 @@ def example_inputs(model, example_input: Any, input_shape: Any, dynamic_batch: b
     import jax
 
     declared = [(tuple(t.shape), np.dtype(t.dtype)) for t in (getattr(model, "inputs", None) or [])]
+    built = getattr(model, "_build_shapes_dict", None) or {}  # a subclassed model's build() shape
+    if not declared and len(built) == 1:
+        shape = next(iter(built.values()))
+        if isinstance(shape, (tuple, list)) and all(d is None or isinstance(d, int) for d in shape):
+            declared = [(tuple(shape), np.dtype(np.float32))]
     if example_input is not None and input_shape is not None:
         raise ConversionError("give example_input or input_shape, not both")
     if example_input is not None:

@@ -51,7 +51,8 @@ def load(keras, path: Path, safe_mode: bool = True):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types here; each is translated into one clear error
-        text = str(exc)
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 400 else text[:400] + " ..."  # Keras appends whole configs
         if "safe_mode" in text or "Lambda" in text:
             raise ConversionError(
                 f"{path} contains a Lambda layer (or other Python code stored as bytecode): Keras refuses to "

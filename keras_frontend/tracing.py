@@ -7,6 +7,7 @@ Dropout's and GaussianNoise's seed generators) are closed over: inference does n
 """
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any, Sequence
 
@@ -40,6 +41,8 @@ def trace_model(model, example_inputs: Sequence[Any], input_names: Sequence[str]
     params = {name: value for name, value, p in zip(names, values, is_param) if p}
     n_trainable = len(trainable)
     structure = getattr(model, "_inputs_struct", None)
+    # stateless_call runs model.call itself: `training` only goes to a call that takes it
+    options = {"training": False} if _takes_training(model) else {}
 
     def call(variables, *xs):
         flat = [variables[name] if p else value for name, value, p in zip(names, values, is_param)]
@@ -49,7 +52,7 @@ def trace_model(model, example_inputs: Sequence[Any], input_names: Sequence[str]
             inputs = keras.tree.pack_sequence_as(structure, list(xs))
         else:
             inputs = xs[0] if len(xs) == 1 else list(xs)
-        outputs, _ = model.stateless_call(flat[:n_trainable], flat[n_trainable:], inputs, training=False)
+        outputs, _ = model.stateless_call(flat[:n_trainable], flat[n_trainable:], inputs, **options)
         return outputs
 
     traced = trace(call, params, example_inputs, input_names)
@@ -57,6 +60,11 @@ def trace_model(model, example_inputs: Sequence[Any], input_names: Sequence[str]
     if output_names and len(output_names) == len(traced.output_names) and len(output_names) > 1:
         traced.output_names = [_identifier(n) for n in output_names]
     return traced
+
+
+def _takes_training(model) -> bool:
+    parameters = inspect.signature(model.call).parameters.values()
+    return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def input_names_of(model, count: int) -> list[str]:
@@ -90,6 +98,27 @@ def with_layer_names(error: UnsupportedPrimitivesError, model) -> UnsupportedPri
         where = f"Keras layer '{scope}'" + (f" ({classes[layer]})" if layer else "")
         uses.append(UnsupportedUse(use.primitive, where, use.reason))
     return UnsupportedPrimitivesError(uses)
+
+
+_FRONTEND_LINE = re.compile(r"\S*keras_frontend[/\\]tracing\.py:\d+(?::\d+)? \(trace_model\.<locals>\.call\)"
+                            r"(?: \[in (?P<scope>[^\]]*)\])?")
+
+
+def with_layer_location(error: ConversionError, model) -> ConversionError:
+    """A lowering or graph error whose location is this module's traced call: the Keras layer instead."""
+    classes = {layer.name: type(layer).__name__ for layer in _all_layers(model)}
+
+    def layer_of(match) -> str:
+        scope = match.group("scope")
+        if not scope:
+            return f"Keras model '{model.name}'"
+        layer = next((p for p in reversed(scope.split("/")) if p in classes), None)
+        return f"Keras layer '{scope}'" + (f" ({classes[layer]})" if layer else "")
+
+    message = _FRONTEND_LINE.sub(layer_of, str(error))
+    if message == str(error) or type(error).__init__ is not ConversionError.__init__:
+        return error
+    return type(error)(message)
 
 
 def _all_layers(model) -> list:
