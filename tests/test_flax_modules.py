@@ -37,6 +37,7 @@ LINEN_CASES = {
     "layer_norm": (lambda: nn.LayerNorm(), (12,)),
     "layer_norm_no_scale": (lambda: nn.LayerNorm(use_scale=False, epsilon=1e-3), (3, 8)),
     "rms_norm": (lambda: nn.RMSNorm(), (9,)),
+    "group_norm": (lambda: nn.GroupNorm(num_groups=3), (5, 6)),
     "batch_norm_inference": (lambda: nn.BatchNorm(use_running_average=True), (6,)),
     "dropout_deterministic": (lambda: nn.Sequential([nn.Dense(4), nn.Dropout(0.5, deterministic=True)]), (3,)),
     "sequential": (lambda: nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(8), nn.tanh, nn.Dense(2), nn.softmax]),
@@ -61,12 +62,13 @@ class NnxBlock(nnx.Module):
         self.linear = nnx.Linear(6, 8, rngs=rngs)
         self.norm = nnx.LayerNorm(8, rngs=rngs)
         self.rms = nnx.RMSNorm(8, rngs=rngs)
+        self.group = nnx.GroupNorm(8, num_groups=4, rngs=rngs)
         self.bn = nnx.BatchNorm(8, rngs=rngs)
         self.drop = nnx.Dropout(0.2, rngs=rngs)
         self.attn = nnx.MultiHeadAttention(num_heads=2, in_features=8, qkv_features=8, decode=False, rngs=rngs)
 
     def __call__(self, x):
-        h = self.drop(self.bn(self.rms(self.norm(self.linear(x)))))
+        h = self.drop(self.bn(self.group(self.rms(self.norm(self.linear(x))))))
         return self.attn(h) + h
 
 

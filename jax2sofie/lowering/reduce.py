@@ -181,3 +181,6 @@ case("softmax_family", lambda p, x: (jax.nn.softmax(x, axis=-1), jax.nn.log_soft
 # which is folded into a batch-sized constant (not yet supported with a dynamic batch)
 case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(1, 2)), jnp.var(x, axis=1, ddof=1)),
      f32(3, 5, 4), batch=False)
+case("logsumexp", lambda p, x: (jax.nn.logsumexp(x, axis=-1), jax.nn.logsumexp(x * 40.0, axis=(0, 2))), f32(3, 4, 5),
+     batch=False)
+case("logsumexp_batch", lambda p, x: jax.nn.logsumexp(x, axis=-1, keepdims=True) - x, f32(4, 6))

@@ -117,3 +117,5 @@ case("top_k", lambda p, x: lax.top_k(x, 3), f32(4, 7))
 case("top_k_ties_all", lambda p, i, x: lax.top_k(i.astype(jnp.float32), 5) + lax.top_k(x, 1), i32(3, 5, 5), f32(3, 4))
 case("top_k_int32", lambda p, i: lax.top_k(i, 2), i32(5, 6))
 case("approx_max_min_k", lambda p, x: (lax.approx_max_k(x, 2), lax.approx_min_k(x, 3)), f32(3, 8))
+case("argsort_descending", lambda p, x: (jnp.argsort(x, axis=-1, descending=True), jnp.sort(x, axis=1, descending=True)),
+     f32(3, 7))
