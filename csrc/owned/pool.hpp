@@ -5,8 +5,8 @@
 // window per axis, so it also works in NHWC directly, and the layout pass moves transposes through
 // it by permuting its attributes.
 //   X [S0..S(r-1)]; window, strides, dilations (of the window) per axis; pads (lo0.., hi0..);
-//   mode "max" | "min" | "sum"; init (float): the reduction starts from it, and padded positions
-//   read it, exactly as lax.reduce_window pads its operand with init_value.
+//   mode "max" | "min" | "sum"; init (float): the reduction starts from it once per window; padded
+//   positions read the neutral element of the mode (what lax.reduce_window computes on the CPU).
 // Output Yi = floor((Si + lo + hi - ((wi-1)*di + 1)) / si) + 1. A symbolic (batch) axis must have
 // window 1, stride 1 and no padding.
 //
@@ -110,7 +110,7 @@ protected:
          offset += " + " + idx + " * (" + inStride[i] + ")";
       }
       const std::string value = cond.empty() ? In(0) + "[" + offset + "]"
-                                              : "((" + cond + ") ? " + init + " : " + In(0) + "[" + offset + "])";
+                                              : "((" + cond + ") ? " + Neutral() + " : " + In(0) + "[" + offset + "])";
       out << ind << "const float v = " << value << ";\n";
       if (fP.mode == "max")
          out << ind << "acc = v > acc ? v : acc;\n";
@@ -132,6 +132,17 @@ protected:
    }
 
 private:
+   /// What a padded position reads: the neutral element of the reduction. lax.reduce_window (CPU)
+   /// applies init_value once per window, not once per padded element (checked against JAX 0.10).
+   std::string Neutral() const
+   {
+      if (fP.mode == "max")
+         return "(-std::numeric_limits<float>::infinity())";
+      if (fP.mode == "min")
+         return "std::numeric_limits<float>::infinity()";
+      return "0.0f";
+   }
+
    std::string InitLiteral() const
    {
       if (fP.init == std::numeric_limits<double>::infinity())
