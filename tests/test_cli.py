@@ -25,7 +25,7 @@ MODELS = textwrap.dedent('''
     fn_and_params = (linen.apply, linen.init(jax.random.PRNGKey(0), jnp.zeros((1, 4))))
     linen_and_variables = (linen, fn_and_params[1])
     def broken(params, x):
-        return jnp.sort(x)
+        return jax.lax.digamma(x)
     broken_pair = (broken, {})
     def sorted_weights(params, x):
         return x @ jnp.sort(params["w"], axis=0)
@@ -79,7 +79,7 @@ def test_dynamic_batch_and_linen_module_with_variables(models_module, tmp_path, 
     out = tmp_path / "linen"
     assert main(["convert", f"{models_module}:linen_and_variables", "--input-shape", "2,4", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "operators: 1 (Gemm×1)" in printed and "check: not run" in printed
+    assert "operators: 1 (J2S_Dense×1)" in printed and "check: not run" in printed
     assert (out / "Dense.hxx").exists()
 
 
@@ -96,7 +96,7 @@ def test_exit_codes(models_module, tmp_path, capsys):
     assert main(["convert", f"{models_module}:model", "--input-shape", "2,x", "-o", str(tmp_path)]) == 2
     assert main(["check", str(tmp_path / "nothing")]) == 2
     assert main(["convert", f"{models_module}:broken_pair", "--input-shape", "1,4", "-o", str(tmp_path / "x")]) == 1
-    assert "sort" in capsys.readouterr().err
+    assert "digamma" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit) as usage:
         main(["convert"])
@@ -120,7 +120,7 @@ def test_example_npy_weights_and_force(models_module, tmp_path):
 def test_inspect_lists_primitives(models_module, capsys):
     assert main(["inspect", f"{models_module}:broken_pair", "--input-shape", "1,4"]) == 0
     printed = capsys.readouterr().out
-    assert "UNSUPPORTED" in printed and "sort" in printed and "cli_models.py" in printed
+    assert "UNSUPPORTED" in printed and "digamma" in printed and "cli_models.py" in printed
     assert "1 unsupported" in printed
     assert main(["inspect", f"{models_module}:folded_pair", "--input-shape", "1,4"]) == 0
     printed = capsys.readouterr().out
@@ -158,8 +158,8 @@ def test_process_exit_codes(tmp_path):
         return subprocess.run([sys.executable, "-m", "jax2sofie.cli", *argv], env=env, cwd=tmp_path,
                               capture_output=True, text=True).returncode
 
-    (tmp_path / "shell_models.py").write_text("import jax.numpy as jnp\npair = (lambda p, x: jnp.sort(x), {})\n")
+    (tmp_path / "shell_models.py").write_text("import jax\npair = (lambda p, x: jax.lax.digamma(x), {})\n")
     assert status("--help") == 0
     assert status("convert", "shell_models:pair") == 2  # no --input-shape / --example: argparse
-    assert status("convert", "shell_models:pair", "--input-shape", "3", "-o", "out") == 1  # sort: unsupported
+    assert status("convert", "shell_models:pair", "--input-shape", "3", "-o", "out") == 1  # digamma: unsupported
     assert not (tmp_path / "out").exists()

@@ -139,7 +139,8 @@ def _tagger_node_budget(model):
     assert nodes <= 40 * TAGGER_SEQ, f"{nodes} operators for a {TAGGER_SEQ}-step LSTM"
     weights = sum(v.size for v in model.graph.constants() if v.is_weight)
     params = 4 * (TAGGER_FEATURES * 32 + 32 * 32 + 32) + 32 * 7 + 7
-    assert weights <= params, f"{weights} weight values for {params} params: weights are copied per step"
+    # the first step sees a zero state: its four gate biases fold into one derived bias each (4 x 32)
+    assert weights <= params + 4 * 32, f"{weights} weight values for {params} params: weights are copied per step"
 
 
 @pytest.mark.parametrize("batch", BATCHES)

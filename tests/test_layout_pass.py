@@ -113,9 +113,9 @@ def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change():
     x, = _rng_arrays((2, 7, 6, 2), seed=3)
     model = jax2sofie.convert(fn, params, x, name="bn_fold")
     counts = model.graph.op_counts()
-    assert counts["J2S_Conv"] == 1 and counts["Gemm"] == 1, model.graph
+    assert counts["J2S_Conv"] == 1 and counts["J2S_Dense"] == 1, model.graph
     assert not {"Add", "Sub", "Mul", "Max", "Relu"} & set(counts), model.graph
-    assert "Div" not in [n.op for n in model.graph.nodes[-1:]]  # the /1.5 went into the Gemm
+    assert "Div" not in [n.op for n in model.graph.nodes[-1:]]  # the /1.5 went into the dense layer
     assert model.check(x).passed
 
 

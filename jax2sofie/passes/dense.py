@@ -54,24 +54,35 @@ def _split_tail(before: tuple, after: tuple, n: int) -> tuple | None:
     return None
 
 
-def _weight_kn(gemm: Node) -> Value | None:
+def _weight_kn(gemm: Node, derived) -> Value | None:
     """B of the Gemm as a constant (K, N) matrix (transposed at conversion time if transB)."""
     b = gemm.inputs[1]
     if not b.is_const or b.rank != 2 or b.dtype != np.float32:
         return None
     if not gemm.attrs.get("transB"):
         return b
-    data = np.ascontiguousarray(np.asarray(b.const).T)
-    return Value(f"{b.name}_kn", data.shape, b.dtype, const=data, is_weight=b.is_weight, origin=b.origin)
+    return derived(b, np.ascontiguousarray(np.asarray(b.const).T), "_kn")
 
 
-def _derived(like: Value, data: np.ndarray, suffix: str) -> Value:
-    """A new constant computed from `like` (keeps its weight status and readable origin)."""
-    return Value(f"{like.name}{suffix}", data.shape, np.dtype(np.float32), const=data, is_weight=like.is_weight,
-                 origin=like.origin)
+def _derived_constants():
+    """A maker of constants computed from `like` (keeping its weight status and readable origin) that
+    hands back the same Value for the same source and data: the unrolled steps of an RNN share one
+    folded weight or bias instead of one copy per step."""
+    made: dict[tuple, Value] = {}
+
+    def derived(like: Value, data: np.ndarray, suffix: str) -> Value:
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        key = (str(like.origin), like.is_weight, suffix, data.shape, data.tobytes())
+        if key not in made:
+            made[key] = Value(f"{like.name}{suffix}", data.shape, np.dtype(np.float32), const=data,
+                              is_weight=like.is_weight, origin=like.origin)
+        return made[key]
+
+    return derived
 
 
 def fuse_dense(graph: Graph) -> Graph:
+    _derived = _derived_constants()
     consumers = graph.consumers()
     graph_outputs = {id(v) for v in graph.outputs}
     removed: set[int] = set()
@@ -89,7 +100,7 @@ def fuse_dense(graph: Graph) -> Graph:
         activation = gemm.attrs.get("activation") or ""
         if activation not in ("", "relu") or a.is_const or a.dtype != np.float32 or a.rank < 1:
             continue
-        w = _weight_kn(gemm)
+        w = _weight_kn(gemm, _derived)
         if w is None or a.shape[-1] != w.shape[0] or y.shape[-1] != w.shape[1]:
             continue
         n = w.shape[1]
