@@ -54,8 +54,10 @@ template <class T> void Check(const std::vector<T> &got)
    for (std::size_t k = 0; k < got.size(); k++) {{
       const double g = static_cast<double>(got[k]), e = kExpected[i][k];
       const bool exact = !std::is_floating_point<T>::value;
-      const bool ok = exact ? g == e : (std::isnan(e) ? std::isnan(g) : std::fabs(g - e) <= kAtol + kRtol * std::fabs(e));
-      if (!std::isnan(e)) worst = std::fmax(worst, std::fabs(g - e));
+      // NaN must be NaN and an infinity the same infinity (inf - inf is NaN, which no tolerance admits)
+      const bool ok = exact ? g == e : std::isnan(e) ? std::isnan(g) : std::isinf(e) ? g == e
+                                     : std::fabs(g - e) <= kAtol + kRtol * std::fabs(e);
+      if (std::isfinite(e)) worst = std::fmax(worst, std::fabs(g - e));
       if (!ok) {{
          std::printf("%s[%zu]: got %.9g, expected %.9g\\n", kOutputNames[i], k, g, e);
          failures++;
