@@ -28,7 +28,7 @@ MODELS = textwrap.dedent('''
         return jax.lax.digamma(x)
     broken_pair = (broken, {})
     def sorted_weights(params, x):
-        return x @ jnp.sort(params["w"], axis=0)
+        return x @ jax.lax.digamma(params["w"])
     folded_pair = (sorted_weights, {"w": jnp.ones((4, 2))})
 ''')
 
@@ -55,7 +55,7 @@ def test_convert_nnx_module_and_check(models_module, tmp_path, capsys):
     # the summary: operators, weights, files, check result
     printed = captured.out
     assert "PASSED" in printed and "check: passed" in printed
-    assert "operators: 9 (" in printed and "Gemm×1" in printed
+    assert "operators: " in printed and "J2S_Dense×1" in printed
     assert "weight data: 108 B (text)" in printed
     assert f"files: {out / 'Makefile'} (" in printed and "Tagger.hxx (" in printed
     # the C++ user's re-check: compiles and runs Tagger_test.cpp
