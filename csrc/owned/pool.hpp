@@ -14,6 +14,7 @@
 // larger than 1, with the in-range test hoisted to the loop of its axis.
 #pragma once
 
+#include "codegen.hpp"
 #include "owned_operator.hpp"
 
 #include <iomanip>
@@ -73,9 +74,7 @@ protected:
       const auto &ys = OutInfo(0).shape;
       const std::size_t r = xs.size();
       // strides of the input, as C++ expressions (an axis may be symbolic)
-      std::vector<std::string> inStride(r, "1");
-      for (std::size_t i = r; i-- > 1;)
-         inStride[i - 1] = "(" + inStride[i] + ") * " + xs[i].GetVal();
+      const std::vector<std::string> inStride = codegen::Strides(xs);
       std::ostringstream out;
       out << std::setprecision(9);
       const std::string init = InitLiteral();

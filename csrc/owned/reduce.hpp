@@ -6,6 +6,7 @@
 // can sit in any dimension; nothing is evaluated at generation time except static strides.
 #pragma once
 
+#include "codegen.hpp"
 #include "owned_operator.hpp"
 
 #include <cstdint>
@@ -18,25 +19,14 @@ namespace jax2sofie {
 
 namespace reduce_detail {
 
-/// The product of a list of dims as a parenthesised C++ expression ("1" when empty).
-inline std::string Product(const std::vector<SOFIE::Dim> &dims)
-{
-   if (dims.empty())
-      return "1";
-   std::string expr;
-   for (const auto &d : dims)
-      expr += (expr.empty() ? "" : "*") + std::string("(") + d.GetVal() + ")";
-   return "(" + expr + ")";
-}
-
 /// (outer, n, inner) of `shape` around `axis`, as expressions.
 struct AxisSplit {
    std::string outer, n, inner;
 };
 inline AxisSplit SplitAt(const std::vector<SOFIE::Dim> &shape, std::size_t axis)
 {
-   return {Product({shape.begin(), shape.begin() + axis}), "(" + shape[axis].GetVal() + ")",
-           Product({shape.begin() + axis + 1, shape.end()})};
+   return {codegen::Paren(codegen::Product(shape, 0, axis)), "(" + shape[axis].GetVal() + ")",
+           codegen::Paren(codegen::Product(shape, axis + 1))};
 }
 
 inline std::size_t CheckAxis(std::int64_t axis, std::size_t rank, const std::string &what)
@@ -48,8 +38,6 @@ inline std::size_t CheckAxis(std::int64_t axis, std::size_t rank, const std::str
                                " input");
    return static_cast<std::size_t>(axis);
 }
-
-inline bool IsFloat(SOFIE::ETensorType t) { return t == SOFIE::ETensorType::FLOAT || t == SOFIE::ETensorType::DOUBLE; }
 
 } // namespace reduce_detail
 
@@ -95,10 +83,10 @@ protected:
 
    std::string GenerateCode() override
    {
-      using reduce_detail::Product;
+      using codegen::Product;
       const auto &shape = InInfo(0).shape;
       const std::string T = CType(InInfo(0).type);
-      const bool isFloat = reduce_detail::IsFloat(InInfo(0).type);
+      const bool isFloat = codegen::IsFloat(InInfo(0).type);
       // merge neighbouring axes of the same kind: loops over groups, alternately kept and reduced
       std::vector<std::pair<bool, std::vector<SOFIE::Dim>>> groups;
       for (std::size_t i = 0; i < shape.size(); i++) {
@@ -207,7 +195,7 @@ protected:
    {
       const auto s = reduce_detail::SplitAt(InInfo(0).shape, fAxis);
       const std::string T = CType(InInfo(0).type), I = CType(fIndexType);
-      const bool isFloat = reduce_detail::IsFloat(InInfo(0).type);
+      const bool isFloat = codegen::IsFloat(InInfo(0).type);
       const std::string cmp = fIsMax ? " > " : " < ";
       std::stringstream out;
       out << "   {\n";
@@ -262,7 +250,7 @@ protected:
       fAxis = reduce_detail::CheckAxis(fAxisIn, x.shape.size(), fKindName);
       if (x.type == SOFIE::ETensorType::BOOL)
          throw std::runtime_error("jax2sofie J2S_Cumulative: bool input");
-      if (fMode == "logsumexp" && !reduce_detail::IsFloat(x.type))
+      if (fMode == "logsumexp" && !codegen::IsFloat(x.type))
          throw std::runtime_error("jax2sofie J2S_Cumulative: logsumexp needs a float input");
       return {{x.type, x.shape}};
    }
@@ -271,7 +259,7 @@ protected:
    {
       const auto s = reduce_detail::SplitAt(InInfo(0).shape, fAxis);
       const std::string T = CType(InInfo(0).type);
-      const bool isFloat = reduce_detail::IsFloat(InInfo(0).type);
+      const bool isFloat = codegen::IsFloat(InInfo(0).type);
       std::string step; // acc from acc and v
       if (fMode == "sum")
          step = "acc += v;";
@@ -382,7 +370,7 @@ protected:
          out << "               {\n";
          out << "                  const " << T << " va = " << x << "[base_ + a * inner_ + i], vb = " << x
              << "[base_ + b * inner_ + i];\n";
-         if (reduce_detail::IsFloat(InInfo(key).type)) {
+         if (codegen::IsFloat(InInfo(key).type)) {
             out << "                  const bool na = va != va, nb = vb != vb;\n";
             out << "                  if (na || nb) { if (na != nb) return nb; }\n";
             out << "                  else if (va != vb) return va < vb;\n";

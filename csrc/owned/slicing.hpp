@@ -10,6 +10,7 @@
 // generated loops hoist the index arithmetic and copy the trailing whole axes as one contiguous run.
 #pragma once
 
+#include "codegen.hpp"
 #include "owned_operator.hpp"
 
 #include <cstdint>
@@ -21,21 +22,7 @@ namespace jax2sofie {
 
 namespace slicing_detail {
 
-/// C++ expression of the product of dims [from, to) of `shape` ("1" when empty).
-inline std::string Product(const std::vector<SOFIE::Dim> &shape, std::size_t from, std::size_t to)
-{
-   std::string expr;
-   std::size_t number = 1;
-   for (std::size_t i = from; i < to; i++) {
-      if (shape[i].isParam)
-         expr += (expr.empty() ? "" : "*") + std::string("(") + shape[i].param + ")";
-      else
-         number *= shape[i].dim;
-   }
-   if (expr.empty())
-      return std::to_string(number);
-   return number == 1 ? expr : expr + "*" + std::to_string(number);
-}
+using codegen::Product;
 
 /// Start of axis `axis` as code: a number, or the clamped run-time index variable.
 inline std::string StartName(std::size_t axis) { return "start" + std::to_string(axis); }
