@@ -65,10 +65,15 @@ class LoweringContext:
         return self._folded_constant(node, folded)
 
     def _folded_constant(self, node: Node, data: np.ndarray) -> Value:
-        weights = [v for v in node.inputs if v.is_weight]
+        return self.constant_from(data, node.inputs, node.outputs[0].name)
+
+    def constant_from(self, data: Any, sources: Sequence[Value], hint: str = "const") -> Value:
+        """A constant computed from `sources`: a weight named after the first weight among them (so a
+        reshaped or sliced weight keeps its readable name), else a constant named `hint`."""
+        weights = [v for v in sources if v.is_weight]
         if weights:
             return self.builder.constant(data, weights[0].name, origin=weights[0].origin)
-        return self.builder.constant(data, node.outputs[0].name)
+        return self.builder.constant(data, hint)
 
     def reshape(self, x: Value, shape: Sequence[int]) -> Value:
         shape = tuple(int(d) for d in shape)
@@ -115,16 +120,11 @@ class LoweringContext:
             return x
         if x.is_const:
             index = tuple(slice(start, limit, stride) for start, limit, stride in zip(starts, limits, strides))
-            return self._sliced_constant(x, np.ascontiguousarray(np.asarray(x.const)[index]))
+            return self.constant_from(np.ascontiguousarray(np.asarray(x.const)[index]), [x])
         return self.op("J2S_Slice", [x], shape, x.dtype, hint="slice", dtype=_dtype_attr(x.dtype),
                        starts=[0 if w else s for w, s in zip(whole, starts)],
                        steps=[1 if w else s for w, s in zip(whole, strides)],
                        sizes=[-1 if w else n for w, n in zip(whole, sizes)])
-
-    def _sliced_constant(self, x: Value, data: np.ndarray) -> Value:
-        if x.is_weight:
-            return self.builder.constant(data, x.name, origin=x.origin)
-        return self.builder.constant(data, "const")
 
     def concat(self, xs: Sequence[Value], axis: int) -> Value:
         """SOFIE Concat along `axis` (folded when every part is constant)."""
@@ -135,11 +135,7 @@ class LoweringContext:
         shape = list(xs[0].shape)
         shape[axis] = sum(v.shape[axis] for v in xs)
         if all(v.is_const for v in xs):
-            data = np.concatenate([np.asarray(v.const) for v in xs], axis=axis)
-            weights = [v for v in xs if v.is_weight]
-            if weights:
-                return self.builder.constant(data, weights[0].name, origin=weights[0].origin)
-            return self.builder.constant(data, "const")
+            return self.constant_from(np.concatenate([np.asarray(v.const) for v in xs], axis=axis), xs)
         return self.op("Concat", xs, shape, xs[0].dtype, dtype=_dtype_attr(xs[0].dtype), axis=axis)
 
     def cast(self, x: Value, dtype: Any) -> Value:

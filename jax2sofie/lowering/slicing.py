@@ -39,17 +39,14 @@ def _check_index(ctx: LoweringContext, index: Value, what: str) -> None:
         raise ctx.error(f"{what}: start indices must be int32/int64 scalars, got {index.dtype}{list(index.shape)}")
 
 
-@register("dynamic_slice")
-def dynamic_slice(ctx: LoweringContext, x: Value, *indices: Value, slice_sizes, **_params) -> Value:
-    """Constant starts: clamped here, then J2S_Slice; traced starts: J2S_DynamicSlice (clamps at run time)."""
-    if len(indices) != x.rank:
-        raise ctx.error(f"dynamic_slice with {len(indices)} start indices for a rank-{x.rank} operand "
-                        "(dynamic sizes are not supported)")
-    sizes = [int(s) for s in slice_sizes]
+def _split_starts(ctx: LoweringContext, indices, sizes, shape, primitive: str):
+    """Per axis, the start of a window of `sizes` in `shape`: constant starts clamped here as JAX
+    clamps them; traced ones are left to the native op (start 0 here, their axis in dynamic_axes and
+    the index in index_inputs). A window as large as its axis starts at 0 whatever the index."""
     starts, dynamic_axes, index_inputs = [], [], []
-    for axis, (index, size, dim) in enumerate(zip(indices, sizes, x.shape)):
-        _check_index(ctx, index, "dynamic_slice")
-        if size == dim:  # the start is clamped to 0 whatever it is
+    for axis, (index, size, dim) in enumerate(zip(indices, sizes, shape)):
+        _check_index(ctx, index, primitive)
+        if size == dim:
             starts.append(0)
         elif index.is_const:
             starts.append(_clamped_start(index, dim, size))
@@ -57,6 +54,17 @@ def dynamic_slice(ctx: LoweringContext, x: Value, *indices: Value, slice_sizes, 
             starts.append(0)
             dynamic_axes.append(axis)
             index_inputs.append(index)
+    return starts, dynamic_axes, index_inputs
+
+
+@register("dynamic_slice")
+def dynamic_slice(ctx: LoweringContext, x: Value, *indices: Value, slice_sizes, **_params) -> Value:
+    """Constant starts: clamped here, then J2S_Slice; traced starts: J2S_DynamicSlice (clamps at run time)."""
+    if len(indices) != x.rank:
+        raise ctx.error(f"dynamic_slice with {len(indices)} start indices for a rank-{x.rank} operand "
+                        "(dynamic sizes are not supported)")
+    sizes = [int(s) for s in slice_sizes]
+    starts, dynamic_axes, index_inputs = _split_starts(ctx, indices, sizes, x.shape, "dynamic_slice")
     if not dynamic_axes:
         return ctx.slice(x, starts, [s + n for s, n in zip(starts, sizes)])
     whole = [n == dim and axis not in dynamic_axes for axis, (n, dim) in enumerate(zip(sizes, x.shape))]
@@ -75,17 +83,8 @@ def dynamic_update_slice(ctx: LoweringContext, x: Value, update: Value, *indices
         raise ctx.error(f"dynamic_update_slice of {x.dtype} with a {update.dtype} update")
     if update.shape == x.shape:  # every start is clamped to 0: the update replaces the operand
         return update
-    starts, dynamic_axes, index_inputs = [], [], []
-    for axis, (index, size, dim) in enumerate(zip(indices, update.shape, x.shape)):
-        _check_index(ctx, index, "dynamic_update_slice")
-        if size == dim:
-            starts.append(0)
-        elif index.is_const:
-            starts.append(_clamped_start(index, dim, size))
-        else:
-            starts.append(0)
-            dynamic_axes.append(axis)
-            index_inputs.append(index)
+    starts, dynamic_axes, index_inputs = _split_starts(ctx, indices, update.shape, x.shape,
+                                                       "dynamic_update_slice")
     return ctx.op("J2S_DynamicUpdateSlice", [x, update, *index_inputs], x.shape, x.dtype, hint="update_slice",
                   dtype=dtype_attr(x.dtype), starts=starts, dynamic_axes=dynamic_axes)
 

@@ -124,12 +124,5 @@ def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value
                             f"  at {ctx.builder.current_source}") from exc
     if not eqn.primitive.multiple_results:
         results = [results]
-    weights = [v for v in inputs if v.is_weight]
-    outputs = []
-    for result in results:
-        data = result if jax.dtypes.issubdtype(result.dtype, jax.dtypes.extended) else np.asarray(result)
-        if weights:
-            outputs.append(ctx.builder.constant(data, weights[0].name, origin=weights[0].origin))
-        else:
-            outputs.append(ctx.builder.constant(data, "const"))
-    return outputs
+    return [ctx.constant_from(result if jax.dtypes.issubdtype(result.dtype, jax.dtypes.extended) else np.asarray(result),
+                              inputs) for result in results]
