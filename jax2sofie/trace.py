@@ -54,16 +54,19 @@ def trace(fn: Callable, params: Any, example_inputs: Sequence[Any], input_names:
     specs = [_input_spec(x, i) for i, x in enumerate(example_inputs)]
     names = list(input_names) if input_names else _argument_names(fn, len(specs), skip_first=True)
 
+    # the pytree structure of fn's output, recorded while make_jaxpr traces it (tracing it a second
+    # time with eval_shape only for the structure would double the tracing time of a big model)
+    output_structure = []
+
     def flat_fn(*args):
         out = fn(rebuild(args[:len(weights)]), *args[len(weights):])
+        output_structure[:] = [jax.tree_util.tree_structure(out)]
         return jax.tree_util.tree_leaves(out)
 
     param_specs = [jax.ShapeDtypeStruct(v.shape, v.dtype) for _, _, v in weights]
     try:
         closed, out_shapes = jax.make_jaxpr(flat_fn, return_shape=True)(*param_specs, *specs)
-        out_tree = jax.tree_util.tree_structure(jax.eval_shape(lambda *a: fn(rebuild(a[:len(weights)]),
-                                                                               *a[len(weights):]),
-                                                               *param_specs, *specs))
+        out_tree = output_structure[0]
     except (TypeError, ValueError, IndexError) as exc:  # JAX's shape and dtype errors while tracing
         raise TracingError(exc, names, specs) from exc
     if not out_shapes:
