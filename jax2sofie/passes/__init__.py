@@ -11,13 +11,14 @@ Why this order:
    numpy transpose, and before every fusion, which needs a conv and its bias/BatchNorm constants
    next to each other with no Transpose between them.
 5. fuse_conv_affine: per-channel Add/Sub/Mul/Div after a J2S_Conv (bias, inference BatchNorm) fold
-   into its weights, then ReLU becomes its activation; the same per-column folds for a Gemm with a
-   constant B. Before fuse_gemm_bias and fuse_relu, which would otherwise take the Add/Max first.
+   into its weights, then ReLU becomes its activation. Before fuse_relu, which would otherwise turn
+   the Max into a Relu node first.
 6. fuse_gemm_bias: Gemm + bias Add -> one Gemm with a C operand; then fuse_relu, which needs the
    bias already inside the Gemm to fuse max(x, 0) as its activation (and turns the other max(x, 0)
    into Relu nodes).
 7. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the
-   passes above put in (or next to) them; last of the fusions, as it leaves no Gemm to fuse into.
+   passes above put in (or next to) them and folding the per-column shifts and scales after them (an
+   inference BatchNorm); last of the fusions, as it leaves no Gemm to fuse into.
 8. eliminate_dead_code: removes what the rewrites above left unused.
 9. name_weights last: only once unused tensors are gone are the readable names free to take.
 """

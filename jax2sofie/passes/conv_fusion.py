@@ -1,4 +1,4 @@
-"""Fold per-channel affine ops and ReLU into the J2S_Conv (and per-column scales into the Gemm) before them.
+"""Fold per-channel affine ops and ReLU into the J2S_Conv before them.
 
 A Flax Conv traces to conv + bias add, and an inference-mode BatchNorm after it to
 (y - mean) * (scale / sqrt(var + eps)) + bias, all with constants once the walker has folded the
@@ -7,9 +7,7 @@ axis only, so they fold into its weights at conversion time:
   Add/Sub c -> bias +/- c;  Mul c -> W * c (per output channel), bias * c;  Div c -> Mul 1/c;
 an Add of a computed tensor of the output's own shape (a ResNet skip connection) becomes the conv's
 residual input (the output is pre-filled with it), then a following Relu becomes the conv's fused
-activation. For a Gemm with a constant B (a Dense
-layer) a Mul/Div by a per-column constant scales B's columns and the bias, and a Sub becomes the
-bias the gemm_bias pass then fuses, so Dense + BatchNorm is one Gemm too.
+activation. (The same folds after a dense layer are fuse_dense's, in passes/dense.py.)
 Runs after the layout pass (which makes the constants per-channel in NC<spatial>) and before
 fuse_gemm_bias and fuse_relu.
 """
@@ -65,19 +63,15 @@ def fuse_conv_affine(graph: Graph) -> Graph:
         # where each value is computed: a residual must exist before the conv that reads it
         position = {id(out): i for i, n in enumerate(graph.nodes) for out in n.outputs}
         for index, node in enumerate(graph.nodes):
-            if node.op not in ("J2S_Conv", "Gemm"):
+            if node.op != "J2S_Conv":
                 continue
             y = node.outputs[0]
             readers = consumers.get(id(y), [])
             if len(readers) != 1 or id(y) in graph_outputs:
                 continue
             reader = readers[0]
-            if node.op == "J2S_Conv":
-                done = (_fold_into_conv(node, reader, y, taken)
-                        or _fold_residual(node, reader, y, position, index, taken))
-            else:
-                done = _fold_into_gemm(node, reader, y, taken)
-            if done:
+            if (_fold_into_conv(node, reader, y, taken)
+                    or _fold_residual(node, reader, y, position, index, taken)):
                 node.outputs = [reader.outputs[0]]
                 graph.nodes.remove(reader)
                 changed = True
@@ -139,38 +133,3 @@ def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int],
     conv.inputs.append(other)
     return True
 
-
-def _fold_into_gemm(gemm: Node, reader: Node, y: Value, taken: set[str]) -> bool:
-    if gemm.attrs.get("activation") or y.rank != 2 or len(gemm.inputs) < 2:
-        return False
-    found = _affine_operand(reader, y)
-    if found is None:
-        return False
-    op, c = found
-    vec = _per_channel(c, 2, 1, y.shape[1])
-    if vec is None:
-        return False
-    b_mat = gemm.inputs[1]
-    has_c = len(gemm.inputs) == 3
-    if has_c and _per_channel(gemm.inputs[2], 2, 1, y.shape[1]) is None:
-        return False
-    beta = float(gemm.attrs.get("beta", 1.0))
-    bias = beta * _per_channel(gemm.inputs[2], 2, 1, y.shape[1]) if has_c else np.zeros(y.shape[1], np.float32)
-    if op in ("Mul", "Div"):
-        if not b_mat.is_const:
-            return False
-        scale = vec if op == "Mul" else 1.0 / vec
-        alpha = float(gemm.attrs.get("alpha", 1.0))
-        data = b_mat.const * (scale[:, None] if gemm.attrs.get("transB") else scale[None, :])
-        gemm.inputs[1] = _weight(data * alpha, b_mat, b_mat.name + "_scaled", taken)
-        gemm.attrs["alpha"] = 1.0
-        bias = bias * scale
-    elif op == "Add":
-        bias = bias + vec
-    else:
-        bias = bias - vec
-    if has_c or op != "Mul":
-        like = gemm.inputs[2] if has_c else c
-        gemm.inputs = gemm.inputs[:2] + [_weight(bias.reshape(1, -1), like, like.name + "_bias", taken)]
-        gemm.attrs["beta"] = 1.0
-    return True

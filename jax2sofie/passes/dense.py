@@ -3,8 +3,8 @@
 A Gemm whose B is a constant (K, N) matrix and whose A is read untransposed is a dense layer. It is
 rewritten to J2S_Dense (csrc/owned/dense.hpp), taking with it the bias (Gemm's C operand, or an Add
 of a constant over the last axis right after it) and the activation that follows (Relu, Sigmoid,
-Tanh), when nothing else reads the values in between; constant scales after it fold into the
-weight, and a reshape that keeps each row's N values together (a DenseGeneral's heads) is looked through. J2S_Dense treats all leading axes of A as rows
+Tanh), when nothing else reads the values in between; constant shifts after it fold into the bias
+and constant scales into the weight (so Dense + inference BatchNorm is one J2S_Dense), and a reshape that keeps each row's N values together (a DenseGeneral's heads) is looked through. J2S_Dense treats all leading axes of A as rows
 (one sgemm instead of SOFIE's loop of one sgemm per leading index), uses sgemv for a few rows (SOFIE's
 Gemm always calls sgemm, several times slower at batch 1), and applies bias and activation in one
 pass over the output, sigmoid and tanh included (SOFIE's Gemm drops those).
@@ -111,8 +111,8 @@ def fuse_dense(graph: Graph) -> Graph:
                 continue
             bias = gemm.inputs[2] if gemm.inputs[2].shape == (n,) else _derived(gemm.inputs[2], data, "_n")
         # Absorb what follows, as long as nothing else reads the values it replaces: one reshape that
-        # keeps each row's N values together (DenseGeneral's heads), then constant adds (bias), constant scales (folded
-        # into W and the bias) and one activation, which ends the chain.
+        # keeps each row's N values together (DenseGeneral's heads), then constant adds/subtractions (bias),
+        # constant scales (folded into W and the bias) and one activation, which ends the chain.
         view, reshape, tail = y, None, (n,)
         while not activation:
             reader = sole_reader(view)
@@ -122,15 +122,16 @@ def fuse_dense(graph: Graph) -> Graph:
             if reader.op == "Reshape" and reshape is None and _split_tail(y.shape, out.shape, n):
                 reshape, view, tail = reader, out, _split_tail(y.shape, out.shape, n)
                 continue
-            if reader.op in ("Add", "Mul", "Div") and len(reader.inputs) == 2 and out.shape == view.shape:
+            if reader.op in ("Add", "Sub", "Mul", "Div") and len(reader.inputs) == 2 and out.shape == view.shape:
                 first, second = reader.inputs
-                if reader.op == "Div" and first is not view:
+                if reader.op in ("Sub", "Div") and first is not view:
                     break
                 other = second if first is view else first
                 vec = _per_column(other, tail, n) if other is not view else None
                 if vec is None or (reader.op == "Div" and not np.all(vec != 0)):
                     break
-                if reader.op == "Add":
+                if reader.op in ("Add", "Sub"):  # y - c is y + (-c): an inference BatchNorm's mean
+                    vec = vec if reader.op == "Add" else -vec
                     bias = _derived(other, vec, "_n") if bias is None else _derived(bias, bias.const + vec, "_b")
                 else:
                     factor = vec if reader.op == "Mul" else np.float32(1) / vec
