@@ -169,25 +169,25 @@ def _inputs(args) -> list[np.ndarray]:
     return [np.zeros(shape, np.float32) for shape in shapes]
 
 
-def _keras_inputs(args) -> dict:
+def _keras_inputs(args, inputs) -> dict:
     """A Keras file's example inputs or input shapes, when given (else the file's own input shapes)."""
     if args.example:
-        return {"example_input": _inputs(args)}
+        return {"example_input": inputs}
     if args.input_shape:
-        return {"input_shape": [tuple(a.shape) for a in _inputs(args)]}
+        return {"input_shape": [tuple(a.shape) for a in inputs]}
     return {}
 
 
-def _convert(kind, target, args, progress=None):
+def _convert(kind, target, args, inputs, progress=None):
+    """`inputs`: the example inputs of --example/--input-shape (None for a Keras file without them)."""
     import jax2sofie
 
     name, strict, dynamic_batch = args.name, args.strict, args.dynamic_batch
     if kind == "keras":
         import keras_frontend
 
-        return keras_frontend.convert(target, **_keras_inputs(args), name=name, strict=strict,
+        return keras_frontend.convert(target, **_keras_inputs(args, inputs), name=name, strict=strict,
                                       dynamic_batch=True if dynamic_batch else None)
-    inputs = _inputs(args)
     options = dict(name=name, strict=strict, dynamic_batch=dynamic_batch, progress=progress)
     if isinstance(target, tuple):
         return jax2sofie.convert(target[0], target[1], *inputs, **options)
@@ -204,7 +204,7 @@ def _cmd_convert(args) -> int:
         progress("looking for a C++ compiler and a BLAS")
         find_blas(find_compiler())
     try:
-        model = _convert(kind, target, args, progress)
+        model = _convert(kind, target, args, inputs, progress)
         progress(f"writing {args.output}")
         reference = inputs if args.example else None  # else random inputs (not the zeros of --input-shape)
         paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference)

@@ -38,7 +38,6 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
     progress: called with the name of each step as it starts ("tracing", "lowering", "generating"),
     for a progress display.
     """
-    step = progress or _no_progress
     if _is_nnx_module(target):
         def trace_with(inputs):
             return trace_nnx(target, inputs, input_names)
@@ -53,13 +52,20 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
     else:
         raise ConversionError(f"cannot convert a {type(target).__name__}: give a function fn(params, *inputs), "
                               "a Flax linen module's `apply`, or a Flax nnx module")
+    return trace_and_build(trace_with, inputs, name or default_name, strict, dynamic_batch, progress)
+
+
+def trace_and_build(trace_with: Callable[[Sequence[Any]], Traced], inputs: Sequence[Any], name: str,
+                    strict: bool = False, dynamic_batch: bool = False,
+                    progress: Callable[[str], None] | None = None) -> ConvertedModel:
+    """`trace_with(inputs)` -> lowered model (shared by every frontend); with a symbolic batch (see
+    batch_positions) the model is traced at two batch sizes and generalised."""
     batched = batch_positions(inputs, dynamic_batch)
+    (progress or _no_progress)("tracing")
     if batched is None:
-        step("tracing")
-        return build(trace_with(inputs), name or default_name, strict=strict, progress=progress)
-    step("tracing")
-    return build_dynamic(lambda batch: trace_with(at_batch(inputs, batched, batch)), name or default_name,
-                         strict=strict, progress=progress)
+        return build(trace_with(inputs), name, strict=strict, progress=progress)
+    return build_dynamic(lambda batch: trace_with(at_batch(inputs, batched, batch)), name, strict=strict,
+                         progress=progress)
 
 
 def _no_progress(step: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jax2sofie.convert import at_batch, batch_positions, build, build_dynamic
+from jax2sofie.convert import trace_and_build
 from jax2sofie.errors import ConversionError, UnsupportedPrimitivesError
 from jax2sofie.model import ConvertedModel
 
@@ -59,12 +59,8 @@ def convert_loaded(model, inputs: list, name: str, dynamic_batch: bool, strict: 
                    input_names: Sequence[str] | None) -> ConvertedModel:
     """Convert a model of this process' JAX-backend Keras at the given example inputs."""
     names = list(input_names) if input_names else input_names_of(model, len(inputs))
-    batched = batch_positions(inputs, dynamic_batch)
     try:
-        if batched is None:
-            return build(trace_model(model, inputs, names), name, strict=strict)
-        return build_dynamic(lambda batch: trace_model(model, at_batch(inputs, batched, batch), names), name,
-                             strict=strict)
+        return trace_and_build(lambda xs: trace_model(model, xs, names), inputs, name, strict, dynamic_batch)
     except UnsupportedPrimitivesError as exc:
         raise with_layer_names(exc, model) from None
     except ConversionError as exc:
