@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from conftest import package_root
 from jax2sofie.cli import main
 
 MODELS = textwrap.dedent('''
@@ -151,8 +152,7 @@ def test_process_exit_codes(tmp_path):
     import subprocess
     from pathlib import Path
 
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     def status(*argv):
         return subprocess.run([sys.executable, "-m", "jax2sofie.cli", *argv], env=env, cwd=tmp_path,
