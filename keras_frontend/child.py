@@ -47,16 +47,14 @@ def convert_in_child(saved: Path, model, example_input, input_shape, name, dynam
     from jax2sofie.trace import Traced
 
     request = {
-        "path": str(saved), "example_input": _portable(example_input), "input_shape": input_shape, "name": name,
+        "path": str(Path(saved).resolve()), "example_input": _portable(example_input), "input_shape": input_shape, "name": name,
         "dynamic_batch": dynamic_batch, "strict": strict, "safe_mode": safe_mode, "input_names": input_names,
         "modules": modules,
     }
     request_path, result_path = tmp / "request.pkl", tmp / "result.pkl"
     request_path.write_bytes(pickle.dumps(request))
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *sys.path[1:]])
     run = subprocess.run([sys.executable, "-m", "keras_frontend", str(request_path), str(result_path)],
-                         env=env, capture_output=True, text=True)
+                         env=_child_environment(), cwd=tmp, capture_output=True, text=True)
     if not result_path.exists():
         raise ConversionError(f"the conversion process on the JAX backend failed (exit code {run.returncode}):\n"
                               f"{run.stderr[-4000:]}")
@@ -73,6 +71,17 @@ def convert_in_child(saved: Path, model, example_input, input_shape, name, dynam
                     input_specs=[jax.ShapeDtypeStruct(s, d) for s, d in result["input_specs"]],
                     output_names=result["output_names"], output_tree=None, reference=reference)
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=traced, batch_param=result["batch_param"])
+
+
+def _child_environment() -> dict:
+    """KERAS_BACKEND=jax, and this process's import path with the folder of the packages it runs
+    first. The child runs in a scratch folder: `python -m` puts its working folder ahead of
+    PYTHONPATH, and the caller's folder may hold other copies of these packages (a source checkout);
+    the caller's folder is still on the path, after them, for the modules of custom layers."""
+    path = [_PACKAGE_ROOT] + [os.path.abspath(entry or os.curdir) for entry in sys.path]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    return env
 
 
 def _portable(example_input):
