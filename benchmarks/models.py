@@ -125,10 +125,12 @@ MODELS = [
 
 def deep_chain(n_equations: int):
     """A synthetic deep model of about `n_equations` jaxpr equations: repeated dense-free
-    elementwise layers `x = tanh(x * w + b)` over a (1, 16) input (3 equations per layer)."""
+    elementwise layers `x = tanh(x * w + b)` over a (1, 16) input (3 equations per layer: w and b
+    have the input's shape, so no broadcast_in_dim is traced between them)."""
     layers = max(1, n_equations // 3)
     rng = np.random.default_rng(0)
-    params = {"w": rng.normal(0, 0.5, size=(16,)).astype(np.float32), "b": rng.normal(size=(16,)).astype(np.float32)}
+    params = {"w": rng.normal(0, 0.5, size=(1, 16)).astype(np.float32),
+              "b": rng.normal(size=(1, 16)).astype(np.float32)}
 
     def fn(params, x):
         for _ in range(layers):

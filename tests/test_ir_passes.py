@@ -121,7 +121,7 @@ def test_pipeline_order_is_documented():
     assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants",
                                               "eliminate_common_subexpressions", "sink_transposes",
                                               "fuse_conv_affine", "fuse_gemm_bias", "fuse_relu", "fuse_dense",
-                                              "eliminate_dead_code", "name_weights"]
+                                              "fuse_elementwise", "eliminate_dead_code", "name_weights"]
 
 
 def test_passes_do_not_change_numbers_softmax_dense():

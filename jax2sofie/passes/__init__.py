@@ -19,8 +19,10 @@ Why this order:
 7. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the
    passes above put in (or next to) them and folding the per-column shifts and scales after them (an
    inference BatchNorm); last of the fusions, as it leaves no Gemm to fuse into.
-8. eliminate_dead_code: removes what the rewrites above left unused.
-9. name_weights last: only once unused tensors are gone are the readable names free to take.
+8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
+   above, which look for single Add/Max nodes next to their Gemm/Conv.
+9. eliminate_dead_code: removes what the rewrites above left unused.
+10. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ..ir import Graph, verify
 from .broadcasts import eliminate_broadcasts
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
+from .elementwise_fusion import fuse_elementwise
 from .dense import fuse_dense
 from .dce import eliminate_dead_code
 from .activations import fuse_relu
@@ -49,6 +52,7 @@ PIPELINE: list[Pass] = [
     fuse_gemm_bias,
     fuse_relu,
     fuse_dense,
+    fuse_elementwise,
     eliminate_dead_code,
     name_weights,
 ]

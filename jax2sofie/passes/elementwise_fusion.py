@@ -1,0 +1,139 @@
+"""Fuse chains of elementwise operators into one J2S_Elementwise loop.
+
+Every elementwise SOFIE operator is a loop over memory of its own: the tanh GELU of a transformer is
+eight of them (x^3, * 0.044715, + x, * sqrt(2/pi), tanh, + 1, * 0.5, * x), each reading and writing the
+whole activation. Here an elementwise node whose only reader is another elementwise node of the same
+output shape is inlined into that reader's C++ expression, so the chain becomes one loop that keeps
+its intermediates in registers.
+
+What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
+SOFIE's own code computes them, so the numbers do not change) and J2S_Elementwise nodes (their
+expression attribute is inlined as it is). An intermediate is inlined only when it is float32, not a
+graph output, read only by nodes of one group, and of that group's output shape (so no intermediate
+is broadcast, and every input of the group broadcasts to the group's output like numpy). A node that
+no producer is inlined into is left as it is. A group stops growing at MAX_GROUP nodes, which keeps the
+generated loop bodies readable and quick to compile (a 10,000-layer chain becomes many loops, not
+one).
+
+Runs after the dense and conv fusions, which look for the Add/Max next to their Gemm/Conv.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+from ..lowering.expressions import ExpressionBuilder, literal
+
+MAX_GROUP = 32
+
+
+def _unary(function: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
+    return lambda b, a: f"{function}({a[0]})"
+
+
+def _binary(operator: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
+    return lambda b, a: f"({a[0]} {operator} {a[1]})"
+
+
+def _relu(b: ExpressionBuilder, a: Sequence[str]) -> str:
+    x = b.share(a[0])
+    return f"({x} > 0 ? {x} : 0.0f)"  # SOFIE's Relu: ((x > 0) ? x : 0)
+
+
+# float32 SOFIE operator -> its expression over argument expressions, as SOFIE's generated code has it
+FLOAT_TEMPLATES: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
+    "Add": _binary("+"), "Sub": _binary("-"), "Mul": _binary("*"), "Div": _binary("/"),
+    "Max": lambda b, a: f"std::max({{{', '.join(a)}}})", "Min": lambda b, a: f"std::min({{{', '.join(a)}}})",
+    "Neg": lambda b, a: f"(-{a[0]})", "Reciprocal": lambda b, a: f"(1.0f / {a[0]})",
+    "Sigmoid": lambda b, a: f"(1.0f / (1.0f + std::exp(-{a[0]})))", "Relu": _relu,
+    **{op: _unary(f"std::{op.lower()}") for op in ("Exp", "Log", "Sqrt", "Tanh", "Abs", "Sin", "Cos", "Floor",
+                                                     "Atan", "Asinh", "Acosh", "Atanh", "Erf")},
+}
+
+
+def _fusible(node: Node) -> bool:
+    if len(node.outputs) != 1:
+        return False
+    if node.op == "J2S_Elementwise":
+        return True
+    return (node.op in FLOAT_TEMPLATES and node.outputs[0].dtype == np.float32
+            and all(v.dtype == np.float32 for v in node.inputs))
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    consumers = graph.consumers()
+    producers = graph.producers()
+    graph_outputs = {id(v) for v in graph.outputs}
+    # Last node first, so that a node's readers already know their group: a node joins the group of
+    # its readers when they are all in one group (a DAG such as GELU's, which reads x four times,
+    # fuses whole), else it starts a group of its own.
+    root_of: dict[int, Node] = {}  # id(node) -> the last node of its group, which the group becomes
+    size: dict[int, int] = {}  # id(root) -> nodes in its group
+    for node in reversed(graph.nodes):
+        if not _fusible(node):
+            continue
+        root = _joined_root(node, consumers.get(id(node.outputs[0]), []), root_of, graph_outputs)
+        if root is not None and size[id(root)] < MAX_GROUP:
+            root_of[id(node)] = root
+            size[id(root)] += 1
+        else:
+            root_of[id(node)] = node
+            size[id(node)] = 1
+    inlined = {key for key, root in root_of.items() if id(root) != key}
+    if not inlined:
+        return graph
+    graph.nodes = [node if size.get(id(node), 1) == 1 else _fused_node(node, producers, inlined)
+                   for node in graph.nodes if id(node) not in inlined]
+    return graph
+
+
+def _joined_root(node: Node, readers: list[Node], root_of: dict[int, Node], graph_outputs: set[int]) -> Node | None:
+    """The group `node` can be inlined into: the one all its readers belong to, if its output is a
+    float32 intermediate of that group's output shape."""
+    out = node.outputs[0]
+    if not readers or out.dtype != np.float32 or id(out) in graph_outputs:
+        return None
+    if any(id(reader) not in root_of for reader in readers):
+        return None
+    roots = {id(root_of[id(reader)]): root_of[id(reader)] for reader in readers}
+    if len(roots) != 1:
+        return None
+    (root,) = roots.values()
+    return root if out.shape == root.outputs[0].shape else None
+
+
+def _fused_node(root: Node, producers: dict[int, Node], inlined: set[int]) -> Node:
+    """One J2S_Elementwise computing `root` and the nodes inlined into it."""
+    builder = ExpressionBuilder()
+    tensors: list[Value] = []
+    computed: dict[int, str] = {}  # id(value) -> its expression (a shared name if read again)
+
+    def argument(value: Value) -> str:
+        if id(value) in computed:
+            return computed[id(value)]
+        producer = producers.get(id(value))
+        if producer is not None and id(producer) in inlined:
+            expr = builder.share(expression(producer))
+        elif value.is_const and value.size == 1:
+            expr = literal(np.asarray(value.const).ravel()[0], value.dtype)
+        else:
+            if not any(t is value for t in tensors):
+                tensors.append(value)
+            expr = builder.input(next(i for i, t in enumerate(tensors) if t is value))
+        computed[id(value)] = expr
+        return expr
+
+    def expression(node: Node) -> str:
+        args = [argument(v) for v in node.inputs]
+        if node.op == "J2S_Elementwise":
+            return builder.apply(node.attrs["expression"], args)
+        return FLOAT_TEMPLATES[node.op](builder, args)
+
+    result = expression(root)
+    if not tensors:  # every input a scalar constant: constant folding handles such a node
+        return root
+    out = root.outputs[0]
+    return Node("J2S_Elementwise", tensors, [out], {"expression": builder.render(result),
+                                                   "to": np.dtype(out.dtype).name}, root.name, root.source)
