@@ -7,8 +7,9 @@ output shape is inlined into that reader's C++ expression, so the chain becomes 
 its intermediates in registers.
 
 What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
-SOFIE's own code computes them, so the numbers do not change) and J2S_Elementwise nodes (their
-expression attribute is inlined as it is). An intermediate is inlined only when it is float32, not a
+SOFIE's own code computes them, so the numbers do not change; except tanh, which becomes the rational
+function of lowering/expressions.py, within 3.7e-7 of the exact tanh, also where it stands alone) and
+J2S_Elementwise nodes (their expression attribute is inlined as it is). An intermediate is inlined only when it is float32, not a
 graph output, read only by nodes of one group, and of that group's output shape (so no intermediate
 is broadcast, and every input of the group broadcasts to the group's output like numpy). A node that
 no producer is inlined into is left as it is. A group stops growing at MAX_GROUP nodes, which keeps the
@@ -24,9 +25,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from ..lowering.expressions import ExpressionBuilder, literal
+from ..lowering.expressions import ExpressionBuilder, literal, tanh_expression
 
 MAX_GROUP = 32
+# operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
+# faster than SOFIE's own operator
+FASTER_ALONE = {"Tanh"}
 
 
 def _unary(function: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
@@ -42,13 +46,15 @@ def _relu(b: ExpressionBuilder, a: Sequence[str]) -> str:
     return f"({x} > 0 ? {x} : 0.0f)"  # SOFIE's Relu: ((x > 0) ? x : 0)
 
 
-# float32 SOFIE operator -> its expression over argument expressions, as SOFIE's generated code has it
+# float32 SOFIE operator -> its expression over argument expressions, as SOFIE's generated code has
+# it; except Tanh, which is the vectorisable rational tanh of expressions.py (libm's tanhf in SOFIE)
 FLOAT_TEMPLATES: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
     "Add": _binary("+"), "Sub": _binary("-"), "Mul": _binary("*"), "Div": _binary("/"),
     "Max": lambda b, a: f"std::max({{{', '.join(a)}}})", "Min": lambda b, a: f"std::min({{{', '.join(a)}}})",
     "Neg": lambda b, a: f"(-{a[0]})", "Reciprocal": lambda b, a: f"(1.0f / {a[0]})",
     "Sigmoid": lambda b, a: f"(1.0f / (1.0f + std::exp(-{a[0]})))", "Relu": _relu,
-    **{op: _unary(f"std::{op.lower()}") for op in ("Exp", "Log", "Sqrt", "Tanh", "Abs", "Sin", "Cos", "Floor",
+    "Tanh": lambda b, a: tanh_expression(b, a),
+    **{op: _unary(f"std::{op.lower()}") for op in ("Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "Floor",
                                                      "Atan", "Asinh", "Acosh", "Atanh", "Erf")},
 }
 
@@ -82,10 +88,10 @@ def fuse_elementwise(graph: Graph) -> Graph:
             root_of[id(node)] = node
             size[id(node)] = 1
     inlined = {key for key, root in root_of.items() if id(root) != key}
-    if not inlined:
-        return graph
-    graph.nodes = [node if size.get(id(node), 1) == 1 else _fused_node(node, producers, inlined)
-                   for node in graph.nodes if id(node) not in inlined]
+    rewritten = [node for node in graph.nodes if size.get(id(node), 1) > 1
+                 or (node.op in FASTER_ALONE and _fusible(node) and id(node) not in inlined)]
+    replace = {id(node): _fused_node(node, producers, inlined) for node in rewritten}
+    graph.nodes = [replace.get(id(node), node) for node in graph.nodes if id(node) not in inlined]
     return graph
 
 
