@@ -43,8 +43,14 @@ public:
    {
       if (!NeedsCol())
          return "";
-      // doInfer reads the session as const: the scratch buffer is mutable
-      return "   mutable std::vector<float> " + ColName() + " = std::vector<float>(" + std::to_string(ColSize()) + ");\n";
+      // doInfer reads the session as const: the scratch buffers are mutable. The padded input's
+      // borders are zeroed once here and never written, so each call only copies the interior.
+      std::string members =
+         "   mutable std::vector<float> " + ColName() + " = std::vector<float>(" + std::to_string(ColSize()) + ");\n";
+      if (UsesPaddedInput())
+         members += "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
+                    std::to_string((fC / fP.group) * Prod(PaddedShape())) + ");\n";
+      return members;
    }
 
 protected:
@@ -122,7 +128,7 @@ protected:
       out << "      float *y = " << Out(0) << " + (n * " << fO << " + g * " << og << ") * " << yprod << ";\n";
       if (NeedsCol()) {
          out << "      float *col = session." << ColName() << ".data();\n";
-         out << Im2Col(cg);
+         out << (UsesPaddedInput() ? PaddedIm2Col(cg) : Im2Col(cg));
          out << "      const float *patches = col;\n";
       } else {
          out << "      const float *patches = x;\n";
@@ -169,7 +175,91 @@ private:
    std::int64_t ColSize() const { return (fC / fP.group) * Prod(fK) * Prod(fY); }
    std::string ColName() const { return "fJ2S_col_" + fOutputs.at(0); }
 
-   /// The im2col loops: col[((c*K1 + k1)*K2 + k2)..., (y1*Y2 + y2)...] = x[c, i1, i2, ...] or 0,
+   /// Whether im2col reads a zero-padded copy of the input (every pad >= 0, no input dilation: the
+   /// common case): its loops then have constant bounds and no range checks, and for a unit stride
+   /// each row is a copy of constant length, which the compiler inlines (instead of thousands of
+   /// short std::copy/memmove calls with bounds computed per row).
+   bool UsesPaddedInput() const
+   {
+      for (std::size_t i = 0; i < fD; i++)
+         if (fP.pads[i] < 0 || fP.pads[fD + i] < 0 || fP.lhs_dilations[i] != 1)
+            return false;
+      return true;
+   }
+   std::vector<std::int64_t> PaddedShape() const
+   {
+      std::vector<std::int64_t> p(fD);
+      for (std::size_t i = 0; i < fD; i++)
+         p[i] = fS[i] + fP.pads[i] + fP.pads[fD + i];
+      return p;
+   }
+   std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
+
+   /// Copies the input channels of this group into the padded buffer's interior (when there is any
+   /// padding), then im2col from it: col[(c, k...), (y...)] = xp[c, y*s + k*d ...].
+   std::string PaddedIm2Col(std::int64_t cg) const
+   {
+      std::ostringstream out;
+      const std::size_t d = fD;
+      const std::string ind = "      ";
+      const auto ps = PaddedShape();
+      std::vector<std::int64_t> pstride(d, 1), sstride(d, 1);
+      for (std::size_t i = d; i-- > 1;) {
+         pstride[i - 1] = pstride[i] * ps[i];
+         sstride[i - 1] = sstride[i] * fS[i];
+      }
+      const std::int64_t pprod = Prod(ps), sprod = Prod(fS);
+      bool padded = false;
+      for (auto p : fP.pads)
+         padded = padded || p > 0;
+      out << ind << "const float *xp = x;\n";
+      if (padded) {
+         std::int64_t offset = 0; // of the interior's first element
+         for (std::size_t i = 0; i < d; i++)
+            offset += fP.pads[i] * pstride[i];
+         out << ind << "{\n" << ind << "float *pad = session." << PaddedName() << ".data();\n";
+         out << ind << "for (std::size_t c = 0; c < " << cg << "; c++) {\n";
+         out << ind << "const float *src = x + c * " << sprod << ";\n";
+         out << ind << "float *dst = pad + c * " << pprod << " + " << offset << ";\n";
+         for (std::size_t i = 0; i + 1 < d; i++)
+            out << ind << "for (std::int64_t i" << i << " = 0; i" << i << " < " << fS[i] << "; i" << i << "++)\n";
+         std::string srcOff = "0", dstOff = "0";
+         for (std::size_t i = 0; i + 1 < d; i++) {
+            srcOff += " + i" + std::to_string(i) + " * " + std::to_string(sstride[i]);
+            dstOff += " + i" + std::to_string(i) + " * " + std::to_string(pstride[i]);
+         }
+         out << ind << "   for (std::int64_t j = 0; j < " << fS[d - 1] << "; j++) dst[" << dstOff << " + j] = src[" << srcOff
+             << " + j];\n";
+         out << ind << "}\n" << ind << "xp = pad;\n" << ind << "}\n";
+      }
+      out << ind << "float *dst = col;\n";
+      out << ind << "for (std::size_t c = 0; c < " << cg << "; c++) {\n";
+      out << ind << "const float *xc = xp + c * " << (padded ? pprod : sprod) << ";\n";
+      for (std::size_t i = 0; i < d; i++)
+         out << ind << "for (std::int64_t k" << i << " = 0; k" << i << " < " << fK[i] << "; k" << i << "++) {\n";
+      for (std::size_t i = 0; i + 1 < d; i++)
+         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < " << fY[i] << "; y" << i << "++) {\n";
+      std::string row = "xc";
+      for (std::size_t i = 0; i < d; i++) {
+         const std::string pos = i + 1 < d ? "(y" + std::to_string(i) + " * " + std::to_string(fP.strides[i]) + " + k" +
+                                                std::to_string(i) + " * " + std::to_string(fP.dilations[i]) + ")"
+                                           : "k" + std::to_string(i) + " * " + std::to_string(fP.dilations[i]);
+         row += " + " + pos + (i + 1 < d ? " * " + std::to_string(pstride[i]) : "");
+      }
+      const std::int64_t s = fP.strides[d - 1];
+      out << ind << "   const float *src = " << row << ";\n";
+      out << ind << "   for (std::int64_t y = 0; y < " << fY[d - 1] << "; y++) dst[y] = src[" << (s == 1 ? "y" : "y * " + std::to_string(s))
+          << "];\n";
+      out << ind << "   dst += " << fY[d - 1] << ";\n";
+      for (std::size_t j = 0; j + 1 < d; j++)
+         out << ind << "}\n";
+      for (std::size_t j = 0; j < d; j++)
+         out << ind << "}\n";
+      out << ind << "}\n";
+      return out.str();
+   }
+
+   /// The im2col loops (negative pads or input dilation): col[((c*K1 + k1)*K2 + k2)..., (y1*Y2 + y2)...] = x[c, i1, i2, ...] or 0,
    /// with i = (y*s + k*d - lo) / l where that is a whole, in-range number.
    std::string Im2Col(std::int64_t cg) const
    {
