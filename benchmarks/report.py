@@ -51,7 +51,8 @@ def write_report(rows, scale, ctx) -> str:
         "",
         f"- **A** our generated C++ and **B** the C++ SOFIE generates from the jax2onnx export of the same model: "
         f"both compiled with `g++ {ctx['flags']}` + OpenBLAS and timed by a C++ loop over `Session::infer` "
-        "(benchmarks/cpp_timer.py), so no Python is in the timed path.",
+        f"(benchmarks/cpp_timer.py), so no Python is in the timed path. OpenBLAS kernels: {ctx['openblas_core']} "
+        "(OPENBLAS_CORETYPE, chosen from the CPU's flags; see `_openblas_core` in benchmarks/run.py).",
         "- **C** `jax.jit` on CPU and **D** ONNX Runtime (CPU provider) on the jax2onnx model: timed from Python, "
         "so they include their per-call dispatch cost, as they are used"
         + (f" (ONNX Runtime's floor, one Add on 16 floats: {ctx['ort_floor'] * 1e6:.1f} us)." if ctx['ort_floor'] else "."),

@@ -20,6 +20,27 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+
+def _openblas_core() -> str | None:
+    """The OpenBLAS kernel family for this CPU, from its instruction-set flags. OpenBLAS picks its
+    kernels from the CPU model, and on a CPU it does not know (a new model, or a virtual machine that
+    hides the model, as on the machine of benchmarks/RESULTS.md) it falls back to its SSE3 kernels
+    ("Prescott"), 2-3x slower at sgemm than what the CPU can do, while ONNX Runtime picks its
+    kernels from the flags. Same choice for A and B. OPENBLAS_CORETYPE set by the caller wins."""
+    try:
+        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return None
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+if "OPENBLAS_CORETYPE" not in os.environ and _openblas_core():
+    os.environ["OPENBLAS_CORETYPE"] = _openblas_core()
+
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import platform  # noqa: E402
@@ -288,7 +309,7 @@ def main(argv=None) -> int:
         "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
         "jax": jax.__version__, "flags": " ".join(CXX_FLAGS), "quick": args.quick,
         "repeats": bench.repeats, "min_block_ms": bench.min_block * 1e3, "ort_floor": floor,
-        "versions": _versions(),
+        "versions": _versions(), "openblas_core": os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own choice"),
     }
     Path(args.out).write_text(write_report(rows, scale, context))
     print(f"wrote {args.out}")
