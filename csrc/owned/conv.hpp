@@ -251,11 +251,7 @@ private:
       out << ind << "   for (std::int64_t y = 0; y < " << fY[d - 1] << "; y++) dst[y] = src[" << (s == 1 ? "y" : "y * " + std::to_string(s))
           << "];\n";
       out << ind << "   dst += " << fY[d - 1] << ";\n";
-      for (std::size_t j = 0; j + 1 < d; j++)
-         out << ind << "}\n";
-      for (std::size_t j = 0; j < d; j++)
-         out << ind << "}\n";
-      out << ind << "}\n";
+      out << CloseLoops(2 * d, ind); // the outer output axes, the kernel axes, the channel
       return out.str();
    }
 
@@ -321,12 +317,16 @@ private:
          out << ind << "}\n";
          out << ind << "dst += " << yn << ";\n";
       }
-      for (std::size_t j = 0; j + 1 < d; j++)
-         out << ind << "}\n";
-      for (std::size_t j = 0; j < d; j++)
-         out << ind << "}\n";
-      out << ind << "}\n";
+      out << CloseLoops(2 * d, ind); // the outer output axes, the kernel axes, the channel
       return out.str();
+   }
+
+   static std::string CloseLoops(std::size_t n, const std::string &ind)
+   {
+      std::string s;
+      for (std::size_t j = 0; j < n; j++)
+         s += ind + "}\n";
+      return s;
    }
 
    Params fP;

@@ -26,7 +26,8 @@ def _unary_rule(op: str):
         return ctx.unary(op, x)
 
     rule.__qualname__ = f"unary_rule[{op}]"
-    rule.__doc__ = f"SOFIE {op}"
+    rule.__doc__ = f"SOFIE {op}" + (" (then the rational-function J2S_Elementwise tanh of fuse_elementwise)"
+                                    if op == "Tanh" else "")
     return rule
 
 
