@@ -100,11 +100,6 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
     return graph1
 
 
-def _where(node: Node) -> str:
-    """The node named in an error: its name, op and the user's line."""
-    return f"node '{node.name}' ({node.op})" + (f" from {node.source}" if node.source else "")
-
-
 def _batch_attrs(shape1, shape2, where: str) -> dict:
     """The J2S_BroadcastTo attributes of a target shape seen at the two batch sizes."""
     dims = [solve(int(n1), int(n2)) for n1, n2 in zip(shape1, shape2)]
@@ -117,7 +112,7 @@ def _broadcast_constant(c1: Value, c2: Value, names: set[str], reader: Node) -> 
     """A J2S_BroadcastTo node that makes the batch-sized constant c1 (c2 at the other batch size) from
     its values along the batch-dependent axes, which must repeat (zeros of shape (batch, hidden), a
     weight broadcast over the batch)."""
-    where = _where(reader)
+    where = reader.where()
     if c1.rank != c2.rank:
         raise ConversionError(f"{where}: a constant operand changes rank with the batch size")
     varying = tuple(a for a, (n1, n2) in enumerate(zip(c1.shape, c2.shape)) if n1 != n2)
@@ -153,7 +148,7 @@ def _expand_needs_batch(node1: Node, node2: Node) -> bool:
 
 
 def _as_batch_broadcast(node1: Node, node2: Node) -> None:
-    where = _where(node1)
+    where = node1.where()
     if node1.inputs[0].rank != node1.outputs[0].rank:
         raise ConversionError(f"{where}: an Expand that adds axes cannot depend on the batch size")
     node1.op = "J2S_BroadcastTo"
@@ -164,7 +159,7 @@ def _as_batch_broadcast(node1: Node, node2: Node) -> None:
 
 def _rewrite_shape_operand(node1: Node, node2: Node, k: int) -> None:
     c1, c2 = node1.inputs[k], node2.inputs[k]
-    where = _where(node1)
+    where = node1.where()
     if k != 1 or node1.op not in ("Reshape", "Expand") or c1.shape != c2.shape:
         raise ConversionError(f"{where}: a constant operand depends on the batch size; this is not supported "
                               "with a dynamic batch")

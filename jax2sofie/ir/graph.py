@@ -55,6 +55,10 @@ class Node:
     name: str = ""
     source: str = ""
 
+    def where(self) -> str:
+        """The node as an error message names it: its name, operator and the user's line."""
+        return f"node '{self.name}' ({self.op})" + (f" from {self.source}" if self.source else "")
+
     def __repr__(self) -> str:
         ins = ", ".join(v.name for v in self.inputs)
         outs = ", ".join(v.name for v in self.outputs)

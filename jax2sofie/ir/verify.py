@@ -31,10 +31,6 @@ def _broadcast_shape(shapes) -> tuple | None:
     return tuple(out)
 
 
-def _where(node: Node) -> str:
-    return f"node '{node.name}' ({node.op})" + (f" from {node.source}" if node.source else "")
-
-
 def _check_reshape(node: Node) -> str | None:
     data, out = node.inputs[0], node.outputs[0]
     if data.size != out.size:
@@ -95,22 +91,22 @@ def verify(graph: Graph, known_ops: set[str] | None = None) -> None:
             raise GraphError(f"graph input '{value.name}' carries constant data")
     for node in graph.nodes:
         if known_ops is not None and node.op not in known_ops:
-            raise GraphError(f"{_where(node)}: unknown operator '{node.op}'")
+            raise GraphError(f"{node.where()}: unknown operator '{node.op}'")
         for value in node.inputs:
             if not value.is_const and id(value) not in defined:
-                raise GraphError(f"{_where(node)} reads '{value.name}' before it is computed")
-            claim(value, _where(node))
+                raise GraphError(f"{node.where()} reads '{value.name}' before it is computed")
+            claim(value, node.where())
         for value in node.outputs:
             if id(value) in defined or value.is_const:
-                raise GraphError(f"{_where(node)} writes '{value.name}', which is already defined")
+                raise GraphError(f"{node.where()} writes '{value.name}', which is already defined")
             if value.dtype not in SUPPORTED_DTYPES and np.dtype(value.dtype) not in SUPPORTED_DTYPES:
-                raise GraphError(f"{_where(node)} produces '{value.name}' of unsupported dtype {value.dtype}")
-            claim(value, _where(node))
+                raise GraphError(f"{node.where()} produces '{value.name}' of unsupported dtype {value.dtype}")
+            claim(value, node.where())
             defined.add(id(value))
         check = OP_CHECKS.get(node.op)
         problem = check(node) if check else None
         if problem:
-            raise GraphError(f"{_where(node)}: {problem}")
+            raise GraphError(f"{node.where()}: {problem}")
     if not graph.outputs:
         raise GraphError(f"graph '{graph.name}' has no outputs")
     for value in graph.outputs:
