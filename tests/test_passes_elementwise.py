@@ -114,3 +114,18 @@ def test_tanh_is_the_rational_function_within_4e7_of_the_exact_tanh():
     assert np.max(np.abs(got[finite] - exact[finite])) < 3.7e-7
     assert np.all(np.abs(got[finite]) <= 1.0) and np.isnan(got[~finite]).all()
     assert np.signbit(got[grid.size - 8]) and got[grid.size - 7] == 1.0 and got[grid.size - 6] == -1.0
+
+
+def test_a_group_of_scalar_constants_reads_them_as_inputs():
+    """Constant folding leaves no such group, but the pass alone must still give a valid node: with
+    every input a scalar constant, the constants are read as tensors instead of inlined as literals."""
+    b = GraphBuilder("g")
+    two = b.constant(np.array([2.0], np.float32), "two")
+    three = b.constant(np.array([3.0], np.float32), "three")
+    product = b.op("Mul", [two, three], (1,), np.float32)
+    b.graph.outputs = [b.op("Exp", [product], (1,), np.float32)]
+    graph = fuse_elementwise(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Elementwise"]
+    assert graph.nodes[0].inputs == [two, three]
+    assert graph.nodes[0].attrs["expression"] == "t0 = (x0 * x1); std::exp(t0)"
+    verify(graph)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import Value
 from .context import LoweringContext, dtype_attr
-from .expressions import CTYPES, PRIMITIVES, ExpressionBuilder, Template, literal, select_expression
+from .expressions import CTYPES, PRIMITIVES, ExpressionBuilder, Template, operand, select_expression
 from .registry import register
 
 
@@ -26,16 +26,8 @@ def elementwise(ctx: LoweringContext, template: Template, inputs: Sequence[Value
     """
     builder = ExpressionBuilder()
     tensors: list[Value] = []
-    args: list[str] = []
-    for value in inputs:
-        if value.is_const and value.size == 1 and any(not v.is_const for v in inputs):
-            args.append(literal(np.asarray(value.const).ravel()[0], value.dtype))
-            continue
-        index = next((i for i, t in enumerate(tensors) if t is value), None)
-        if index is None:
-            index = len(tensors)
-            tensors.append(value)
-        args.append(builder.input(index))
+    inline_scalars = any(not v.is_const for v in inputs)  # the node needs one tensor input at least
+    args = [operand(builder, tensors, value, inline_scalars) for value in inputs]
     dtype = np.dtype(inputs[0].dtype).name  # the templates dispatch on the first argument's type
     expression = builder.render(template(builder, args, dtype, params or {}))
     shape = tuple(np.broadcast_shapes(*(v.shape for v in inputs)))

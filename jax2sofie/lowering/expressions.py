@@ -85,6 +85,19 @@ class ExpressionBuilder:
         return rename(result)
 
 
+def operand(builder: ExpressionBuilder, tensors: list, value: Any, inline_scalar: bool) -> str:
+    """How a J2S_Elementwise expression reads `value` (an IR Value): as a C++ literal if it is a scalar
+    constant and `inline_scalar`, else as x<i>, i its place in `tensors` (the node's inputs; a value
+    read twice is one input)."""
+    if inline_scalar and value.is_const and value.size == 1:
+        return literal(np.asarray(value.const).ravel()[0], value.dtype)
+    index = next((i for i, t in enumerate(tensors) if t is value), None)
+    if index is None:
+        index = len(tensors)
+        tensors.append(value)
+    return builder.input(index)
+
+
 def _is_literal(expr: str) -> bool:
     return bool(re.fullmatch(r"\(?-?[0-9.e+-]+f\)?|true|false|std::int(32|64)_t\(-?[0-9]+\)", expr))
 

@@ -2,9 +2,9 @@
 
 Every elementwise SOFIE operator is a loop over memory of its own: the tanh GELU of a transformer is
 eight of them (x^3, * 0.044715, + x, * sqrt(2/pi), tanh, + 1, * 0.5, * x), each reading and writing the
-whole activation. Here an elementwise node whose only reader is another elementwise node of the same
-output shape is inlined into that reader's C++ expression, so the chain becomes one loop that keeps
-its intermediates in registers.
+whole activation. Here an elementwise node whose readers are all in one group of elementwise nodes
+of its output shape is inlined into that group's C++ expression, so the chain becomes one loop that
+keeps its intermediates in registers.
 
 What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
 SOFIE's own code computes them, so the numbers do not change; except tanh, which becomes the rational
@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from ..lowering.expressions import ExpressionBuilder, literal, tanh_expression
+from ..lowering.expressions import ExpressionBuilder, operand, tanh_expression
 
 MAX_GROUP = 32
 # operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
@@ -110,7 +110,7 @@ def _joined_root(node: Node, readers: list[Node], root_of: dict[int, Node], grap
     return root if out.shape == root.outputs[0].shape else None
 
 
-def _fused_node(root: Node, producers: dict[int, Node], inlined: set[int]) -> Node:
+def _fused_node(root: Node, producers: dict[int, Node], inlined: set[int], inline_scalars: bool = True) -> Node:
     """One J2S_Elementwise computing `root` and the nodes inlined into it."""
     builder = ExpressionBuilder()
     tensors: list[Value] = []
@@ -122,12 +122,8 @@ def _fused_node(root: Node, producers: dict[int, Node], inlined: set[int]) -> No
         producer = producers.get(id(value))
         if producer is not None and id(producer) in inlined:
             expr = builder.share(expression(producer))
-        elif value.is_const and value.size == 1:
-            expr = literal(np.asarray(value.const).ravel()[0], value.dtype)
         else:
-            if not any(t is value for t in tensors):
-                tensors.append(value)
-            expr = builder.input(next(i for i, t in enumerate(tensors) if t is value))
+            expr = operand(builder, tensors, value, inline_scalars)
         computed[id(value)] = expr
         return expr
 
@@ -138,8 +134,8 @@ def _fused_node(root: Node, producers: dict[int, Node], inlined: set[int]) -> No
         return FLOAT_TEMPLATES[node.op](builder, args)
 
     result = expression(root)
-    if not tensors:  # every input a scalar constant: constant folding handles such a node
-        return root
+    if not tensors:  # every input a scalar constant (left by no pipeline: constant folding runs first)
+        return _fused_node(root, producers, inlined, inline_scalars=False)
     out = root.outputs[0]
     return Node("J2S_Elementwise", tensors, [out], {"expression": builder.render(result),
                                                    "to": np.dtype(out.dtype).name}, root.name, root.source)
