@@ -203,11 +203,7 @@ private:
       const std::size_t d = fD;
       const std::string ind = "      ";
       const auto ps = PaddedShape();
-      std::vector<std::int64_t> pstride(d, 1), sstride(d, 1);
-      for (std::size_t i = d; i-- > 1;) {
-         pstride[i - 1] = pstride[i] * ps[i];
-         sstride[i - 1] = sstride[i] * fS[i];
-      }
+      const std::vector<std::int64_t> pstride = RowMajorStrides(ps), sstride = RowMajorStrides(fS);
       const std::int64_t pprod = Prod(ps), sprod = Prod(fS);
       bool padded = false;
       for (auto p : fP.pads)
@@ -268,12 +264,8 @@ private:
       for (std::size_t i = 0; i < d; i++)
          out << ind << "for (std::int64_t k" << i << " = 0; k" << i << " < " << fK[i] << "; k" << i << "++) {\n";
       // outer output axes: one position each, an out-of-range one zeroes its whole inner block
-      std::vector<std::int64_t> innerBlock(d, 1); // output elements below axis i
-      for (std::size_t i = d; i-- > 1;)
-         innerBlock[i - 1] = innerBlock[i] * fY[i];
-      std::vector<std::int64_t> inStride(d, 1);
-      for (std::size_t i = d; i-- > 1;)
-         inStride[i - 1] = inStride[i] * fS[i];
+      const std::vector<std::int64_t> innerBlock = RowMajorStrides(fY); // output elements below axis i
+      const std::vector<std::int64_t> inStride = RowMajorStrides(fS);
       out << ind << "const float *xk = xc;\n";
       std::string xptr = "xk";
       for (std::size_t i = 0; i + 1 < d; i++) {
@@ -319,6 +311,14 @@ private:
       }
       out << CloseLoops(2 * d, ind); // the outer output axes, the kernel axes, the channel
       return out.str();
+   }
+
+   static std::vector<std::int64_t> RowMajorStrides(const std::vector<std::int64_t> &shape)
+   {
+      std::vector<std::int64_t> strides(shape.size(), 1);
+      for (std::size_t i = shape.size(); i-- > 1;)
+         strides[i - 1] = strides[i] * shape[i];
+      return strides;
    }
 
    static std::string CloseLoops(std::size_t n, const std::string &ind)
