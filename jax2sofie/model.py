@@ -12,6 +12,7 @@ import numpy as np
 import sofie
 
 from .emit import emit
+from .header_fixes import fix_header
 from .ir import Graph
 from .runtime import CheckReport, TensorSpec, compile_model
 from .runtime.standalone import write_standalone_test
@@ -68,6 +69,7 @@ class ConvertedModel:
         kept: list[tuple[Path, Path]] = []  # (file, its previous version set aside in the staging folder)
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
+            fix_header(staging / f"{self.name}.hxx")
             if test:
                 arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
                 weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
