@@ -2,20 +2,22 @@
 #include "ops_conv.hpp"
 
 #include "owned/conv.hpp"
+#include "owned/conv_nhwc.hpp"
 #include "owned/pool.hpp"
 
 namespace jax2sofie {
 
-// J2S_Conv: inputs [X, W], [X, W, B] or [X, W, B, R] in NC<spatial> / O I<spatial> layout; float32
-//   (R: a residual of the output's shape, added before the activation).
-//   strides, dilations, lhs_dilations (list[int], one per spatial axis, required),
-//   pads (list[int], lo... then hi..., required), group (int, 1), activation ("" | "relu", "").
-OpPtr MakeOwnedConv(const Node &n)
+namespace {
+
+// The attributes both convolutions take: strides, dilations, lhs_dilations (list[int], one per
+// spatial axis, required), pads (list[int], lo... then hi..., required), group (int, 1),
+// activation ("" | "relu", "").
+ConvParams ConvParamsOf(const Node &n)
 {
    n.ExpectInputs(2, 4);
    n.ExpectOutputs(1);
    CheckDType<float>(n);
-   ConvOperator::Params p;
+   ConvParams p;
    p.strides = n.Ints("strides");
    p.pads = n.Ints("pads");
    p.dilations = n.Ints("dilations");
@@ -24,7 +26,22 @@ OpPtr MakeOwnedConv(const Node &n)
    p.activation = n.Str("activation", "");
    if (!p.activation.empty() && p.activation != "relu")
       throw NodeError("unknown activation '" + p.activation + "' (activations: \"\", relu)");
-   return std::make_unique<ConvOperator>(n.inputs, n.Output(), p);
+   return p;
+}
+
+} // namespace
+
+// J2S_Conv: inputs [X, W], [X, W, B] or [X, W, B, R] in NC<spatial> / O I<spatial> layout; float32
+//   (R: a residual of the output's shape, added before the activation).
+OpPtr MakeOwnedConv(const Node &n)
+{
+   return std::make_unique<ConvOperator>(n.inputs, n.Output(), ConvParamsOf(n));
+}
+
+// J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
+OpPtr MakeOwnedConvNHWC(const Node &n)
+{
+   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
 }
 
 // J2S_Pool: input [X] of any rank; float32.

@@ -1,5 +1,6 @@
-// Factories of the convolution family: jax2sofie's own Conv (im2col + sgemm) and window
-// reduction (pooling), both project-owned operators (csrc/owned/conv.hpp, csrc/owned/pool.hpp).
+// Factories of the convolution family: jax2sofie's own convolutions (im2col + sgemm in NC layout,
+// a direct kernel in channels-last layout) and window reduction (pooling), all project-owned
+// operators (csrc/owned/conv.hpp, conv_nhwc.hpp, pool.hpp).
 #pragma once
 
 #include "node.hpp"
@@ -7,6 +8,7 @@
 namespace jax2sofie {
 
 OpPtr MakeOwnedConv(const Node &);
+OpPtr MakeOwnedConvNHWC(const Node &);
 OpPtr MakeOwnedPool(const Node &);
 
 } // namespace jax2sofie

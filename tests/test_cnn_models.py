@@ -87,8 +87,8 @@ def test_small_cnn_static(batch):
     fn, variables = _small_cnn()
     model = jax2sofie.convert(fn, variables, _x((batch, 28, 28, 1)), name="small_cnn")
     counts = model.graph.op_counts()
-    # one Transpose at the input, one before the flatten; bias and BatchNorm inside the convs
-    assert counts.get("Transpose") == 2 and counts["J2S_Conv"] == 2, counts
+    # channels-last convolutions: no Transpose at all; bias and BatchNorm inside the convs
+    assert "Transpose" not in counts and counts["J2S_ConvNHWC"] == 2, counts
     assert not {"Sub", "Mul", "Add", "Max", "Relu"} & set(counts), counts
     _check(model, [batch], (28, 28, 1), "small_cnn")
 
@@ -96,7 +96,7 @@ def test_small_cnn_static(batch):
 def test_small_cnn_dynamic_batch():
     fn, variables = _small_cnn()
     model = jax2sofie.convert(fn, variables, _x((2, 28, 28, 1)), name="small_cnn_dyn", dynamic_batch=True)
-    assert _transposes(model) == 2
+    assert _transposes(model) == 0
     _check(model, BATCHES, (28, 28, 1), "small_cnn_dyn")
 
 
@@ -104,9 +104,9 @@ def test_small_cnn_dynamic_batch():
 def test_resnet_block_static(batch):
     model = jax2sofie.convert(_resnet_block(), _x((batch, 32, 32, 16)), name="resnet_block")
     counts = model.graph.op_counts()
-    # NHWC in and out: one Transpose each way; the skip connection reads the transposed input and
-    # is the second conv's residual, BatchNorms and ReLUs are inside the convs
-    assert counts.get("Transpose") == 2 and counts["J2S_Conv"] == 2, counts
+    # NHWC in and out, convolutions in NHWC: no Transpose; the skip connection is the second
+    # conv's residual, BatchNorms and ReLUs are inside the convs
+    assert "Transpose" not in counts and counts["J2S_ConvNHWC"] == 2, counts
     assert not {"Add", "Sub", "Mul", "Max", "Relu"} & set(counts), counts
     _check(model, [batch], (32, 32, 16), "resnet_block")
 

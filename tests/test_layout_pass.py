@@ -23,25 +23,29 @@ def _rng_arrays(*shapes, seed=0):
     return [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
 
-def _cnn(p, x):
+def _cnn(p, x, group=1):
     """conv-relu-pool-conv-relu-pool-flatten-dense, as plain lax."""
     for w, b in ((p["w1"], p["b1"]), (p["w2"], p["b2"])):
-        x = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC) + b
+        x = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC, feature_group_count=group) + b
         x = jax.nn.relu(x)
         x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
     return x.reshape(x.shape[0], -1) @ p["wd"]
 
 
-def _cnn_params():
-    w1, b1, w2, b2, wd = _rng_arrays((3, 3, 2, 4), (4,), (3, 3, 4, 6), (6,), (2 * 2 * 6, 3))
+def _cnn_params(group=1):
+    w1, b1, w2, b2, wd = _rng_arrays((3, 3, 2 // group, 4), (4,), (3, 3, 4 // group, 6), (6,), (2 * 2 * 6, 3))
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "wd": wd}
 
 
 def test_cnn_keeps_one_transpose_at_the_input_and_one_before_the_flatten(monkeypatch):
-    params, (x,) = _cnn_params(), _rng_arrays((3, 9, 8, 2), seed=1)
-    after = jax2sofie.convert(_cnn, params, x, name="layout_cnn")
+    # grouped convolutions: J2S_Conv, in NC layout, between Transposes the pass has to cancel
+    def grouped(p, x):
+        return _cnn(p, x, group=2)
+
+    params, (x,) = _cnn_params(group=2), _rng_arrays((3, 9, 8, 2), seed=1)
+    after = jax2sofie.convert(grouped, params, x, name="layout_cnn")
     monkeypatch.setattr(passes, "PIPELINE", [p for p in passes.PIPELINE if p is not sink_transposes])
-    before = jax2sofie.convert(_cnn, params, x, name="layout_cnn_before")
+    before = jax2sofie.convert(grouped, params, x, name="layout_cnn_before")
     assert before.graph.op_counts()["Transpose"] == 4  # two around each conv
     counts = after.graph.op_counts()
     assert counts["Transpose"] == 2, after.graph
@@ -50,6 +54,30 @@ def test_cnn_keeps_one_transpose_at_the_input_and_one_before_the_flatten(monkeyp
     # bias and ReLU inside both convs once no Transpose stands between them
     assert ops.count("J2S_Conv") == 2 and "Add" not in counts and "Max" not in counts
     assert after.check(x).passed and before.check(x).passed
+
+
+def test_channels_last_cnn_has_no_transpose():
+    params, (x,) = _cnn_params(), _rng_arrays((3, 9, 8, 2), seed=1)
+    model = jax2sofie.convert(_cnn, params, x, name="nhwc_cnn")
+    counts = model.graph.op_counts()
+    assert "Transpose" not in counts and counts["J2S_ConvNHWC"] == 2, model.graph
+    assert "Add" not in counts and "Max" not in counts, model.graph
+    assert model.check(x).passed
+
+
+def test_channels_first_convs_keep_one_transpose_each_way():
+    # an NCHW model on the channels-last kernel: Transposes at the input and the output only
+    w1, w2 = _rng_arrays((4, 2, 3, 3), (5, 4, 3, 3), seed=2)
+
+    def fn(p, x):
+        y = jax.nn.relu(lax.conv_general_dilated(x, p["w1"], (1, 1), "SAME"))
+        return lax.conv_general_dilated(y, p["w2"], (2, 1), "SAME")
+
+    x, = _rng_arrays((2, 2, 7, 6), seed=4)
+    model = jax2sofie.convert(fn, {"w1": w1, "w2": w2}, x, name="nchw_cnn")
+    counts = model.graph.op_counts()
+    assert counts["Transpose"] == 2 and counts["J2S_ConvNHWC"] == 2, model.graph
+    assert model.check(x).passed
 
 
 def _graph(shape=(2, 3, 4, 5)):
@@ -97,14 +125,17 @@ def test_transpose_read_by_a_layout_specific_op_is_not_duplicated():
     assert [n.op for n in graph.nodes] == ops_before
 
 
-def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change():
-    w, bias, mean, var, scale, shift, wd, bd, mean_d = _rng_arrays((3, 3, 2, 5), (5,), (5,), (5,), (5,), (5,),
-                                                                   (5, 4), (4,), (4,))
+@pytest.mark.parametrize("group, conv_op", [(1, "J2S_ConvNHWC"), (2, "J2S_Conv")])
+def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change(group, conv_op):
+    # group 1 is the direct channels-last conv (channel axis last), group 2 the NC im2col one (axis 1)
+    w, bias, mean, var, scale, shift, wd, bd, mean_d = _rng_arrays((3, 3, 2 // group, 6), (6,), (6,), (6,), (6,),
+                                                                   (6,), (6, 4), (4,), (4,))
     params = {"w": w, "b": bias, "mean": mean, "var": np.abs(var) + 0.5, "scale": scale, "shift": shift,
               "wd": wd, "bd": bd, "mean_d": mean_d}
 
     def fn(p, x):
-        y = lax.conv_general_dilated(x, p["w"], (2, 2), "SAME", dimension_numbers=NHWC) + p["b"]
+        y = lax.conv_general_dilated(x, p["w"], (2, 2), "SAME", dimension_numbers=NHWC,
+                                     feature_group_count=group) + p["b"]
         y = (y - p["mean"]) * lax.rsqrt(p["var"] + 1e-5) * p["scale"] + p["shift"]
         y = jax.nn.relu(y).mean(axis=(1, 2))
         z = y @ p["wd"] + p["bd"]
@@ -113,7 +144,7 @@ def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change():
     x, = _rng_arrays((2, 7, 6, 2), seed=3)
     model = jax2sofie.convert(fn, params, x, name="bn_fold")
     counts = model.graph.op_counts()
-    assert counts["J2S_Conv"] == 1 and counts["J2S_Dense"] == 1, model.graph
+    assert counts[conv_op] == 1 and counts["J2S_Dense"] == 1, model.graph
     assert not {"Add", "Sub", "Mul", "Max", "Relu"} & set(counts), model.graph
     assert "Div" not in [n.op for n in model.graph.nodes[-1:]]  # the /1.5 went into the dense layer
     assert model.check(x).passed

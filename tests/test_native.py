@@ -393,6 +393,17 @@ def linalg_cases():
         Case("g_J2S_Dense_nobias_tanh", {"x": x},
              [node("J2S_Dense", "dense", ["x", "w"], ["y"], dtype="float32", activation="tanh")],
              {"y": np.tanh(x @ w)}, weights={"w": w}),
+        # inline rows (few rows, small weights): vector tiles over N = 37 (16 + 16 + 4 + a partial 1) and
+        # N = 70 (two tiles), odd and even K; sgemv for weights above the inline size
+        Case("g_J2S_Dense_inline_rows_relu", {"a": (ia := f32(3, 7))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="relu")],
+             {"y": np.maximum(ia @ (iw := f32(7, 37)) + (ib := f32(37)), 0)}, weights={"w": iw, "b": ib}),
+        Case("g_J2S_Dense_inline_rows_sigmoid", {"a": (ja := f32(2, 6))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="sigmoid")],
+             {"y": 1 / (1 + np.exp(-(ja @ (jw := f32(6, 70)) + (jb := f32(70)))))}, weights={"w": jw, "b": jb}),
+        Case("g_J2S_Dense_gemv_large", {"a": (la := f32(1, 300))},
+             [node("J2S_Dense", "dense", ["a", "w"], ["y"], dtype="float32", activation="relu")],
+             {"y": np.maximum(la @ (lw := f32(300, 300)), 0)}, weights={"w": lw}),
         Case("g_MatMul_vector", {"v": (gv := f32(5))}, [node("Gemm", "mv", ["v", "w"], ["y"])], {"y": gv @ w},
              weights={"w": w}),
         Case("g_MatMul_batch_broadcast", {"a": (ga := f32(1, 3, 5)), "b": b3}, [node("Gemm", "bmm", ["a", "b"], ["y"])],
@@ -540,8 +551,22 @@ def owned_reduce_cases():
     return cases
 
 
+def _conv_nhwc_reference(x, w, b, strides, pads, dilations):
+    """A 2-D channels-last convolution (x [N, H, W, C], w [KH, KW, C, O]) in numpy loops."""
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    (kh, kw), (sh, sw), (dh, dw) = w.shape[:2], strides, dilations
+    oh = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    y = np.zeros((x.shape[0], oh, ow, w.shape[3]), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * sh:i * sh + (kh - 1) * dh + 1:dh, j * sw:j * sw + (kw - 1) * dw + 1:dw]
+            y[:, i, j] = np.einsum("nhwc,hwco->no", patch, w) + b
+    return y
+
+
 def conv_and_slice_cases():
-    """The project-owned J2S_Conv (im2col + sgemm), J2S_Pool and J2S_Slice against numpy."""
+    """The project-owned J2S_Conv (im2col + sgemm), J2S_ConvNHWC (direct), J2S_Pool and J2S_Slice against numpy."""
     x, w, b = f32(1, 2, 5, 4), f32(3, 2, 3, 3), f32(3)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     conv = np.zeros((1, 3, 5, 4), np.float32)
@@ -550,11 +575,25 @@ def conv_and_slice_cases():
             conv[0, :, i, j] = np.einsum("chw,ochw->o", xp[0, :, i:i + 3, j:j + 3], w) + b
     pool = x.reshape(1, 2, 5, 2, 2)[:, :, :4].reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5))
     s = f32(4, 7)
+    # J2S_ConvNHWC: 19 output channels (one full 16-lane block and a partial one), 11 output columns
+    # (full tiles and a remainder), a kernel dilation, uneven pads and a residual
+    xn, wn, bn = f32(2, 6, 11, 3), f32(3, 2, 3, 19), f32(19)
+    yn = _conv_nhwc_reference(xn, wn, bn, strides=(1, 1), pads=((1, 1), (0, 1)), dilations=(2, 1))
+    rn = f32(*yn.shape)
     return [
         Case("v_J2S_Conv_bias_relu", {"x": x}, [node("J2S_Conv", "c", ["x", "w", "b"], ["y"], strides=[1, 1],
                                                       pads=[1, 1, 1, 1], dilations=[1, 1], lhs_dilations=[1, 1],
                                                       group=1, activation="relu")],
              {"y": np.maximum(conv, 0)}, weights={"w": w, "b": b}),
+        Case("v_J2S_ConvNHWC_bias_relu", {"x": x.transpose(0, 2, 3, 1).copy()},
+             [node("J2S_ConvNHWC", "c", ["x", "w", "b"], ["y"], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1],
+                   lhs_dilations=[1, 1], group=1, activation="relu")],
+             {"y": np.maximum(conv, 0).transpose(0, 2, 3, 1).copy()},
+             weights={"w": w.transpose(2, 3, 1, 0).copy(), "b": b}),
+        Case("v_J2S_ConvNHWC_residual_relu", {"x": xn, "r": rn},
+             [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
+                   dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu")],
+             {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
         Case("v_J2S_Pool_max", {"x": x}, [node("J2S_Pool", "p", ["x"], ["y"], window=[1, 1, 2, 2],
                                                 strides=[1, 1, 2, 2], pads=[0] * 8, dilations=[1] * 4, mode="max",
                                                 init=float("-inf"))], {"y": pool}),

@@ -97,6 +97,63 @@ private:
    std::string fIndent;
 };
 
+/// One block of a row of n values in vectors of `width` floats (16, 8 or 4): values
+/// [first, first + lanes), lanes < width only for the last block (loaded and stored through memcpy).
+struct VectorBlock {
+   std::int64_t first, width, lanes;
+};
+
+/// A row of n values as vector blocks: 16 at a time, then one block of 8 and one of 4 for what is
+/// left, the last possibly partial.
+inline std::vector<VectorBlock> VectorBlocks(std::int64_t n)
+{
+   std::vector<VectorBlock> blocks;
+   std::int64_t first = 0;
+   for (; first + 16 <= n; first += 16)
+      blocks.push_back({first, 16, 16});
+   while (first < n) {
+      const std::int64_t width = n - first >= 8 ? 8 : 4, lanes = std::min<std::int64_t>(width, n - first);
+      blocks.push_back({first, width, lanes});
+      first += lanes;
+   }
+   return blocks;
+}
+
+/// Vectors of 16, 8 and 4 floats and the few operations the vector kernels (J2S_ConvNHWC, J2S_Dense)
+/// use on them, as generic lambdas (a default-constructed vector is the type tag of a load): GCC and
+/// Clang vector extensions, which the compiler maps onto the target's registers; other compilers get
+/// plain structs of floats with the same lambdas (the same numbers, without the speed). Needs <cstring>.
+inline std::string VectorHelpers(const std::string &ind)
+{
+   std::ostringstream out;
+   out << "#if defined(__GNUC__)\n";
+   for (int w : {16, 8, 4})
+      out << ind << "typedef float j2s_vf" << w << " __attribute__((vector_size(" << 4 * w << "), aligned(4)));\n";
+   out << ind << "auto j2s_fma = [](auto &a, float x, const auto &w) { a += x * w; };\n";
+   out << "#if defined(__clang__)\n";
+   out << ind << "auto j2s_relu = [](auto &a) { for (unsigned l = 0; l < sizeof a / sizeof(float); l++) a[l] = a[l] > 0.0f ? a[l] : 0.0f; };\n";
+   out << "#else\n";
+   out << ind << "auto j2s_relu = [](auto &a) { a = a > 0.0f ? a : 0.0f; };\n";
+   out << "#endif\n";
+   out << "#else\n";
+   for (int w : {16, 8, 4}) {
+      const std::string t = "j2s_vf" + std::to_string(w), n = std::to_string(w);
+      out << ind << "struct " << t << " {\n";
+      out << ind << "   float v[" << n << "];\n";
+      out << ind << "   " << t << " &operator+=(const " << t << " &o) { for (int l = 0; l < " << n
+          << "; l++) v[l] += o.v[l]; return *this; }\n";
+      out << ind << "};\n";
+   }
+   out << ind << "auto j2s_fma = [](auto &a, float x, const auto &w) { for (unsigned l = 0; l < sizeof a.v / sizeof(float); l++) a.v[l] += x * w.v[l]; };\n";
+   out << ind << "auto j2s_relu = [](auto &a) { for (unsigned l = 0; l < sizeof a.v / sizeof(float); l++) a.v[l] = a.v[l] > 0.0f ? a.v[l] : 0.0f; };\n";
+   out << "#endif\n";
+   out << ind << "auto j2s_load = [](const float *p, auto v) { std::memcpy(&v, p, sizeof v); return v; };\n";
+   out << ind << "auto j2s_load_n = [](const float *p, auto v, int n) { std::memcpy(&v, p, n * sizeof(float)); return v; };\n";
+   out << ind << "auto j2s_store = [](float *p, const auto &v) { std::memcpy(p, &v, sizeof v); };\n";
+   out << ind << "auto j2s_store_n = [](float *p, const auto &v, int n) { std::memcpy(p, &v, n * sizeof(float)); };\n";
+   return out.str();
+}
+
 inline bool IsFloat(SOFIE::ETensorType t)
 {
    return t == SOFIE::ETensorType::FLOAT || t == SOFIE::ETensorType::DOUBLE;

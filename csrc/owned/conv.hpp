@@ -18,6 +18,7 @@
 // per row, so the loops carry no per-element bounds checks where lhs dilation is 1.
 #pragma once
 
+#include "conv_geometry.hpp"
 #include "owned_operator.hpp"
 
 #include <sstream>
@@ -26,11 +27,7 @@ namespace jax2sofie {
 
 class ConvOperator final : public OwnedOperator {
 public:
-   struct Params {
-      std::vector<std::int64_t> strides, pads, dilations, lhs_dilations;
-      std::int64_t group = 1;
-      std::string activation;
-   };
+   using Params = ConvParams;
 
    ConvOperator(std::vector<std::string> inputs, std::string output, Params p)
       : OwnedOperator("J2S_Conv", std::move(inputs), {std::move(output)}), fP(std::move(p))
@@ -63,42 +60,18 @@ protected:
       if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
          throw std::runtime_error("J2S_Conv: input and kernel must both be of rank 3, 4 or 5");
       fD = x.size() - 2;
-      for (std::size_t i = 1; i < x.size(); i++)
-         if (x[i].isParam)
-            throw std::runtime_error("J2S_Conv: only the batch dimension may be symbolic");
-      for (auto &d : w)
-         if (d.isParam)
-            throw std::runtime_error("J2S_Conv: the kernel shape must be static");
-      auto check = [&](const std::vector<std::int64_t> &v, std::size_t n, const char *what) {
-         if (v.size() != n)
-            throw std::runtime_error(std::string("J2S_Conv: '") + what + "' needs " + std::to_string(n) + " entries");
-      };
-      check(fP.strides, fD, "strides");
-      check(fP.pads, 2 * fD, "pads");
-      check(fP.dilations, fD, "dilations");
-      check(fP.lhs_dilations, fD, "lhs_dilations");
-      fC = x[1].dim;
-      fO = w[0].dim;
-      if (fP.group < 1 || fC % fP.group || fO % fP.group || w[1].dim * fP.group != fC)
+      const auto xs = StaticDims("J2S_Conv", x, 1, x.size(), "input");  // C, S...
+      const auto ws = StaticDims("J2S_Conv", w, 0, w.size(), "kernel"); // O, C/group, K...
+      fC = xs[0];
+      fO = ws[0];
+      if (fP.group < 1 || fC % fP.group || fO % fP.group || ws[1] * fP.group != fC)
          throw std::runtime_error("J2S_Conv: kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
                                   SOFIE::ConvertDimShapeToString(x) + " with group " + std::to_string(fP.group));
       if (in.size() >= 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == fO))
          throw std::runtime_error("J2S_Conv: bias must have shape [" + std::to_string(fO) + "]");
-      fS.clear();
-      fK.clear();
-      fY.clear();
-      for (std::size_t i = 0; i < fD; i++) {
-         const std::int64_t s = x[2 + i].dim, k = w[2 + i].dim;
-         const std::int64_t dilatedIn = (s - 1) * fP.lhs_dilations[i] + 1;
-         const std::int64_t dilatedK = (k - 1) * fP.dilations[i] + 1;
-         const std::int64_t span = dilatedIn + fP.pads[i] + fP.pads[fD + i] - dilatedK;
-         if (fP.strides[i] < 1 || fP.dilations[i] < 1 || fP.lhs_dilations[i] < 1 || span < 0)
-            throw std::runtime_error("J2S_Conv: empty output or non-positive stride/dilation on spatial axis " +
-                                     std::to_string(i));
-         fS.push_back(s);
-         fK.push_back(k);
-         fY.push_back(span / fP.strides[i] + 1);
-      }
+      fS.assign(xs.begin() + 1, xs.end());
+      fK.assign(ws.begin() + 2, ws.end());
+      fY = ConvOutputSizes("J2S_Conv", fS, fK, fP);
       std::vector<SOFIE::Dim> y = {x[0], SOFIE::Dim(static_cast<std::size_t>(fO))};
       for (auto v : fY)
          y.emplace_back(static_cast<std::size_t>(v));
@@ -157,14 +130,6 @@ protected:
    }
 
 private:
-   static std::int64_t Prod(const std::vector<std::int64_t> &v)
-   {
-      std::int64_t p = 1;
-      for (auto x : v)
-         p *= x;
-      return p;
-   }
-
    bool NeedsCol() const
    {
       for (std::size_t i = 0; i < fD; i++)
@@ -311,22 +276,6 @@ private:
       }
       out << CloseLoops(2 * d, ind); // the outer output axes, the kernel axes, the channel
       return out.str();
-   }
-
-   static std::vector<std::int64_t> RowMajorStrides(const std::vector<std::int64_t> &shape)
-   {
-      std::vector<std::int64_t> strides(shape.size(), 1);
-      for (std::size_t i = shape.size(); i-- > 1;)
-         strides[i - 1] = strides[i] * shape[i];
-      return strides;
-   }
-
-   static std::string CloseLoops(std::size_t n, const std::string &ind)
-   {
-      std::string s;
-      for (std::size_t j = 0; j < n; j++)
-         s += ind + "}\n";
-      return s;
    }
 
    Params fP;

@@ -1,12 +1,15 @@
-"""conv_general_dilated, lowered to jax2sofie's own J2S_Conv (im2col + sgemm) in NC<spatial> layout.
+"""conv_general_dilated, lowered to one of jax2sofie's own convolutions between layout Transposes.
 
-Every convolution becomes Transpose(input to N,C,spatial) -> J2S_Conv -> Transpose(to the output
-layout the jaxpr asks for); the kernel is transposed to O,I,spatial, which folds into the weight at
-conversion time. The layout pass (passes/layout.py) then cancels the transposes between layers.
-J2S_Conv (csrc/owned/conv.hpp) and not SOFIE's Conv/ConvTranspose: SOFIE's Conv gets its output size
-wrong without explicit pads, its grouped ConvTranspose is wrong, and its code is slow. Input (lhs)
-dilation is done inside J2S_Conv, so a transposed convolution as Flax's ConvTranspose traces it is
-the same operator.
+- J2S_ConvNHWC (csrc/owned/conv_nhwc.hpp), a direct convolution in the channels-last layout of JAX,
+  Flax and Keras (input N,spatial,C; kernel spatial,I,O: Flax's HWIO kernel as it is), for every
+  convolution without groups, input dilation or negative pads: the common case, and the fast one.
+- J2S_Conv (csrc/owned/conv.hpp), im2col + sgemm in N,C,spatial layout, for the rest: grouped and
+  depthwise convolutions, transposed ones (input dilation, as Flax's ConvTranspose traces), negative pads.
+Either way the input and kernel are transposed to the operator's layout and the output back to the one
+the jaxpr asks for; for channels-last models these Transposes are identities and vanish, otherwise the
+layout pass (passes/layout.py) cancels them between layers and constant kernels fold at conversion.
+Not SOFIE's Conv/ConvTranspose: SOFIE's Conv gets its output size wrong without explicit pads, its
+grouped ConvTranspose is wrong, and its code is slow.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from .registry import register
 def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window_strides, padding, lhs_dilation,
                          rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
                          preferred_element_type=None, **_params) -> Value:
-    """J2S_Conv (im2col + sgemm, groups, strides, pads, lhs/rhs dilation) between layout Transposes."""
+    """J2S_ConvNHWC (direct, channels-last) or J2S_Conv (im2col + sgemm: groups, lhs dilation, negative pads)."""
     if lhs.dtype != np.float32 or rhs.dtype != np.float32:
         raise ctx.error(f"conv_general_dilated is lowered for float32 only, got {lhs.dtype} x {rhs.dtype}")
     if preferred_element_type is not None and np.dtype(preferred_element_type) != np.float32:
@@ -39,23 +42,36 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
     else:
         lhs_spec, rhs_spec, out_spec = (tuple(int(a) for a in s) for s in dimension_numbers)
 
-    x = ctx.transpose(lhs, lhs_spec)      # N, C, spatial...
-    w = ctx.transpose(rhs, rhs_spec)      # O, I, spatial...
     pads = [int(lo) for lo, _ in padding] + [int(hi) for _, hi in padding]
-    y_shape = [x.shape[0], w.shape[0]]
+    n, c = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
+    o = rhs.shape[rhs_spec[0]]
+    y_spatial = []
     for i in range(spatial):
-        dilated_in = (x.shape[2 + i] - 1) * lhs_dilation[i] + 1
-        dilated_k = (w.shape[2 + i] - 1) * rhs_dilation[i] + 1
-        y_shape.append((dilated_in + pads[i] + pads[spatial + i] - dilated_k) // window_strides[i] + 1)
-    if min(y_shape[2:]) <= 0 or 0 in x.shape or 0 in w.shape:
-        raise ctx.error(f"conv_general_dilated with an empty output {y_shape} is not supported")
-    y = ctx.op("J2S_Conv", [x, w], y_shape, np.float32, hint="conv", dtype="float32",
-               strides=[int(s) for s in window_strides], pads=pads, dilations=[int(d) for d in rhs_dilation],
-               lhs_dilations=[int(d) for d in lhs_dilation], group=int(feature_group_count))
-    # output axis out_spec[i] holds axis i of y (N, C, spatial...)
+        dilated_in = (lhs.shape[lhs_spec[2 + i]] - 1) * lhs_dilation[i] + 1
+        dilated_k = (rhs.shape[rhs_spec[2 + i]] - 1) * rhs_dilation[i] + 1
+        y_spatial.append((dilated_in + pads[i] + pads[spatial + i] - dilated_k) // window_strides[i] + 1)
+    if min(y_spatial) <= 0 or 0 in lhs.shape or 0 in rhs.shape:
+        raise ctx.error(f"conv_general_dilated with an empty output {[n, o] + y_spatial} is not supported")
+    attrs = dict(dtype="float32", strides=[int(s) for s in window_strides], pads=pads,
+                 dilations=[int(d) for d in rhs_dilation], lhs_dilations=[int(d) for d in lhs_dilation],
+                 group=int(feature_group_count))
+    # y_axes[a]: the axis of the operator's output (N, C, spatial in its own order) that is axis
+    # `a` of the (N, C, spatial...) description out_spec refers to
+    direct = feature_group_count == 1 and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
+    if direct:
+        x = ctx.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))  # N, spatial..., C
+        w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., I, O
+        y = ctx.op("J2S_ConvNHWC", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
+        y_axes = [0, spatial + 1, *range(1, spatial + 1)]
+    else:
+        x = ctx.transpose(lhs, lhs_spec)  # N, C, spatial...
+        w = ctx.transpose(rhs, rhs_spec)  # O, I, spatial...
+        y = ctx.op("J2S_Conv", [x, w], [n, o, *y_spatial], np.float32, hint="conv", **attrs)
+        y_axes = list(range(spatial + 2))
+    # output axis out_spec[i] holds axis y_axes[i] of y
     perm = [0] * y.rank
     for i, axis in enumerate(out_spec):
-        perm[axis] = i
+        perm[axis] = y_axes[i]
     return ctx.transpose(y, perm)
 
 

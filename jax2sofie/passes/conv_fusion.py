@@ -1,14 +1,15 @@
-"""Fold per-channel affine ops and ReLU into the J2S_Conv before them.
+"""Fold per-channel affine ops and ReLU into the J2S_Conv / J2S_ConvNHWC before them.
 
 A Flax Conv traces to conv + bias add, and an inference-mode BatchNorm after it to
 (y - mean) * (scale / sqrt(var + eps)) + bias, all with constants once the walker has folded the
 parameter arithmetic. After the layout pass those constants broadcast along the conv's channel
-axis only, so they fold into its weights at conversion time:
+axis only (axis 1 of J2S_Conv, the last of J2S_ConvNHWC), so they fold into its weights at
+conversion time:
   Add/Sub c -> bias +/- c;  Mul c -> W * c (per output channel), bias * c;  Div c -> Mul 1/c;
 an Add of a computed tensor of the output's own shape (a ResNet skip connection) becomes the conv's
-residual input (the output is pre-filled with it), then a following Relu becomes the conv's fused
+residual input (added before the activation, in the same pass over the output), then a following Relu becomes the conv's fused
 activation. (The same folds after a dense layer are fuse_dense's, in passes/dense.py.)
-Runs after the layout pass (which makes the constants per-channel in NC<spatial>) and before
+Runs after the layout pass (which puts the constants in the conv's layout) and before
 fuse_gemm_bias and fuse_relu.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from ..ir import Graph, Node, Value
 
 _AFFINE = {"Add", "Sub", "Mul", "Div"}
+# the output channel's axis in the output, and in the kernel, of each convolution
+_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1)}
 
 
 def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarray | None:
@@ -63,7 +66,7 @@ def fuse_conv_affine(graph: Graph) -> Graph:
         # where each value is computed: a residual must exist before the conv that reads it
         position = {id(out): i for i, n in enumerate(graph.nodes) for out in n.outputs}
         for index, node in enumerate(graph.nodes):
-            if node.op != "J2S_Conv":
+            if node.op not in _CHANNEL_AXES:
                 continue
             y = node.outputs[0]
             readers = consumers.get(id(y), [])
@@ -103,14 +106,18 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
         return False
     op, c = found
     w = conv.inputs[1]
-    vec = _per_channel(c, y.rank, 1, y.shape[1])
+    y_axis, w_axis = _CHANNEL_AXES[conv.op]
+    channels = y.shape[y_axis]
+    vec = _per_channel(c, y.rank, y_axis % y.rank, channels)
     if vec is None or (op in ("Mul", "Div") and not w.is_const):
         return False
-    bias = conv.inputs[2].const if len(conv.inputs) == 3 else np.zeros(y.shape[1], np.float32)
+    bias = conv.inputs[2].const if len(conv.inputs) == 3 else np.zeros(channels, np.float32)
     like = conv.inputs[2] if len(conv.inputs) == 3 else None
     if op in ("Mul", "Div"):
         scale = vec if op == "Mul" else 1.0 / vec
-        conv.inputs[1] = _weight(w.const * scale.reshape((-1,) + (1,) * (w.rank - 1)), w, w.name + "_scaled", taken)
+        along = [1] * w.rank
+        along[w_axis] = -1
+        conv.inputs[1] = _weight(w.const * scale.reshape(along), w, w.name + "_scaled", taken)
         bias = bias * scale
     else:
         bias = bias + vec if op == "Add" else bias - vec
@@ -129,7 +136,8 @@ def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int],
             or position.get(id(other), -1) >= index):
         return False
     if len(conv.inputs) == 2:
-        conv.inputs.append(_weight(np.zeros(y.shape[1], np.float32), None, f"{conv.name}_bias", taken))
+        channels = y.shape[_CHANNEL_AXES[conv.op][0]]
+        conv.inputs.append(_weight(np.zeros(channels, np.float32), None, f"{conv.name}_bias", taken))
     conv.inputs.append(other)
     return True
 

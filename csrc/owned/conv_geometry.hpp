@@ -1,0 +1,85 @@
+// What the two project-owned convolutions (J2S_Conv in NC<spatial> layout, J2S_ConvNHWC in
+// N<spatial>C layout) share: their attributes, the output size of each spatial axis and the checks
+// on them, and two small integer helpers of their code generators.
+#pragma once
+
+#include "SOFIE/SOFIE_common.hxx"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace jax2sofie {
+
+struct ConvParams {
+   std::vector<std::int64_t> strides, pads, dilations, lhs_dilations; // pads: lo... then hi...
+   std::int64_t group = 1;
+   std::string activation; // "" | "relu"
+};
+
+inline std::int64_t Prod(const std::vector<std::int64_t> &v)
+{
+   std::int64_t p = 1;
+   for (auto x : v)
+      p *= x;
+   return p;
+}
+
+inline std::vector<std::int64_t> RowMajorStrides(const std::vector<std::int64_t> &shape)
+{
+   std::vector<std::int64_t> strides(shape.size(), 1);
+   for (std::size_t i = shape.size(); i-- > 1;)
+      strides[i - 1] = strides[i] * shape[i];
+   return strides;
+}
+
+/// The output size of each spatial axis, Yi = floor((Si' + lo + hi - ((Ki-1)*di + 1)) / si) + 1 with
+/// Si' = (Si-1)*li + 1, after checking that every attribute has one entry per axis (pads two).
+inline std::vector<std::int64_t> ConvOutputSizes(const std::string &kind, const std::vector<std::int64_t> &spatial,
+                                                 const std::vector<std::int64_t> &kernel, const ConvParams &p)
+{
+   const std::size_t d = spatial.size();
+   auto check = [&](const std::vector<std::int64_t> &v, std::size_t n, const char *what) {
+      if (v.size() != n)
+         throw std::runtime_error(kind + ": '" + what + "' needs " + std::to_string(n) + " entries");
+   };
+   check(p.strides, d, "strides");
+   check(p.pads, 2 * d, "pads");
+   check(p.dilations, d, "dilations");
+   check(p.lhs_dilations, d, "lhs_dilations");
+   std::vector<std::int64_t> y;
+   for (std::size_t i = 0; i < d; i++) {
+      const std::int64_t dilatedIn = (spatial[i] - 1) * p.lhs_dilations[i] + 1;
+      const std::int64_t dilatedK = (kernel[i] - 1) * p.dilations[i] + 1;
+      const std::int64_t span = dilatedIn + p.pads[i] + p.pads[d + i] - dilatedK;
+      if (p.strides[i] < 1 || p.dilations[i] < 1 || p.lhs_dilations[i] < 1 || span < 0)
+         throw std::runtime_error(kind + ": empty output or non-positive stride/dilation on spatial axis " +
+                                  std::to_string(i));
+      y.push_back(span / p.strides[i] + 1);
+   }
+   return y;
+}
+
+/// The static sizes of dims [from, to) of a shape; `what` names the tensor in the error.
+inline std::vector<std::int64_t> StaticDims(const std::string &kind, const std::vector<SOFIE::Dim> &shape,
+                                            std::size_t from, std::size_t to, const char *what)
+{
+   std::vector<std::int64_t> v;
+   for (std::size_t i = from; i < to; i++) {
+      if (shape[i].isParam)
+         throw std::runtime_error(kind + ": only the batch dimension may be symbolic (" + what + ")");
+      v.push_back(static_cast<std::int64_t>(shape[i].dim));
+   }
+   return v;
+}
+
+inline std::string CloseLoops(std::size_t n, const std::string &ind)
+{
+   std::string s;
+   for (std::size_t j = 0; j < n; j++)
+      s += ind + "}\n";
+   return s;
+}
+
+} // namespace jax2sofie
