@@ -4,7 +4,8 @@ One small program per (model, batch) that includes our header and the one SOFIE 
 (their namespaces differ): it loads both Sessions, runs `infer` once each to write the outputs
 (checked against JAX by the caller), calibrates for each a block of k calls lasting at least
 `min_block_us`, then times `repeats` blocks of each, alternating between the models so that a
-busy machine slows them alike, and prints the median and the minimum time per call.
+busy machine slows them alike (each block after one untimed call, so that neither starts on caches
+the other filled), and prints the median and the minimum time per call.
 """
 from __future__ import annotations
 
@@ -66,7 +67,11 @@ int main(int argc, char **argv)
       subjects[i].write(argv[6 + 2 * i]);
    using clock = std::chrono::steady_clock;
    volatile float sink = 0;
+   // each block starts with one untimed call: the other model's block ran just before and evicted
+   // this one's tensors from the caches (a ResNet block at batch 64 moves 4 MB tensors), which a
+   // program calling one model in a loop does not pay
    auto block = [&](Subject &s, long k) {
+      sink = sink + s.call();
       auto t0 = clock::now();
       for (long i = 0; i < k; i++)
          sink = sink + s.call();

@@ -58,7 +58,8 @@ def write_report(rows, scale, ctx) -> str:
         + (f" (ONNX Runtime's floor, one Add on 16 floats: {ctx['ort_floor'] * 1e6:.1f} us)." if ctx['ort_floor'] else "."),
         f"- Times are microseconds per call, the median of {ctx['repeats']} blocks of at least "
         f"{ctx['min_block_ms']:.1f} ms each. Ratios below 1 mean A is faster. err = max |output - JAX|.",
-        "- A and B run in one process, their blocks alternating, so load from other processes hits both alike; "
+        "- A and B run in one process, their blocks alternating, so load from other processes hits both alike "
+        "(each block after one untimed call, so neither starts on caches the other just filled); "
         "'A/B of minima' compares their fastest blocks, the least disturbed estimate on a busy machine. "
         "C and D are timed one after the other and are more exposed to such load.",
         "- Static batch per row (each batch size is converted and compiled on its own, for A and B alike).",
