@@ -61,6 +61,16 @@ inline std::vector<std::int64_t> ConvOutputSizes(const std::string &kind, const 
    return y;
 }
 
+/// The spatial sizes of the input with its padding (pads: lo... then hi..., all >= 0).
+inline std::vector<std::int64_t> PaddedSizes(const std::vector<std::int64_t> &spatial, const std::vector<std::int64_t> &pads)
+{
+   const std::size_t d = spatial.size();
+   std::vector<std::int64_t> p(d);
+   for (std::size_t i = 0; i < d; i++)
+      p[i] = spatial[i] + pads[i] + pads[d + i];
+   return p;
+}
+
 /// The static sizes of dims [from, to) of a shape; `what` names the tensor in the error.
 inline std::vector<std::int64_t> StaticDims(const std::string &kind, const std::vector<SOFIE::Dim> &shape,
                                             std::size_t from, std::size_t to, const char *what)

@@ -246,13 +246,7 @@ private:
             return true;
       return false;
    }
-   std::vector<std::int64_t> PaddedShape() const
-   {
-      std::vector<std::int64_t> p(fD);
-      for (std::size_t i = 0; i < fD; i++)
-         p[i] = fS[i] + fP.pads[i] + fP.pads[fD + i];
-      return p;
-   }
+   std::vector<std::int64_t> PaddedShape() const { return PaddedSizes(fS, fP.pads); }
    std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
 
    ConvParams fP;
