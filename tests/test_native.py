@@ -393,14 +393,21 @@ def linalg_cases():
         Case("g_J2S_Dense_nobias_tanh", {"x": x},
              [node("J2S_Dense", "dense", ["x", "w"], ["y"], dtype="float32", activation="tanh")],
              {"y": np.tanh(x @ w)}, weights={"w": w}),
-        # inline rows (few rows, small weights): vector tiles over N = 37 (16 + 16 + 4 + a partial 1) and
-        # N = 70 (two tiles), odd and even K; sgemv for weights above the inline size
+        # inline rows (up to 4 rows, weights up to 65536 elements): vector tiles
+        # over N = 37 (16 + 16 + 4 + a partial 1) and N = 70 (two tiles), odd and even K; 3 rows and
+        # 9 rows (sgemm) of a 70x80 weight; sgemv for weights above the inline size
         Case("g_J2S_Dense_inline_rows_relu", {"a": (ia := f32(3, 7))},
              [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="relu")],
              {"y": np.maximum(ia @ (iw := f32(7, 37)) + (ib := f32(37)), 0)}, weights={"w": iw, "b": ib}),
         Case("g_J2S_Dense_inline_rows_sigmoid", {"a": (ja := f32(2, 6))},
              [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="sigmoid")],
              {"y": 1 / (1 + np.exp(-(ja @ (jw := f32(6, 70)) + (jb := f32(70)))))}, weights={"w": jw, "b": jb}),
+        Case("g_J2S_Dense_mid_few_rows_relu", {"a": (ma := f32(3, 70))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="relu")],
+             {"y": np.maximum(ma @ (mw := f32(70, 80)) + (mb := f32(80)), 0)}, weights={"w": mw, "b": mb}),
+        Case("g_J2S_Dense_mid_many_rows_sigmoid", {"a": (na := f32(9, 70))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="sigmoid")],
+             {"y": 1 / (1 + np.exp(-(na @ mw + mb)))}, weights={"w": mw, "b": mb}),
         Case("g_J2S_Dense_gemv_large", {"a": (la := f32(1, 300))},
              [node("J2S_Dense", "dense", ["a", "w"], ["y"], dtype="float32", activation="relu")],
              {"y": np.maximum(la @ (lw := f32(300, 300)), 0)}, weights={"w": lw}),

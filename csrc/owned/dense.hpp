@@ -63,10 +63,11 @@ protected:
       const std::string n = std::to_string(fN), k = std::to_string(fK);
       std::string s;
       s += "   {\n";
-      s += "      const int m = " + fRows + ", n = " + n + ", k = " + k + ";\n";
-      s += "      const float one = 1.0f, zero = 0.0f;\n";
+      s += "      const int m = " + fRows + ";\n";
       s += "      float *y = " + Out(0) + ";\n";
       const bool inlineRows = fK * fN <= kInlineWeights;
+      s += "      const int n = " + n + ", k = " + k + ";\n";
+      s += "      const float one = 1.0f, zero = 0.0f;\n";
       s += "      if (m <= " + std::to_string(kGemvRows) + ") {\n";
       if (inlineRows) {
          s += InlineRows("         ");
