@@ -676,7 +676,7 @@ def write_case(case: Case, workdir: Path) -> None:
         np.ascontiguousarray(a.astype(np.uint8) if a.dtype == np.bool_ else a).tofile(workdir / f"{case.name}_in{i}.bin")
 
 
-def compile_and_link(cases: list[Case], workdir: Path, exe: str, ntu: int) -> None:
+def compile_and_link(cases: list[Case], workdir: Path, exe: str, ntu: int, flags: tuple = ("-O2",)) -> None:
     """Compiles the generated headers of `cases` into one executable `exe` dispatching on argv[1]."""
     groups = [cases[i::ntu] for i in range(ntu)]
     sources = []
@@ -703,7 +703,7 @@ int main(int argc, char **argv) {{
 
     def cc(src):
         obj = src.with_suffix(".o")
-        proc = subprocess.run([CXX, "-std=c++20", "-O2", "-w", "-c", str(src), "-o", str(obj)], cwd=workdir,
+        proc = subprocess.run([CXX, "-std=c++20", *flags, "-w", "-c", str(src), "-o", str(obj)], cwd=workdir,
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"g++ failed on {src.name}:\n{proc.stderr[-6000:]}")
@@ -843,6 +843,34 @@ def test_numeric(case, compiled):
             raise build_error
         exe = "cases"
     check_outputs(case, run_case(case, workdir, exe))
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        return set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+# The vector kernels choose tile widths by the preprocessor (AVX-512, AVX, else SSE/NEON); the
+# other tests compile at plain -O2 (SSE2). Each instruction set this CPU has gets its own build.
+_ISA_FLAGS = [pytest.param(("-O3", "-mavx2", "-mfma"), id="avx2", marks=pytest.mark.skipif(
+                  not {"avx2", "fma"} <= _cpu_flags(), reason="this CPU has no AVX2/FMA")),
+              pytest.param(("-O3", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mfma"), id="avx512",
+                           marks=pytest.mark.skipif(not {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= _cpu_flags(),
+                                                    reason="this CPU has no AVX-512"))]
+
+
+@needs_cxx
+@pytest.mark.parametrize("flags", _ISA_FLAGS)
+def test_vector_kernels_per_instruction_set(flags, tmp_path):
+    cases = [c for c in CASES if c.ops & {"J2S_ConvNHWC", "J2S_Dense"} and c.xfail is None]
+    assert len(cases) >= 8
+    for case in cases:
+        write_case(case, tmp_path)
+    compile_and_link(cases, tmp_path, "isa", ntu=2, flags=flags)
+    for case in cases:
+        check_outputs(case, run_case(case, tmp_path, "isa"))
 
 
 @needs_cxx

@@ -121,26 +121,38 @@ private:
       return s;
    }
 
-   /// Each row r < m: y[r] = A[r] W (+ b, relu) with the columns in vector registers: tiles of up
-   /// to four vector blocks (codegen::VectorBlocks), each summed over k in two interleaved chains
-   /// (even and odd k) so consecutive fused multiply-adds do not wait on each other.
+   /// Each row r < m: y[r] = A[r] W (+ b, relu) with the columns in vector registers, in tiles of
+   /// vector blocks (codegen::VectorBlocks) that read W row by row: up to 16 blocks (256 columns) with
+   /// AVX-512's 32 registers, so a 256-wide layer streams W once, contiguously; up to 4 elsewhere.
+   /// A tile of fewer than 8 blocks sums over k in two interleaved chains (even and odd k) so that
+   /// consecutive fused multiply-adds into one register do not wait on each other.
    std::string InlineRows(const std::string &ind) const
    {
-      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fN);
-      const std::string n = std::to_string(fN);
       std::string s = ind + "{\n" + codegen::VectorHelpers(ind);
       s += ind + "const float *w = " + In(1) + ";\n";
       s += ind + "for (int r = 0; r < m; r++) {\n";
       s += ind + "const float *x = " + In(0) + " + r * " + std::to_string(fK) + ";\n";
-      s += ind + "float *yr = y + r * " + n + ";\n";
-      for (std::size_t t = 0; t < blocks.size(); t += 4) {
-         const std::size_t end = std::min(blocks.size(), t + 4);
+      s += ind + "float *yr = y + r * " + std::to_string(fN) + ";\n";
+      s += "#if defined(__AVX512F__)\n" + RowTiles(16, ind) + "#else\n" + RowTiles(4, ind) + "#endif\n";
+      s += ind + "}\n" + ind + "}\n";
+      return s;
+   }
+
+   /// The tiles of one row, `maxBlocks` vector blocks each.
+   std::string RowTiles(std::size_t maxBlocks, const std::string &ind) const
+   {
+      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fN);
+      const std::string n = std::to_string(fN);
+      std::string s;
+      for (std::size_t t = 0; t < blocks.size(); t += maxBlocks) {
+         const std::size_t end = std::min(blocks.size(), t + maxBlocks);
+         const bool twoChains = end - t < 8;
          s += ind + "{\n";
          for (std::size_t b = t; b < end; b++) {
             const auto &blk = blocks[b];
             const std::string vf = "j2s_vf" + std::to_string(blk.width), tag = vf + "{}", i = std::to_string(b - t);
-            s += ind + "   " + vf + " a" + i + " = " + (fHasBias ? Load(blk, In(2) + " + " + std::to_string(blk.first)) : tag) +
-                 ", c" + i + " = " + tag + ";\n";
+            s += ind + "   " + vf + " a" + i + " = " + (fHasBias ? Load(blk, In(2) + " + " + std::to_string(blk.first)) : tag);
+            s += twoChains ? ", c" + i + " = " + tag + ";\n" : ";\n";
          }
          auto step = [&](const std::string &k, const std::string &acc) {
             std::string body;
@@ -151,15 +163,20 @@ private:
             }
             return body;
          };
-         s += ind + "   std::int64_t k = 0;\n";
-         s += ind + "   for (; k + 2 <= " + std::to_string(fK) + "; k += 2) {\n" + step("k", "a") + step("k + 1", "c") + ind +
-              "   }\n";
-         if (fK % 2)
-            s += ind + "   {\n" + step("k", "a") + ind + "   }\n";
+         const std::string kn = std::to_string(fK);
+         if (twoChains) {
+            s += ind + "   std::int64_t k = 0;\n";
+            s += ind + "   for (; k + 2 <= " + kn + "; k += 2) {\n" + step("k", "a") + step("k + 1", "c") + ind + "   }\n";
+            if (fK % 2)
+               s += ind + "   {\n" + step("k", "a") + ind + "   }\n";
+         } else {
+            s += ind + "   for (std::int64_t k = 0; k < " + kn + "; k++) {\n" + step("k", "a") + ind + "   }\n";
+         }
          for (std::size_t b = t; b < end; b++) {
             const auto &blk = blocks[b];
             const std::string i = std::to_string(b - t), dst = "yr + " + std::to_string(blk.first);
-            s += ind + "   a" + i + " += c" + i + ";\n";
+            if (twoChains)
+               s += ind + "   a" + i + " += c" + i + ";\n";
             if (fActivation == "relu")
                s += ind + "   j2s_relu(a" + i + ");\n";
             s += ind + "   " +
@@ -169,7 +186,6 @@ private:
          }
          s += ind + "}\n";
       }
-      s += ind + "}\n" + ind + "}\n";
       return s;
    }
 
