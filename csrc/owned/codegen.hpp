@@ -119,6 +119,22 @@ inline std::vector<VectorBlock> VectorBlocks(std::int64_t n)
    return blocks;
 }
 
+/// The expression loading `block` from float pointer expression `p` (through memcpy of its lanes
+/// into a zeroed vector when the block is partial).
+inline std::string VectorLoad(const VectorBlock &block, const std::string &p)
+{
+   const std::string tag = "j2s_vf" + std::to_string(block.width) + "{}";
+   return block.lanes == block.width ? "j2s_load(" + p + ", " + tag + ")"
+                                     : "j2s_load_n(" + p + ", " + tag + ", " + std::to_string(block.lanes) + ")";
+}
+
+/// The statement storing vector `v` of `block` at `p` (its lanes only, when partial).
+inline std::string VectorStore(const VectorBlock &block, const std::string &p, const std::string &v)
+{
+   return block.lanes == block.width ? "j2s_store(" + p + ", " + v + ");"
+                                     : "j2s_store_n(" + p + ", " + v + ", " + std::to_string(block.lanes) + ");";
+}
+
 /// Vectors of 16, 8 and 4 floats and the few operations the vector kernels (J2S_ConvNHWC, J2S_Dense)
 /// use on them, as generic lambdas (a default-constructed vector is the type tag of a load): GCC and
 /// Clang vector extensions, which the compiler maps onto the target's registers; other compilers get

@@ -55,11 +55,7 @@ protected:
    {
       const auto &x = in.at(0).shape;
       const auto &w = in.at(1).shape;
-      if (in[0].type != SOFIE::ETensorType::FLOAT || in[1].type != SOFIE::ETensorType::FLOAT)
-         throw std::runtime_error("J2S_Conv: float32 input and kernel only");
-      if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
-         throw std::runtime_error("J2S_Conv: input and kernel must both be of rank 3, 4 or 5");
-      fD = x.size() - 2;
+      fD = CheckConvOperands("J2S_Conv", in[0].type, x, in[1].type, w) - 2;
       const auto xs = StaticDims("J2S_Conv", x, 1, x.size(), "input");  // C, S...
       const auto ws = StaticDims("J2S_Conv", w, 0, w.size(), "kernel"); // O, C/group, K...
       fC = xs[0];
@@ -75,10 +71,8 @@ protected:
       std::vector<SOFIE::Dim> y = {x[0], SOFIE::Dim(static_cast<std::size_t>(fO))};
       for (auto v : fY)
          y.emplace_back(static_cast<std::size_t>(v));
-      if (in.size() == 4 && (in[3].type != SOFIE::ETensorType::FLOAT || in[3].shape.size() != y.size() ||
-                             !std::equal(y.begin() + 1, y.end(), in[3].shape.begin() + 1)))
-         throw std::runtime_error("J2S_Conv: the residual must be float32 of the output's shape " +
-                                  SOFIE::ConvertDimShapeToString(y));
+      if (in.size() == 4)
+         CheckResidual("J2S_Conv", in[3].type, in[3].shape, y);
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
 

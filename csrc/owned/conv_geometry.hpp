@@ -5,6 +5,7 @@
 
 #include "SOFIE/SOFIE_common.hxx"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,26 @@ inline std::vector<std::int64_t> StaticDims(const std::string &kind, const std::
       v.push_back(static_cast<std::int64_t>(shape[i].dim));
    }
    return v;
+}
+
+/// Float32 input and kernel of equal rank 3, 4 or 5 (1 to 3 spatial axes); returns that rank.
+inline std::size_t CheckConvOperands(const std::string &kind, SOFIE::ETensorType xType, const std::vector<SOFIE::Dim> &x,
+                                     SOFIE::ETensorType wType, const std::vector<SOFIE::Dim> &w)
+{
+   if (xType != SOFIE::ETensorType::FLOAT || wType != SOFIE::ETensorType::FLOAT)
+      throw std::runtime_error(kind + ": float32 input and kernel only");
+   if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
+      throw std::runtime_error(kind + ": input and kernel must both be of rank 3, 4 or 5");
+   return x.size();
+}
+
+/// A residual input must be float32 of the output's shape `y` (batch dimension aside).
+inline void CheckResidual(const std::string &kind, SOFIE::ETensorType type, const std::vector<SOFIE::Dim> &r,
+                          const std::vector<SOFIE::Dim> &y)
+{
+   if (type != SOFIE::ETensorType::FLOAT || r.size() != y.size() || !std::equal(y.begin() + 1, y.end(), r.begin() + 1))
+      throw std::runtime_error(kind + ": the residual must be float32 of the output's shape " +
+                               SOFIE::ConvertDimShapeToString(y));
 }
 
 inline std::string CloseLoops(std::size_t n, const std::string &ind)

@@ -58,11 +58,7 @@ protected:
       const std::string kind = "J2S_ConvNHWC";
       const auto &x = in.at(0).shape;
       const auto &w = in.at(1).shape;
-      if (in[0].type != SOFIE::ETensorType::FLOAT || in[1].type != SOFIE::ETensorType::FLOAT)
-         throw std::runtime_error(kind + ": float32 input and kernel only");
-      if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
-         throw std::runtime_error(kind + ": input and kernel must both be of rank 3, 4 or 5");
-      fD = x.size() - 2;
+      fD = CheckConvOperands(kind, in[0].type, x, in[1].type, w) - 2;
       const auto xs = StaticDims(kind, x, 1, x.size(), "input");  // S..., C
       const auto ws = StaticDims(kind, w, 0, w.size(), "kernel"); // K..., C, O
       fS.assign(xs.begin(), xs.end() - 1);
@@ -87,10 +83,8 @@ protected:
       for (auto v : fY)
          y.emplace_back(static_cast<std::size_t>(v));
       y.emplace_back(static_cast<std::size_t>(fO));
-      if (in.size() == 4 && (in[3].type != SOFIE::ETensorType::FLOAT || in[3].shape.size() != y.size() ||
-                             !std::equal(y.begin() + 1, y.end(), in[3].shape.begin() + 1)))
-         throw std::runtime_error(kind + ": the residual must be float32 of the output's shape " +
-                                  SOFIE::ConvertDimShapeToString(y));
+      if (in.size() == 4)
+         CheckResidual(kind, in[3].type, in[3].shape, y);
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
 
@@ -120,14 +114,14 @@ protected:
       const std::int64_t full = fO / 16;
       if (full > 0) {
          out << ind << "   for (std::int64_t ob = 0; ob < " << full * 16 << "; ob += 16) {\n";
-         out << Block(16, 16, "ob", pstride, kstride, ind + "      ");
+         out << Block({0, 16, 16}, "ob", pstride, kstride, ind + "      ");
          out << ind << "   }\n";
       }
       for (const auto &b : blocks) {
          if (b.first < full * 16)
             continue;
          out << ind << "   {\n";
-         out << Block(b.width, b.lanes, std::to_string(b.first), pstride, kstride, ind + "      ");
+         out << Block(b, std::to_string(b.first), pstride, kstride, ind + "      ");
          out << ind << "   }\n";
       }
       out << ind << "};\n";
@@ -166,19 +160,16 @@ protected:
    }
 
 private:
-   /// The accumulate-and-store code of one block of output channels [first, first + lanes) of a tile,
-   /// in vectors of `width` floats (16, 8 or 4; lanes < width for the last, partial block).
-   std::string Block(std::int64_t width, std::int64_t lanes, const std::string &first,
+   /// The accumulate-and-store code of one vector block of output channels of a tile, starting at
+   /// channel `first` (a C++ expression: the loop index of the full blocks, or a number).
+   std::string Block(const codegen::VectorBlock &block, const std::string &first,
                      const std::vector<std::int64_t> &pstride, const std::vector<std::int64_t> &kstride,
                      const std::string &ind) const
    {
       const std::size_t d = fD;
-      const std::string vf = "j2s_vf" + std::to_string(width), tag = vf + "{}";
+      const std::string vf = "j2s_vf" + std::to_string(block.width), tag = vf + "{}";
       const std::string o = std::to_string(fO);
-      auto load = [&](const std::string &p) {
-         return lanes == width ? "j2s_load(" + p + ", " + tag + ")"
-                               : "j2s_load_n(" + p + ", " + tag + ", " + std::to_string(lanes) + ")";
-      };
+      auto load = [&](const std::string &p) { return codegen::VectorLoad(block, p); };
       std::ostringstream out;
       out << ind << vf << " acc[T];\n";
       out << ind << "const " << vf << " j2s_b = " << (fInputs.size() >= 3 ? load(In(2) + " + " + first) : tag) << ";\n";
@@ -208,9 +199,7 @@ private:
       if (fP.activation == "relu")
          out << ind << "   j2s_relu(a);\n";
       const std::string dst = "yrow + t * " + o + " + " + first;
-      out << ind << "   "
-          << (lanes == width ? "j2s_store(" + dst + ", a)" : "j2s_store_n(" + dst + ", a, " + std::to_string(lanes) + ")")
-          << ";\n";
+      out << ind << "   " << codegen::VectorStore(block, dst, "a") << "\n";
       out << ind << "}\n";
       return out.str();
    }

@@ -65,30 +65,26 @@ protected:
       s += "   {\n";
       s += "      const int m = " + fRows + ";\n";
       s += "      float *y = " + Out(0) + ";\n";
-      const bool inlineRows = fK * fN <= kInlineWeights;
       s += "      const int n = " + n + ", k = " + k + ";\n";
       s += "      const float one = 1.0f, zero = 0.0f;\n";
+      // each branch computes every row: bias and relu inside the inline code, the rest in a pass after
       s += "      if (m <= " + std::to_string(kGemvRows) + ") {\n";
-      if (inlineRows) {
+      if (fK * fN <= kInlineWeights) {
          s += InlineRows("         ");
+         if (fActivation == "sigmoid" || fActivation == "tanh")
+            s += BiasAndActivation("         ", false);
       } else {
          s += "         const int inc = 1;\n";
          s += "         for (int r = 0; r < m; r++)\n";
          s += "            BLAS::sgemv_(\"N\", &n, &k, &one, " + In(1) + ", &n, " + In(0) +
               " + r * k, &inc, &zero, y + r * n, &inc);\n";
+         s += BiasAndActivation("         ", true);
       }
       s += "      } else {\n";
       s += "         BLAS::sgemm_(\"N\", \"N\", &n, &m, &k, &one, " + In(1) + ", &n, " + In(0) +
            ", &k, &zero, y, &n);\n";
-      if (inlineRows)
-         s += BiasAndActivation("         ", true);
+      s += BiasAndActivation("         ", true);
       s += "      }\n";
-      if (inlineRows) {
-         if (fActivation == "sigmoid" || fActivation == "tanh") // the inline rows did bias and relu only
-            s += "      if (m <= " + std::to_string(kGemvRows) + ") {\n" + BiasAndActivation("         ", false) + "      }\n";
-      } else {
-         s += BiasAndActivation("      ", true);
-      }
       s += "   }\n";
       return s;
    }
@@ -151,7 +147,7 @@ private:
          for (std::size_t b = t; b < end; b++) {
             const auto &blk = blocks[b];
             const std::string vf = "j2s_vf" + std::to_string(blk.width), tag = vf + "{}", i = std::to_string(b - t);
-            s += ind + "   " + vf + " a" + i + " = " + (fHasBias ? Load(blk, In(2) + " + " + std::to_string(blk.first)) : tag);
+            s += ind + "   " + vf + " a" + i + " = " + (fHasBias ? codegen::VectorLoad(blk, In(2) + " + " + std::to_string(blk.first)) : tag);
             s += twoChains ? ", c" + i + " = " + tag + ";\n" : ";\n";
          }
          auto step = [&](const std::string &k, const std::string &acc) {
@@ -159,7 +155,7 @@ private:
             for (std::size_t b = t; b < end; b++) {
                const std::string i = std::to_string(b - t);
                body += ind + "      j2s_fma(" + acc + i + ", x[" + k + "], " +
-                       Load(blocks[b], "w + (" + k + ") * " + n + " + " + std::to_string(blocks[b].first)) + ");\n";
+                       codegen::VectorLoad(blocks[b], "w + (" + k + ") * " + n + " + " + std::to_string(blocks[b].first)) + ");\n";
             }
             return body;
          };
@@ -179,21 +175,11 @@ private:
                s += ind + "   a" + i + " += c" + i + ";\n";
             if (fActivation == "relu")
                s += ind + "   j2s_relu(a" + i + ");\n";
-            s += ind + "   " +
-                 (blk.lanes == blk.width ? "j2s_store(" + dst + ", a" + i + ")"
-                                         : "j2s_store_n(" + dst + ", a" + i + ", " + std::to_string(blk.lanes) + ")") +
-                 ";\n";
+            s += ind + "   " + codegen::VectorStore(blk, dst, "a" + i) + "\n";
          }
          s += ind + "}\n";
       }
       return s;
-   }
-
-   static std::string Load(const codegen::VectorBlock &b, const std::string &p)
-   {
-      const std::string tag = "j2s_vf" + std::to_string(b.width) + "{}";
-      return b.lanes == b.width ? "j2s_load(" + p + ", " + tag + ")"
-                                : "j2s_load_n(" + p + ", " + tag + ", " + std::to_string(b.lanes) + ")";
    }
 
    bool fHasBias;
