@@ -24,7 +24,7 @@ def test_chain_with_a_shared_intermediate_becomes_one_loop():
     w = b.constant(np.full((2, 3), 2.0, np.float32), "w", origin="w")
     half = b.constant(np.array(0.5, np.float32), "half")
     y = b.op("Mul", [x, w], (2, 3), np.float32)
-    t = b.op("Exp", [y], (2, 3), np.float32)
+    t = b.op("Log", [y], (2, 3), np.float32)
     s = b.op("Add", [y, t], (2, 3), np.float32)  # y read twice, both readers in the group
     out = b.op("Mul", [s, half], (2, 3), np.float32)
     b.graph.outputs = [out]
@@ -33,14 +33,14 @@ def test_chain_with_a_shared_intermediate_becomes_one_loop():
     fused = graph.nodes[0]
     assert fused.inputs == [x, w] and fused.outputs == [out] and fused.attrs["to"] == "float32"
     # the scalar constant is a literal; y is computed once and read twice
-    assert fused.attrs["expression"] == "t0 = (x0 * x1); t1 = std::exp(t0); t2 = (t0 + t1); (t2 * 0.5f)"
+    assert fused.attrs["expression"] == "t0 = (x0 * x1); t1 = std::log(t0); t2 = (t0 + t1); (t2 * 0.5f)"
     verify(graph)
 
 
 def test_what_stays_apart():
     b, x = _builder()
     row = b.input("row", (1, 3), np.float32)
-    e = b.op("Exp", [x], (2, 3), np.float32)
+    e = b.op("Log", [x], (2, 3), np.float32)
     total = b.op("ReduceSum", [e], (2, 1), np.float32, axes=[1], keepdims=1)  # e also read by a reduction
     d = b.op("Div", [e, total], (2, 3), np.float32)
     n = b.op("Neg", [row], (1, 3), np.float32)  # (1, 3) broadcast into a (2, 3) reader: not inlined
@@ -49,8 +49,8 @@ def test_what_stays_apart():
     r = b.op("Relu", [shown], (2, 3), np.float32)
     b.graph.outputs = [a, shown, r, total]
     graph = fuse_elementwise(b.graph)
-    # d fuses into a (its only reader, same shape); Exp, Neg, Sqrt and Relu stay as they were
-    assert [n.op for n in graph.nodes] == ["Exp", "ReduceSum", "Neg", "J2S_Elementwise", "Sqrt", "Relu"]
+    # d fuses into a (its only reader, same shape); Log, Neg, Sqrt and Relu stay as they were
+    assert [n.op for n in graph.nodes] == ["Log", "ReduceSum", "Neg", "J2S_Elementwise", "Sqrt", "Relu"]
     assert graph.nodes[3].inputs == [e, total, n]
     assert graph.nodes[3].attrs["expression"] == "t0 = (x0 / x1); (t0 + x2)"
     verify(graph)
@@ -123,9 +123,77 @@ def test_a_group_of_scalar_constants_reads_them_as_inputs():
     two = b.constant(np.array([2.0], np.float32), "two")
     three = b.constant(np.array([3.0], np.float32), "three")
     product = b.op("Mul", [two, three], (1,), np.float32)
-    b.graph.outputs = [b.op("Exp", [product], (1,), np.float32)]
+    b.graph.outputs = [b.op("Log", [product], (1,), np.float32)]
     graph = fuse_elementwise(b.graph)
     assert [n.op for n in graph.nodes] == ["J2S_Elementwise"]
     assert graph.nodes[0].inputs == [two, three]
-    assert graph.nodes[0].attrs["expression"] == "t0 = (x0 * x1); std::exp(t0)"
+    assert graph.nodes[0].attrs["expression"] == "t0 = (x0 * x1); std::log(t0)"
     verify(graph)
+
+
+def _special_values():
+    return [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72283, 88.72284, 89.0, -87.3, -103.9, -104.0, 3e38, -3e38]
+
+
+@pytest.mark.parametrize("name, fn, exact_fn", [
+    ("exp", jnp.exp, np.exp),
+    ("sigmoid", jax.nn.sigmoid, lambda x: 1.0 / (1.0 + np.exp(-x))),
+])
+def test_exp_and_sigmoid_are_within_1_5e7_of_the_exact_functions(name, fn, exact_fn):
+    """A lone exp or sigmoid becomes J2S_Elementwise (SOFIE's code calls libm's expf per element), the
+    polynomial exp of lowering/expressions.py: over a dense grid of floats its relative error stays
+    below 1.5e-7 where the result is a normal float, subnormal results are within one subnormal
+    step, overflow gives inf, -inf gives 0 and NaN stays NaN."""
+    special = np.array(_special_values(), np.float32)
+    grid = np.concatenate([np.linspace(-110, 90, 400001), np.linspace(-1, 1, 40001), np.geomspace(1e-30, 1e-2, 2001),
+                           -np.geomspace(1e-30, 1e-2, 2001), special]).astype(np.float32)
+    model = jax2sofie.convert(lambda p, x: fn(x), None, grid, name=f"{name}_grid")
+    assert model.graph.op_counts() == {"J2S_Elementwise": 1}
+    assert "std::exp" not in model.graph.nodes[0].attrs["expression"]
+    (got,) = model.compile().run(grid)
+    with np.errstate(over="ignore"):
+        exact = exact_fn(grid.astype(np.float64))
+    normal = np.isfinite(grid) & (np.abs(exact) >= np.finfo(np.float32).tiny) & (exact <= np.finfo(np.float32).max)
+    assert np.max(np.abs(got[normal] - exact[normal]) / exact[normal]) < 1.5e-7
+    tiny = np.isfinite(grid) & (np.abs(exact) < np.finfo(np.float32).tiny)
+    assert np.max(np.abs(got[tiny] - exact[tiny])) < 3e-39  # sigmoid: 0 where exp(-x) overflows
+    at = {v: g for v, g in zip(_special_values(), got[-len(special):]) if not np.isnan(v)}
+    assert np.isnan(got[-len(special) + 4])
+    if name == "exp":
+        assert at[np.inf] == np.inf and at[-np.inf] == 0.0 and at[3e38] == np.inf and at[-3e38] == 0.0
+        assert np.isfinite(at[88.72283]) and at[88.72284] == np.inf
+    else:
+        assert at[np.inf] == 1.0 and at[-np.inf] == 0.0 and at[3e38] == 1.0 and at[-3e38] == 0.0
+
+
+# the J2S_Elementwise loops of these models must vectorise under each set of flags (GCC): -O2 is what
+# ConvertedModel.check and the standalone Makefile use, and its cost model allows no overlap checks
+_VECTOR_MODELS = {
+    "gates": lambda p, x: jax.nn.sigmoid(x) * jnp.tanh(x) + jnp.exp(x * 0.5),
+    "softmax": lambda p, x: jax.nn.softmax(x, axis=-1),
+    "gelu": lambda p, x: jax.nn.gelu(x, approximate=True),
+}
+
+
+@pytest.mark.parametrize("flags", [["-O2"], ["-O3", "-mavx2", "-mfma"], ["-O3", "-mavx512f"]], ids=" ".join)
+def test_elementwise_loops_vectorise(flags, tmp_path):
+    import re
+    import shutil
+    import subprocess
+    if shutil.which("g++") is None:
+        pytest.fail("g++ is needed: apt-get install g++")
+    for name, fn in _VECTOR_MODELS.items():
+        model = jax2sofie.convert(fn, None, np.zeros((64, 32), np.float32), name=name)
+        model.write(tmp_path / name)
+        header = tmp_path / name / f"{name}.hxx"
+        lines = header.read_text().splitlines()
+        loops = [i + 1 for i, line in enumerate(lines) if line.lstrip().startswith("for (std::size_t i")
+                 and lines[i - 1].strip() == "#endif"]  # the innermost J2S_Elementwise loops
+        assert loops, name
+        source = tmp_path / name / "use.cpp"
+        source.write_text(f'#include "{name}.hxx"\nint main() {{ SOFIE_{name}::Session s; std::vector<float> x(2048);'
+                          ' return static_cast<int>(s.infer(x.data())[0]); }\n')
+        report = subprocess.run(["g++", *flags, "-std=c++17", "-fopt-info-vec-optimized", "-c", str(source), "-o",
+                                 str(tmp_path / name / "use.o")], capture_output=True, text=True, check=True).stderr
+        vectorised = {int(m) for m in re.findall(rf"{name}\.hxx:([0-9]+):[0-9]+: optimized: loop vectorized", report)}
+        assert set(loops) <= vectorised, (name, loops, report)

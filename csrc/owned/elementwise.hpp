@@ -9,6 +9,11 @@
 // size-1 output axes are dropped, neighbouring axes along which every input broadcasts the same way
 // are merged, and the loop nest keeps one running offset per input per level (no div/mod per
 // element). A dynamic batch Dim ("bs") is used by name in loop bounds and strides.
+//
+// Besides <cmath>, an expression may call the helpers of kHelpers (defined as lambdas at the top of
+// the loop's block when the expression names them): j2s_pow2i(n) = 2^n as a float for n in
+// [-126, 127] and j2s_bits(f) = the bits of f as an int32, bit casts that the loop vectorises (ldexp
+// is a call per element), used by the exp of expressions.py.
 #pragma once
 
 #include "owned_operator.hpp"
@@ -17,6 +22,7 @@
 #include <cstddef>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace jax2sofie {
@@ -72,9 +78,9 @@ protected:
             sameShapes = false;
       }
       std::ostringstream code;
-      code << "   {\n";
+      code << "   {\n" << Helpers("      ");
       if (sameShapes) {
-         code << "      for (std::size_t i = 0; i < " << Length(outShape) << "; i++) {\n";
+         code << NoAliasing() << "      for (std::size_t i = 0; i < " << Length(outShape) << "; i++) {\n";
          std::vector<std::string> index(fIn.size(), "i");
          code << Body(index, "i", "         ");
          code << "      }\n   }\n";
@@ -117,6 +123,8 @@ protected:
       std::vector<std::string> inPrev(fIn.size(), "0");
       for (std::size_t m = 0; m < levels; m++) {
          const std::string iv = "i" + std::to_string(m);
+         if (m + 1 == levels)
+            code << NoAliasing();
          code << indent << "for (std::size_t " << iv << " = 0; " << iv << " < " << sizes[m] << "; " << iv << "++) {\n";
          indent += "   ";
          const bool last = m + 1 == levels;
@@ -152,6 +160,36 @@ private:
    SOFIE::ETensorType fOutType;
 
    static bool IsOne(const SOFIE::Dim &d) { return !d.isParam && d.dim == 1; }
+
+   /// Before the innermost loop: the output does not overlap an input (SOFIE places an operator's
+   /// outputs before it frees its inputs' memory), so GCC at -O2, whose cost model allows no run-time
+   /// overlap checks, vectorises the loop too; Clang is told the same.
+   static std::string NoAliasing()
+   {
+      return "#if defined(__clang__)\n#pragma clang loop vectorize(assume_safety)\n"
+             "#elif defined(__GNUC__)\n#pragma GCC ivdep\n#endif\n";
+   }
+
+   /// The helper functions an expression may call: name -> its definition as a lambda.
+   static const std::vector<std::pair<std::string, std::string>> &kHelpers()
+   {
+      static const std::vector<std::pair<std::string, std::string>> helpers = {
+         {"j2s_pow2i", "[](std::int32_t n) { const std::uint32_t bits = static_cast<std::uint32_t>(n + 127) << 23; "
+                       "float f; std::memcpy(&f, &bits, sizeof f); return f; }"},
+         {"j2s_bits", "[](float f) { std::int32_t bits; std::memcpy(&bits, &f, sizeof bits); return bits; }"},
+      };
+      return helpers;
+   }
+
+   /// Definitions of the helpers the expression calls.
+   std::string Helpers(const std::string &indent) const
+   {
+      std::string s;
+      for (const auto &helper : kHelpers())
+         if (fExpression.find(helper.first + "(") != std::string::npos)
+            s += indent + "const auto " + helper.first + " = " + helper.second + ";\n";
+      return s;
+   }
 
    static std::string Offset(const std::string &base, const std::string &iv, const std::string &stride)
    {

@@ -173,8 +173,8 @@ def _erf_inv(b: ExpressionBuilder, args, dtype, params) -> str:
     return f"(std::fabs({x}) == 1.0f ? {x} * std::numeric_limits<float>::infinity() : {p} * {x})"
 
 
-# tanh(x) = x P(u) / Q(u), u = (x / 9)^2, on x clamped to [-9, 9] (beyond, tanh is 1 in float32),
-# fitted here for the least relative error: at most 3.7e-7 from the exact tanh over all floats (libm's
+# tanh(x) = x P(u) / Q(u), u = (x / 9)^2, for |x| <= 9 (beyond, tanh is +-1 in float32), fitted
+# here for the least relative error: at most 3.7e-7 from the exact tanh over all floats (libm's
 # tanhf: 6e-8). A rational function vectorises; libm's tanhf is a call per element through expm1f,
 # which made the tanh GELU of a transformer block a third of its run time.
 _TANH_P = (0.9999999403953552, 10.46455192565918, 19.16290283203125, 4.924905300140381, -0.5501075387001038,
@@ -190,12 +190,58 @@ def _horner(b: ExpressionBuilder, coefficients, u: str) -> str:
 
 
 def tanh_expression(b: ExpressionBuilder, args, dtype="float32", params=None) -> str:
-    """float32 tanh as a rational function (see _TANH_P); keeps NaN, -0.0 and |result| <= 1."""
+    """float32 tanh as a rational function (see _TANH_P); keeps NaN, -0.0 and |result| <= 1.
+
+    The rational function is evaluated on x as it is (past |x| = 9 its value is dropped; it may be
+    inf or NaN there), and its magnitude capped at 1 before the sign of x is put back: a select
+    whose float result is the constant on one side and then meets arithmetic with constants (x
+    clamped to [-9, 9], then squared) stops GCC, with its default -ftrapping-math, vectorising the
+    loop (it moves that arithmetic into the branches)."""
     x = b.share(args[0])
-    c = b.share(f"({x} < -9.0f ? -9.0f : ({x} > 9.0f ? 9.0f : {x}))")
-    u = b.share(f"({c} * {c} * {literal(1 / 81, np.float32)})")
-    r = b.share(f"({c} * {_horner(b, _TANH_P, u)} / {_horner(b, _TANH_Q, u)})")
-    return f"({r} > 1.0f ? 1.0f : ({r} < -1.0f ? -1.0f : {r}))"
+    u = b.share(f"({x} * {x} * {literal(1 / 81, np.float32)})")
+    r = b.share(f"std::fabs({x} * {_horner(b, _TANH_P, u)} / {_horner(b, _TANH_Q, u)})")
+    saturated = b.share(f"((std::fabs({x}) > 9.0f) | ({r} > 1.0f))")  # `|`: no branch; NaN is neither
+    return f"std::copysign(({saturated} ? 1.0f : {r}), {x})"
+
+
+# exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts, Cody-Waite, so r is
+# exact), exp(r) by Cephes' expf polynomial on |r| <= ln(2)/2: within 9e-8 relative of the exact exp
+# (XLA's own: 3e-7). libm's expf is a call per element (no vectors without -ffast-math); this is
+# arithmetic that the loop vectorises, with J2S_Elementwise's bit-cast helpers (elementwise.hpp):
+# - n without a float -> int conversion (undefined for NaN and huge x): x / ln 2 + 1.5 * 2^23 holds
+#   round(x / ln 2) in its low bits (j2s_bits), clamped as an integer to [-150, 128];
+# - 2^n as two factors j2s_pow2i(h) j2s_pow2i(n - h), each a normal float, so the results near
+#   FLT_MAX and the subnormal ones down to exp(-103.9) come out right; x clamped to 89 gives inf.
+# Float selects only where a value is clamped before r: GCC (with its default -ftrapping-math) does
+# not vectorise a loop once a select's float result meets further arithmetic with constants.
+_EXP_P = (5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4)
+_EXP_HIGH = np.float32(89.0)  # exp(89) is inf in float32 (overflow from 88.72284)
+_EXP_LOW = np.float32(-104.0)  # exp(-104) rounds to 0 (below half of the least subnormal float)
+_ROUNDER = np.float32(1.5 * 2 ** 23)  # y + _ROUNDER holds round(y) in its low bits for |y| < 2^22
+_ROUNDER_BITS = int(_ROUNDER.view(np.int32))
+_EXP_N = (-150, 128)  # the range of n: 2^-150 is below the least subnormal, 2^128 above FLT_MAX
+
+
+def exp_expression(b: ExpressionBuilder, args, dtype="float32", params=None) -> str:
+    """float32 exp without libm (see _EXP_P); inf from 88.72284 on, 0 at -inf, NaN stays NaN."""
+    x = b.share(args[0])
+    low, high = literal(_EXP_LOW, np.float32), literal(_EXP_HIGH, np.float32)
+    c = b.share(f"({x} < {low} ? {low} : ({x} > {high} ? {high} : {x}))")  # NaN stays NaN (and r carries it)
+    rounded = b.share(f"j2s_bits({x} * {literal(np.log2(np.e), np.float32)} + {literal(_ROUNDER, np.float32)})")
+    n_low, n_high = (_ROUNDER_BITS + n for n in _EXP_N)
+    # (the clamp a temporary of its own: `(c ? a : b) - k` is folded by the compiler into a select of
+    # two differences, which moves the int -> float conversion below into a branch)
+    clamped = b.share(f"({rounded} < {n_low} ? {n_low} : ({rounded} > {n_high} ? {n_high} : {rounded}))")
+    n = b.share(f"({clamped} - {_ROUNDER_BITS})")
+    fn = b.share(f"static_cast<float>({n})")
+    r = b.share(f"(({c} - {fn} * 0.693359375f) - {fn} * {literal(-2.12194440e-4, np.float32)})")
+    h = b.share(f"({n} >> 1)")
+    return f"(({_horner(b, _EXP_P, r)} * {r} * {r} + {r} + 1.0f) * j2s_pow2i({h}) * j2s_pow2i({n} - {h}))"
+
+
+def sigmoid_expression(b: ExpressionBuilder, args, dtype="float32", params=None) -> str:
+    """float32 logistic 1 / (1 + exp(-x)) on exp_expression (0 from -88.72284 down, where exp(-x) is inf)."""
+    return f"(1.0f / (1.0f + {exp_expression(b, [f'(-{args[0]})'])}))"
 
 
 def _logic(bool_op: str, int_op: str) -> Template:

@@ -7,10 +7,11 @@ of its output shape is inlined into that group's C++ expression, so the chain be
 keeps its intermediates in registers.
 
 What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
-SOFIE's own code computes them, so the numbers do not change; except tanh, which becomes the rational
-function of lowering/expressions.py, within 3.7e-7 of the exact tanh, also where it stands alone) and
-J2S_Elementwise nodes (their expression attribute is inlined as it is). An intermediate is inlined only when it is float32, not a
-graph output, read only by nodes of one group, and of that group's output shape (so no intermediate
+SOFIE's own code computes them, so the numbers do not change; except tanh, exp and sigmoid, which
+become the vectorisable expressions of lowering/expressions.py, within 3.7e-7 absolute (tanh) and
+1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
+calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
+An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one group, and of that group's output shape (so no intermediate
 is broadcast, and every input of the group broadcasts to the group's output like numpy). A node that
 no producer is inlined into is left as it is. A group stops growing at MAX_GROUP nodes, which keeps the
 generated loop bodies readable and quick to compile (a 10,000-layer chain becomes many loops, not
@@ -25,12 +26,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from ..lowering.expressions import ExpressionBuilder, operand, tanh_expression
+from ..lowering.expressions import ExpressionBuilder, exp_expression, operand, sigmoid_expression, tanh_expression
 
 MAX_GROUP = 32
 # operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
 # faster than SOFIE's own operator
-FASTER_ALONE = {"Tanh"}
+FASTER_ALONE = {"Tanh", "Exp", "Sigmoid"}
 
 
 def _unary(function: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
@@ -47,14 +48,14 @@ def _relu(b: ExpressionBuilder, a: Sequence[str]) -> str:
 
 
 # float32 SOFIE operator -> its expression over argument expressions, as SOFIE's generated code has
-# it; except Tanh, which is the vectorisable rational tanh of expressions.py (libm's tanhf in SOFIE)
+# it; except Tanh, Exp and Sigmoid, the vectorisable expressions of expressions.py (libm in SOFIE)
 FLOAT_TEMPLATES: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
     "Add": _binary("+"), "Sub": _binary("-"), "Mul": _binary("*"), "Div": _binary("/"),
     "Max": lambda b, a: f"std::max({{{', '.join(a)}}})", "Min": lambda b, a: f"std::min({{{', '.join(a)}}})",
     "Neg": lambda b, a: f"(-{a[0]})", "Reciprocal": lambda b, a: f"(1.0f / {a[0]})",
-    "Sigmoid": lambda b, a: f"(1.0f / (1.0f + std::exp(-{a[0]})))", "Relu": _relu,
-    "Tanh": lambda b, a: tanh_expression(b, a),
-    **{op: _unary(f"std::{op.lower()}") for op in ("Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "Floor",
+    "Sigmoid": lambda b, a: sigmoid_expression(b, a), "Relu": _relu,
+    "Tanh": lambda b, a: tanh_expression(b, a), "Exp": lambda b, a: exp_expression(b, a),
+    **{op: _unary(f"std::{op.lower()}") for op in ("Log", "Sqrt", "Abs", "Sin", "Cos", "Floor",
                                                      "Atan", "Asinh", "Acosh", "Atanh", "Erf")},
 }
 
