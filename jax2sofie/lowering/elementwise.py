@@ -5,6 +5,7 @@ import numpy as np
 
 from ..ir import Value
 from .context import LoweringContext
+from ..passes.elementwise_fusion import FASTER_ALONE
 from .elementwise_math import bitwise_not, select_cases, table_op
 from .registry import register
 
@@ -26,8 +27,8 @@ def _unary_rule(op: str):
         return ctx.unary(op, x)
 
     rule.__qualname__ = f"unary_rule[{op}]"
-    rule.__doc__ = f"SOFIE {op}" + (" (then the rational-function J2S_Elementwise tanh of fuse_elementwise)"
-                                    if op == "Tanh" else "")
+    rule.__doc__ = f"SOFIE {op}" + (f" (then the vectorisable J2S_Elementwise {op.lower()} of fuse_elementwise)"
+                                    if op in FASTER_ALONE else "")
     return rule
 
 
