@@ -1,6 +1,7 @@
 // J2S_Dense: inputs [A, W] or [A, W, bias]; Y = act(A W + bias) over the last axis of A.
-//   dtype ("float32"), activation ("" | "relu" | "sigmoid" | "tanh", "").
-// W is (K, N) row-major; the leading axes of A (batch Dim included) are the rows.
+//   dtype ("float32"), activation ("" | "relu" | "sigmoid" | "tanh", ""), panel (0 or 32, 0).
+// W is (K, N), row-major (panel 0) or in panels of 32 columns, each K x 32 row-major (see
+// owned/dense.hpp); the leading axes of A (batch Dim included) are the rows.
 #include "ops_dense.hpp"
 
 #include "owned/dense.hpp"
@@ -15,7 +16,8 @@ OpPtr MakeDense(const Node &n)
       throw NodeError("J2S_Dense is float32 only");
    const std::string bias = n.inputs.size() == 3 ? n.inputs[2] : std::string();
    try {
-      return std::make_unique<J2S_Dense>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""));
+      return std::make_unique<J2S_Dense>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""),
+                                         static_cast<int>(n.Int("panel", 0)));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());
    }

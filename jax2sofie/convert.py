@@ -118,13 +118,13 @@ def build_dynamic(trace_at: Callable[[int], Traced], name: str, strict: bool = F
     step = progress or _no_progress
     first, second = (trace_at(batch) for batch in TRACE_BATCHES)
     step("lowering")
-    graph = generalise(lower(first, name, strict), lower(second, name, strict))
+    graph = generalise(lower(first, name, strict, traced_batch=True), lower(second, name, strict, traced_batch=True))
     step("generating")
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=first, batch_param=BATCH_PARAM)
 
 
-def lower(traced: Traced, name: str, strict: bool = False) -> Graph:
-    """Traced model -> verified, optimised IR graph."""
+def lower(traced: Traced, name: str, strict: bool = False, traced_batch: bool = False) -> Graph:
+    """Traced model -> verified, optimised IR graph (traced_batch: one trace of a symbolic batch)."""
     n_params = len(traced.param_values)
     check_supported(traced.closed, [True] * n_params + [False] * len(traced.input_specs))
     check_types_and_sizes(traced.closed)
@@ -139,6 +139,7 @@ def lower(traced: Traced, name: str, strict: bool = False) -> Graph:
     ctx = LoweringContext(builder, lower_sub_jaxpr)
     results = lower_sub_jaxpr(ctx, traced.closed, params + inputs)
     graph = builder.graph
+    graph.traced_batch = traced_batch
     graph.outputs = _name_outputs(ctx, results, output_names)
     verify(graph)
     graph = run_passes(graph)

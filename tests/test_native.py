@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from jax2sofie._native_loader import native
+from jax2sofie.passes.dense import in_panels
 import sofie
 
 CXX = os.environ.get("CXX", "g++")
@@ -411,6 +412,18 @@ def linalg_cases():
         Case("g_J2S_Dense_gemv_large", {"a": (la := f32(1, 300))},
              [node("J2S_Dense", "dense", ["a", "w"], ["y"], dtype="float32", activation="relu")],
              {"y": np.maximum(la @ (lw := f32(300, 300)), 0)}, weights={"w": lw}),
+        # a weight in panels of 32 columns (J2S_Dense panel=32, packed here as fuse_dense packs it):
+        # 14 rows (a tile of 12 and one of 2 with AVX-512; four of 3 and one of 2 elsewhere), 6 rows of a
+        # rank-3 input with odd K, one row with two chains over k; without vector units, sgemm per panel
+        Case("g_J2S_Dense_panels_relu", {"a": (pa := f32(14, 7))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="relu", panel=32)],
+             {"y": np.maximum(pa @ (pw := f32(7, 64)) + (pb := f32(64)), 0)}, weights={"w": in_panels(pw), "b": pb}),
+        Case("g_J2S_Dense_panels_rank3_sigmoid", {"a": (qa := f32(2, 3, 9))},
+             [node("J2S_Dense", "dense", ["a", "w"], ["y"], dtype="float32", activation="sigmoid", panel=32)],
+             {"y": 1 / (1 + np.exp(-(qa @ (qw := f32(9, 32)))))}, weights={"w": in_panels(qw)}),
+        Case("g_J2S_Dense_panels_one_row_tanh", {"a": (ra := f32(1, 10))},
+             [node("J2S_Dense", "dense", ["a", "w", "b"], ["y"], dtype="float32", activation="tanh", panel=32)],
+             {"y": np.tanh(ra @ (rw := f32(10, 96)) + (rb := f32(96)))}, weights={"w": in_panels(rw), "b": rb}),
         Case("g_MatMul_vector", {"v": (gv := f32(5))}, [node("Gemm", "mv", ["v", "w"], ["y"])], {"y": gv @ w},
              weights={"w": w}),
         Case("g_MatMul_batch_broadcast", {"a": (ga := f32(1, 3, 5)), "b": b3}, [node("Gemm", "bmm", ["a", "b"], ["y"])],
@@ -939,6 +952,8 @@ def fresh_model():
     (node("Mean", "mean_1", ["x", "x"], ["y"], dtype="int32"), "node 'mean_1' (Mean): unsupported dtype 'int32'"),
     (node("Transpose", "t_1", ["x"], ["y"], perm=[1, "0"]), "node 't_1' (Transpose): attribute 'perm' must be a list of int"),
     (node("Gemm", "dense_1", ["x", "w"], ["y"], activation="sigmoid"), "node 'dense_1' (Gemm): activation 'sigmoid'"),
+    (node("J2S_Dense", "dense_2", ["x", "w"], ["y"], dtype="float32", panel=16),
+     "node 'dense_2' (J2S_Dense): J2S_Dense: panel must be 0 or 32, got 16"),
     (node("Einsum", "es_2", ["x"], ["y"], equation="ij"), "node 'es_2' (Einsum): equation 'ij' must have an explicit output"),
     (node("Einsum", "es_3", ["x"], ["y"], equation="i-j->ij"), "node 'es_3' (Einsum): SOFIE: SOFIE Einsum Op: Error parsing"),
     ({"op": "Relu", "name": "r", "inputs": "x", "outputs": ["y"]}, "node 'r' (Relu): 'inputs' must be a list of str"),

@@ -150,3 +150,21 @@ def test_attention_projections_numbers_unchanged():
     # the q/k/v/out biases and the 1/sqrt(d) scale are inside the J2S_Dense; the one Div left is softmax's
     assert counts["J2S_Dense"] == 4 and "Add" not in counts and counts["Div"] == 1, counts
     assert model.check(x).passed
+
+
+def test_weights_of_many_row_layers_are_stored_in_panels():
+    """From 5 rows, a weight with N a multiple of 32 is packed into panels of 32 columns for the
+    register-tiled product (panel=32); one row, or N = 4, keeps the row-major weight."""
+    from jax2sofie.passes.dense import PANEL, in_panels
+    w = np.arange(6 * 64, dtype=np.float32).reshape(6, 64)
+    packed = in_panels(w)
+    assert packed.shape == w.shape and np.array_equal(packed.reshape(2, 6, 32)[1], w[:, 32:])
+    for rows, n, expected in ((7, 64, PANEL), (1, 64, None), (7, 4, None)):
+        b, x = _builder((rows, 6))
+        weight = b.constant(w[:, :n].copy(), "w", origin="w")
+        b.graph.outputs = [b.op("Gemm", [x, weight], (rows, n), np.float32, alpha=1.0, beta=0.0)]
+        (dense,) = fuse_dense(b.graph).nodes
+        assert dense.attrs.get("panel") == expected
+        stored = dense.inputs[1].const
+        assert np.array_equal(stored, in_panels(w[:, :n]) if expected else w[:, :n])
+        assert dense.inputs[1].origin == "w"

@@ -4,8 +4,9 @@
 // (OpenBLAS, 1 thread: 256x256 at M=1 is ~6x slower); (2) for A of rank > 2 it loops over the
 // leading axes with one small sgemm each, while a dense layer is one (prod(...), K) x (K, N)
 // product; (3) its fused sigmoid/tanh are dropped by the CPU code (SOFIE_PITFALLS.md). Here the
-// leading axes are one M (possibly a batch Dim), rows go through sgemv when M is small and through
-// one sgemm otherwise, and bias + activation are one pass over the output.
+// leading axes are one M (possibly a batch Dim), a few rows go through inline vector code or sgemv,
+// more through one sgemm, or, with the weight stored in panels (panel = 32, chosen at conversion
+// time), through a register-tiled product (PanelCode); bias + activation go with the product.
 #pragma once
 
 #include "codegen.hpp"
@@ -15,15 +16,22 @@ namespace jax2sofie {
 
 class J2S_Dense final : public OwnedOperator {
 public:
-   /// activation: "" (none), "relu", "sigmoid" or "tanh". `bias` may be empty.
-   J2S_Dense(std::string a, std::string w, std::string bias, std::string y, std::string activation)
+   /// activation: "" (none), "relu", "sigmoid" or "tanh". `bias` may be empty. panel: 0 (W row-major)
+   /// or kPanel (W's data in panels of kPanel columns, see PanelCode).
+   J2S_Dense(std::string a, std::string w, std::string bias, std::string y, std::string activation, int panel = 0)
       : OwnedOperator("J2S_Dense", bias.empty() ? std::vector<std::string>{a, w} : std::vector<std::string>{a, w, bias},
                       {std::move(y)}),
-        fHasBias(!bias.empty()), fActivation(std::move(activation))
+        fHasBias(!bias.empty()), fActivation(std::move(activation)), fPanel(panel)
    {
       if (fActivation != "" && fActivation != "relu" && fActivation != "sigmoid" && fActivation != "tanh")
          throw std::runtime_error("J2S_Dense: unknown activation '" + fActivation + "' (\"\", relu, sigmoid, tanh)");
+      if (fPanel != 0 && fPanel != kPanel)
+         throw std::runtime_error("J2S_Dense: panel must be 0 or " + std::to_string(kPanel) + ", got " +
+                                  std::to_string(fPanel));
    }
+
+   /// Columns per panel of a packed weight: two vectors of 16 floats.
+   static constexpr int kPanel = 32;
 
    std::vector<std::string> GetBlasRoutines() override { return {"Gemm", "Gemv"}; }
 
@@ -52,6 +60,9 @@ protected:
             throw std::runtime_error("J2S_Dense: float32 only");
       fK = w[0].dim;
       fN = w[1].dim;
+      if (fPanel && fN % fPanel)
+         throw std::runtime_error("J2S_Dense: a weight in panels of " + std::to_string(fPanel) +
+                                  " columns needs N a multiple of it, got " + std::to_string(fN));
       std::vector<SOFIE::Dim> rows(a.begin(), a.end() - 1), y = rows;
       y.push_back(SOFIE::Dim{fN});
       fRows = rows.empty() ? std::string("1") : Length(rows);
@@ -60,6 +71,8 @@ protected:
 
    std::string GenerateCode() override
    {
+      if (fPanel)
+         return PanelCode();
       const std::string n = std::to_string(fN), k = std::to_string(fK);
       std::string s;
       s += "   {\n";
@@ -90,6 +103,111 @@ protected:
    }
 
 private:
+   /// W packed at conversion time in panels of kPanel columns, each K x kPanel row-major: panel p
+   /// holds columns [p kPanel, (p + 1) kPanel). Y is computed panel by panel in register tiles of R
+   /// rows x kPanel columns (R = 8 with AVX-512's 32 registers, 3 with AVX2/NEON), reading the panel
+   /// contiguously from L1 for every tile of rows: BLAS packs W again at every call, which for the
+   /// few hundred rows of an inference batch costs as much as the product. Without vector units
+   /// (a build without -mavx2 or -march), each panel goes through sgemm (OpenBLAS picks its kernel
+   /// at run time), as a K x kPanel matrix.
+   std::string PanelCode() const
+   {
+      const std::string n = std::to_string(fN), k = std::to_string(fK), panel = std::to_string(kPanel);
+      const std::string panels = std::to_string(fN / kPanel), ind = "         ";
+      std::string s;
+      s += "   {\n";
+      s += "      const int m = " + fRows + ";\n";
+      s += "      float *y = " + Out(0) + ";\n";
+      s += "#if defined(__AVX512F__) || defined(__AVX2__) || defined(__ARM_NEON)\n";
+      s += "      {\n" + codegen::VectorHelpers("      ");
+      s += "      for (int p = 0; p < " + panels + "; p++) {\n";
+      s += ind + "const float *w = " + In(1) + " + p * " + std::to_string(fK * kPanel) + ";\n";
+      if (fHasBias)
+         s += ind + "const float *bp = " + In(2) + " + p * " + panel + ";\n";
+      s += ind + "int r0 = 0;\n";
+      s += "#if defined(__AVX512F__)\n" + RowTilesOfPanel(12, ind) + "#else\n" + RowTilesOfPanel(3, ind) + "#endif\n";
+      s += "      }\n      }\n";
+      if (fActivation == "sigmoid" || fActivation == "tanh")
+         s += BiasAndActivation("      ", false);
+      s += "#else\n";
+      s += "      {\n         const int n = " + n + ", k = " + k + ", width = " + panel + ";\n";
+      s += "         const float one = 1.0f, zero = 0.0f;\n";
+      s += "         for (int p = 0; p < " + panels + "; p++)\n";
+      s += "            BLAS::sgemm_(\"N\", \"N\", &width, &m, &k, &one, " + In(1) + " + p * " +
+           std::to_string(fK * kPanel) + ", &width, " + In(0) + ", &k, &zero, y + p * " + panel + ", &n);\n";
+      s += BiasAndActivation("         ", true) + "      }\n";
+      s += "#endif\n";
+      s += "   }\n";
+      return s;
+   }
+
+   /// Tiles of `rows` rows over the panel at w, while that many rows are left, then one tile for
+   /// what is left (a switch over the smaller tile sizes).
+   std::string RowTilesOfPanel(int rows, const std::string &ind) const
+   {
+      std::string s = ind + "for (; r0 + " + std::to_string(rows) + " <= m; r0 += " + std::to_string(rows) + ")\n";
+      s += PanelTile(rows, ind);
+      s += ind + "switch (m - r0) {\n";
+      for (int r = 1; r < rows; r++)
+         s += ind + "case " + std::to_string(r) + ":\n" + PanelTile(r, ind) + ind + "   break;\n";
+      s += ind + "default:\n" + ind + "   break;\n" + ind + "}\n";
+      return s;
+   }
+
+   /// Y[r0 .. r0 + rows) of the panel = A W_p (+ b, relu), accumulated in rows x 2 vectors; one row
+   /// sums over k in four interleaved chains (k mod 4), two rows in two, so that consecutive fused
+   /// multiply-adds into one register do not wait on each other (the latency of 4 FMAs in flight).
+   std::string PanelTile(int rows, const std::string &ind) const
+   {
+      const std::string k = std::to_string(fK), n = std::to_string(fN), panel = std::to_string(kPanel);
+      const int chains = rows == 1 ? 4 : (rows == 2 ? 2 : 1);
+      const codegen::VectorBlock half{0, 16, 16};
+      std::string s = ind + "{\n";
+      auto acc = [](int chain, int r, int h) {
+         return "a" + std::to_string(chain) + "_" + std::to_string(r) + "_" + std::to_string(h);
+      };
+      for (int r = 0; r < rows; r++)
+         for (int h = 0; h < 2; h++) {
+            s += ind + "   j2s_vf16 " + acc(0, r, h) + " = " +
+                 (fHasBias ? codegen::VectorLoad(half, "bp + " + std::to_string(16 * h)) : "j2s_vf16{}");
+            for (int c = 1; c < chains; c++)
+               s += ", " + acc(c, r, h) + " = j2s_vf16{}";
+            s += ";\n";
+         }
+      s += ind + "   const float *x = " + In(0) + " + r0 * " + k + ";\n";
+      auto step = [&](const std::string &kk, int chain) {
+         std::string body = ind + "      {\n";
+         for (int h = 0; h < 2; h++)
+            body += ind + "         const j2s_vf16 w" + std::to_string(h) + " = " +
+                    codegen::VectorLoad(half, "w + (" + kk + ") * " + panel + " + " + std::to_string(16 * h)) + ";\n";
+         for (int r = 0; r < rows; r++) {
+            const std::string xs = "x[" + std::to_string(r) + " * " + k + " + " + kk + "]";
+            for (int h = 0; h < 2; h++)
+               body += ind + "         j2s_fma(" + acc(chain, r, h) + ", " + xs + ", w" + std::to_string(h) + ");\n";
+         }
+         return body + ind + "      }\n";
+      };
+      const std::string c = std::to_string(chains);
+      s += ind + "   int kk = 0;\n";
+      s += ind + "   for (; kk + " + c + " <= " + k + "; kk += " + c + ") {\n";
+      for (int ch = 0; ch < chains; ch++)
+         s += step(ch ? "kk + " + std::to_string(ch) : "kk", ch);
+      s += ind + "   }\n";
+      if (chains > 1)  // the last K mod chains values of k, into the first chain
+         s += ind + "   for (; kk < " + k + "; kk++) {\n" + step("kk", 0) + ind + "   }\n";
+      for (int r = 0; r < rows; r++)
+         for (int h = 0; h < 2; h++) {
+            const std::string a = acc(0, r, h);
+            for (int ch = 1; ch < chains; ch++)
+               s += ind + "   " + a + " += " + acc(ch, r, h) + ";\n";
+            if (fActivation == "relu")
+               s += ind + "   j2s_relu(" + a + ");\n";
+            s += ind + "   " + codegen::VectorStore(half, "y + (r0 + " + std::to_string(r) + ") * " + n + " + p * " +
+                 panel + " + " + std::to_string(16 * h), a) + "\n";
+         }
+      return s + ind + "}\n";
+   }
+
    /// y = act(A W + b) over all m rows (bias: whether to add it too), a pass over the output.
    std::string BiasAndActivation(const std::string &ind, bool bias) const
    {
@@ -184,6 +302,7 @@ private:
 
    bool fHasBias;
    std::string fActivation;
+   int fPanel;
    std::size_t fK = 0, fN = 0;
    std::string fRows;
 };

@@ -73,6 +73,10 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
+    # True while this graph is one of the traces of a model with a symbolic batch (dynamic.py): its
+    # sizes are those of one trace batch, so passes must not decide by a batch-dependent size
+    # whatever the other trace could decide otherwise
+    traced_batch: bool = False
 
     def constants(self) -> list[Value]:
         """The initialised tensors the graph uses, in first-use order, each once."""

@@ -5,9 +5,10 @@ rewritten to J2S_Dense (csrc/owned/dense.hpp), taking with it the bias (Gemm's C
 of a constant over the last axis right after it) and the activation that follows (Relu, Sigmoid),
 when nothing else reads the values in between; constant shifts after it fold into the bias
 and constant scales into the weight (so Dense + inference BatchNorm is one J2S_Dense), and a reshape that keeps each row's N values together (a DenseGeneral's heads) is looked through. J2S_Dense treats all leading axes of A as rows
-(one sgemm instead of SOFIE's loop of one sgemm per leading index), uses sgemv for a few rows (SOFIE's
-Gemm always calls sgemm, several times slower at batch 1), and applies bias and activation in one
-pass over the output, sigmoid included (SOFIE's Gemm drops it).
+(one product instead of SOFIE's loop of one sgemm per leading index), uses inline vector code or
+sgemv for a few rows (SOFIE's Gemm always calls sgemm, several times slower at batch 1) and, from
+PANEL_ROWS rows, a register-tiled product over the weight stored in panels (below), and applies bias
+and activation with the product, sigmoid included (SOFIE's Gemm drops it).
 """
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ from ..ir import Graph, Node, Value
 # Not Tanh: J2S_Dense's tanh is libm's, a call per element; left apart, fuse_elementwise makes it the
 # vectorised rational tanh, a loop over the (cache-hot) output that costs less than those calls.
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid"}
+# From PANEL_ROWS rows, a weight whose N is a multiple of PANEL is stored in panels of PANEL columns
+# (each K x PANEL row-major) for J2S_Dense's register-tiled product (csrc/owned/dense.hpp), which
+# beats BLAS there as BLAS packs the weight again at every call (jet tagger, batch 64: 14% faster);
+# fewer rows (an event at a time) keep the row-major weight of the inline-vector and sgemv paths, and
+# past PANEL_MAX_ROWS BLAS's own blocking wins on weights above PANEL_MAX_WEIGHT elements (jet
+# tagger's 256 x 256, batch 256: 7% slower in panels; deep sets' 64-wide layers over 1,920 rows: 40%
+# faster in panels). A batch-sized layer
+# of a symbolic batch is packed whatever its trace size (5 and 7, dynamic.TRACE_BATCHES, are both at
+# least PANEL_ROWS), so both traces decide alike; a large batch then costs those 7%.
+PANEL, PANEL_ROWS, PANEL_MAX_ROWS, PANEL_MAX_WEIGHT = 32, 5, 128, 16384
 
 
 def _per_column(value: Value, tail: tuple, n: int) -> np.ndarray | None:
@@ -54,6 +65,18 @@ def _split_tail(before: tuple, after: tuple, n: int) -> tuple | None:
             ints = all(isinstance(d, int) for d in rows_before + rows_after)
             return tuple(tail) if ints and int(np.prod(rows_before)) == int(np.prod(rows_after)) else None
     return None
+
+
+def in_panels(w: np.ndarray) -> np.ndarray:
+    """A (K, N) weight's data in panels of PANEL columns, each (K, PANEL) row-major (same shape)."""
+    k, n = w.shape
+    return np.ascontiguousarray(np.asarray(w, np.float32).reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)).reshape(k, n)
+
+
+def _rows(a: Value) -> float:
+    """The rows of a dense layer's input (its leading axes); infinite for a symbolic size."""
+    dims = a.shape[:-1]
+    return float(np.prod(dims)) if all(isinstance(d, int) for d in dims) else float("inf")
 
 
 def _weight_kn(gemm: Node, derived) -> Value | None:
@@ -155,4 +178,28 @@ def fuse_dense(graph: Graph) -> Graph:
         else:
             gemm.outputs = [view]
     graph.nodes = [node for node in graph.nodes if id(node) not in removed]
+    _store_in_panels(graph, _derived)
     return graph
+
+
+def _store_in_panels(graph: Graph, derived) -> None:
+    """Weights that only J2S_Dense nodes of many rows read (see PANEL) go into panels (panel=PANEL);
+    a weight that something else reads too stays as it is, so that it is not stored twice."""
+    def wants_panels(node: Node) -> bool:
+        if node.op != "J2S_Dense" or node.inputs[0].shape == () or node.inputs[1].shape[1] % PANEL:
+            return False
+        rows = _rows(node.inputs[0])
+        return rows >= PANEL_ROWS and (rows <= PANEL_MAX_ROWS or node.inputs[1].size <= PANEL_MAX_WEIGHT
+                                       or graph.traced_batch)
+
+    for value_id, readers in graph.consumers().items():
+        weight = readers[0].inputs[1] if len(readers[0].inputs) > 1 else None
+        if weight is None or id(weight) != value_id or not weight.is_const:
+            continue
+        if not all(wants_panels(r) and sum(v is weight for v in r.inputs) == 1 and r.inputs[1] is weight
+                   for r in readers):
+            continue
+        packed = derived(weight, in_panels(weight.const), f"_p{PANEL}")
+        for reader in readers:
+            reader.inputs[1] = packed
+            reader.attrs["panel"] = PANEL
