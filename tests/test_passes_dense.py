@@ -168,3 +168,13 @@ def test_weights_of_many_row_layers_are_stored_in_panels():
         stored = dense.inputs[1].const
         assert np.array_equal(stored, in_panels(w[:, :n]) if expected else w[:, :n])
         assert dense.inputs[1].origin == "w"
+    # past 128 rows only a small weight goes into panels, except in a trace of a symbolic batch
+    # (both traces must decide alike)
+    big = np.ones((6, 4096), np.float32)
+    for traced_batch, expected in ((False, None), (True, PANEL)):
+        b, x = _builder((200, 6))
+        b.graph.traced_batch = traced_batch
+        weight = b.constant(big, "big", origin="big")
+        b.graph.outputs = [b.op("Gemm", [x, weight], (200, 4096), np.float32, alpha=1.0, beta=0.0)]
+        (dense,) = fuse_dense(b.graph).nodes
+        assert dense.attrs.get("panel") == expected

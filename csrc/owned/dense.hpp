@@ -105,7 +105,7 @@ protected:
 private:
    /// W packed at conversion time in panels of kPanel columns, each K x kPanel row-major: panel p
    /// holds columns [p kPanel, (p + 1) kPanel). Y is computed panel by panel in register tiles of R
-   /// rows x kPanel columns (R = 8 with AVX-512's 32 registers, 3 with AVX2/NEON), reading the panel
+   /// rows x kPanel columns (R = 12 with AVX-512's 32 registers, 3 with AVX2/NEON), reading the panel
    /// contiguously from L1 for every tile of rows: BLAS packs W again at every call, which for the
    /// few hundred rows of an inference batch costs as much as the product. Without vector units
    /// (a build without -mavx2 or -march), each panel goes through sgemm (OpenBLAS picks its kernel
@@ -113,7 +113,8 @@ private:
    std::string PanelCode() const
    {
       const std::string n = std::to_string(fN), k = std::to_string(fK), panel = std::to_string(kPanel);
-      const std::string panels = std::to_string(fN / kPanel), ind = "         ";
+      const std::string panels = std::to_string(fN / kPanel), panelSize = std::to_string(fK * kPanel);
+      const std::string ind = "         ";
       std::string s;
       s += "   {\n";
       s += "      const int m = " + fRows + ";\n";
@@ -121,7 +122,7 @@ private:
       s += "#if defined(__AVX512F__) || defined(__AVX2__) || defined(__ARM_NEON)\n";
       s += "      {\n" + codegen::VectorHelpers("      ");
       s += "      for (int p = 0; p < " + panels + "; p++) {\n";
-      s += ind + "const float *w = " + In(1) + " + p * " + std::to_string(fK * kPanel) + ";\n";
+      s += ind + "const float *w = " + In(1) + " + p * " + panelSize + ";\n";
       if (fHasBias)
          s += ind + "const float *bp = " + In(2) + " + p * " + panel + ";\n";
       s += ind + "int r0 = 0;\n";
@@ -133,8 +134,8 @@ private:
       s += "      {\n         const int n = " + n + ", k = " + k + ", width = " + panel + ";\n";
       s += "         const float one = 1.0f, zero = 0.0f;\n";
       s += "         for (int p = 0; p < " + panels + "; p++)\n";
-      s += "            BLAS::sgemm_(\"N\", \"N\", &width, &m, &k, &one, " + In(1) + " + p * " +
-           std::to_string(fK * kPanel) + ", &width, " + In(0) + ", &k, &zero, y + p * " + panel + ", &n);\n";
+      s += "            BLAS::sgemm_(\"N\", \"N\", &width, &m, &k, &one, " + In(1) + " + p * " + panelSize +
+           ", &width, " + In(0) + ", &k, &zero, y + p * " + panel + ", &n);\n";
       s += BiasAndActivation("         ", true) + "      }\n";
       s += "#endif\n";
       s += "   }\n";

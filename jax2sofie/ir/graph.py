@@ -73,9 +73,8 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
-    # True while this graph is one of the traces of a model with a symbolic batch (dynamic.py): its
-    # sizes are those of one trace batch, so passes must not decide by a batch-dependent size
-    # whatever the other trace could decide otherwise
+    # True for each of the two traces of a model with a symbolic batch (dynamic.py): its sizes are
+    # those of one trace batch, and a pass that decides by a size must decide alike in both traces
     traced_batch: bool = False
 
     def constants(self) -> list[Value]:

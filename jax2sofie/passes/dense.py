@@ -25,9 +25,9 @@ ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid"}
 # fewer rows (an event at a time) keep the row-major weight of the inline-vector and sgemv paths, and
 # past PANEL_MAX_ROWS BLAS's own blocking wins on weights above PANEL_MAX_WEIGHT elements (jet
 # tagger's 256 x 256, batch 256: 7% slower in panels; deep sets' 64-wide layers over 1,920 rows: 40%
-# faster in panels). A batch-sized layer
-# of a symbolic batch is packed whatever its trace size (5 and 7, dynamic.TRACE_BATCHES, are both at
-# least PANEL_ROWS), so both traces decide alike; a large batch then costs those 7%.
+# faster in panels). A batch-sized layer of a symbolic batch is packed whatever its trace size (5
+# and 7, dynamic.TRACE_BATCHES, are both at least PANEL_ROWS), so both traces decide alike; a large
+# batch then costs those 7%.
 PANEL, PANEL_ROWS, PANEL_MAX_ROWS, PANEL_MAX_WEIGHT = 32, 5, 128, 16384
 
 
@@ -185,19 +185,18 @@ def fuse_dense(graph: Graph) -> Graph:
 def _store_in_panels(graph: Graph, derived) -> None:
     """Weights that only J2S_Dense nodes of many rows read (see PANEL) go into panels (panel=PANEL);
     a weight that something else reads too stays as it is, so that it is not stored twice."""
-    def wants_panels(node: Node) -> bool:
-        if node.op != "J2S_Dense" or node.inputs[0].shape == () or node.inputs[1].shape[1] % PANEL:
+    def wants_panels(node: Node, weight: Value) -> bool:
+        """Whether `node` is a J2S_Dense of many rows that reads `weight` as its W, and only there."""
+        if node.op != "J2S_Dense" or node.inputs[1] is not weight or sum(v is weight for v in node.inputs) != 1:
             return False
         rows = _rows(node.inputs[0])
-        return rows >= PANEL_ROWS and (rows <= PANEL_MAX_ROWS or node.inputs[1].size <= PANEL_MAX_WEIGHT
-                                       or graph.traced_batch)
+        return rows >= PANEL_ROWS and (rows <= PANEL_MAX_ROWS or weight.size <= PANEL_MAX_WEIGHT or graph.traced_batch)
 
-    for value_id, readers in graph.consumers().items():
-        weight = readers[0].inputs[1] if len(readers[0].inputs) > 1 else None
-        if weight is None or id(weight) != value_id or not weight.is_const:
-            continue
-        if not all(wants_panels(r) and sum(v is weight for v in r.inputs) == 1 and r.inputs[1] is weight
-                   for r in readers):
+    consumers = graph.consumers()
+    weights = {id(n.inputs[1]): n.inputs[1] for n in graph.nodes if n.op == "J2S_Dense"}
+    for weight in weights.values():
+        readers = consumers[id(weight)]
+        if not weight.is_const or weight.shape[1] % PANEL or not all(wants_panels(r, weight) for r in readers):
             continue
         packed = derived(weight, in_panels(weight.const), f"_p{PANEL}")
         for reader in readers:

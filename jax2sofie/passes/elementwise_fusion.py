@@ -11,8 +11,9 @@ SOFIE's own code computes them, so the numbers do not change; except tanh, exp a
 become the vectorisable expressions of lowering/expressions.py, within 3.7e-7 absolute (tanh) and
 1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
 calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
-An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one group, and of that group's output shape (so no intermediate
-is broadcast, and every input of the group broadcasts to the group's output like numpy). A node that
+An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one
+group, and of that group's output shape (so no intermediate is broadcast, and every input of the
+group broadcasts to the group's output like numpy). A node that
 no producer is inlined into is left as it is. A group stops growing at MAX_GROUP nodes, which keeps the
 generated loop bodies readable and quick to compile (a 10,000-layer chain becomes many loops, not
 one).
