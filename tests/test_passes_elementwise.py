@@ -167,16 +167,22 @@ def test_exp_and_sigmoid_are_within_1_5e7_of_the_exact_functions(name, fn, exact
 
 
 # the J2S_Elementwise loops of these models must vectorise under each set of flags (GCC): -O2 is what
-# ConvertedModel.check and the standalone Makefile use, and its cost model allows no overlap checks
+# ConvertedModel.check and the standalone Makefile use, and its cost model allows no overlap checks.
+# Each loop is compiled once per instruction-set level the build can run (the kernel functions
+# j2s_kernel_<op>_<level>) and must use that level's vectors: a plain -O2 build holds AVX-512 code too.
 _VECTOR_MODELS = {
     "gates": lambda p, x: jax.nn.sigmoid(x) * jnp.tanh(x) + jnp.exp(x * 0.5),
     "softmax": lambda p, x: jax.nn.softmax(x, axis=-1),
     "gelu": lambda p, x: jax.nn.gelu(x, approximate=True),
 }
+_VECTOR_BYTES = {"avx512": 64, "avx2": 32, "base": 16}
 
 
-@pytest.mark.parametrize("flags", [["-O2"], ["-O3", "-mavx2", "-mfma"], ["-O3", "-mavx512f"]], ids=" ".join)
-def test_elementwise_loops_vectorise(flags, tmp_path):
+@pytest.mark.parametrize("flags, levels", [(["-O2"], {"avx512", "avx2", "base"}),
+                                           (["-O3", "-mavx2", "-mfma"], {"avx512", "avx2"}),
+                                           (["-O3", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq"], {"avx512"})],
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_elementwise_loops_vectorise(flags, levels, tmp_path):
     import re
     import shutil
     import subprocess
@@ -187,13 +193,21 @@ def test_elementwise_loops_vectorise(flags, tmp_path):
         model.write(tmp_path / name)
         header = tmp_path / name / f"{name}.hxx"
         lines = header.read_text().splitlines()
-        loops = [i + 1 for i, line in enumerate(lines) if line.lstrip().startswith("for (std::size_t i")
-                 and lines[i - 1].strip() == "#endif"]  # the innermost J2S_Elementwise loops
-        assert loops, name
+        loops = {}  # line of an innermost J2S_Elementwise loop -> the level of the kernel holding it
+        level = None
+        for i, line in enumerate(lines):
+            kernel = re.search(r"static void j2s_kernel_\w+_(avx512|avx2|base)\(", line)
+            if kernel:
+                level = kernel.group(1)
+            if line.lstrip().startswith("for (std::size_t i") and lines[i - 1].strip() == "#endif":
+                loops[i + 1] = level
+        assert set(loops.values()) == {"avx512", "avx2", "base"}, (name, loops)
         source = tmp_path / name / "use.cpp"
         source.write_text(f'#include "{name}.hxx"\nint main() {{ SOFIE_{name}::Session s; std::vector<float> x(2048);'
                           ' return static_cast<int>(s.infer(x.data())[0]); }\n')
         report = subprocess.run(["g++", *flags, "-std=c++17", "-fopt-info-vec-optimized", "-c", str(source), "-o",
                                  str(tmp_path / name / "use.o")], capture_output=True, text=True, check=True).stderr
-        vectorised = {int(m) for m in re.findall(rf"{name}\.hxx:([0-9]+):[0-9]+: optimized: loop vectorized", report)}
-        assert set(loops) <= vectorised, (name, loops, report)
+        vectorised = {int(line): int(size) for line, size in re.findall(
+            rf"{name}\.hxx:([0-9]+):[0-9]+: optimized: loop vectorized using ([0-9]+) byte vectors", report)}
+        expected = {line: _VECTOR_BYTES[lvl] for line, lvl in loops.items() if lvl in levels}
+        assert {line: vectorised.get(line) for line in expected} == expected, (name, loops, report)

@@ -97,77 +97,212 @@ private:
    std::string fIndent;
 };
 
-/// One block of a row of n values in vectors of `width` floats (16, 8 or 4): values
-/// [first, first + lanes), lanes < width only for the last block (loaded and stored through memcpy).
+/// An instruction-set level the vector kernels are written for. A header holds each kernel once per
+/// level its build can run (x86: a function with a target attribute, so a plain `-O2` build still
+/// has the AVX2 and AVX-512 code) and picks one at run time from the CPU (see DispatchPrelude).
+struct Isa {
+   int level;          // 2: AVX-512, 1: AVX2 + FMA, 0: the build's own flags (SSE2 on x86-64, NEON on aarch64)
+   std::string name;   // suffix of the kernel functions
+   std::string target; // the macro holding the level's function attribute (empty for level 0)
+   int width;          // floats per vector register
+   int registers;      // vector registers
+};
+
+/// The levels, widest first.
+inline const std::vector<Isa> &IsaLevels()
+{
+   static const std::vector<Isa> levels = {
+      {2, "avx512", "J2S_TARGET_AVX512", 16, 32},
+      {1, "avx2", "J2S_TARGET_AVX2", 8, 16},
+      {0, "base", "", 4, 16},
+   };
+   return levels;
+}
+
+/// The macros every dispatched kernel relies on, defined once per translation unit (identical in every
+/// header, so several generated headers can be included together):
+///   J2S_X86_DISPATCH  1 where kernels for wider x86 levels are compiled in and chosen at run time;
+///   J2S_MAX_ISA       the widest level used (-DJ2S_MAX_ISA=1 caps it at AVX2, 0 at the build's flags);
+///   J2S_MIN_ISA       the level the build's own flags already give (-march=native on an AVX-512 CPU: 2),
+///                     below which no kernel is compiled: it could never run;
+///   J2S_CPU_ISA       the level of the CPU running the code (GCC/Clang builtins; they check that the
+///                     operating system saves the vector registers too).
+inline std::string DispatchPrelude()
+{
+   return R"(#ifndef J2S_DISPATCH_PRELUDE
+#define J2S_DISPATCH_PRELUDE
+#ifndef J2S_MAX_ISA
+#define J2S_MAX_ISA 2
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(J2S_NO_DISPATCH)
+#define J2S_X86_DISPATCH 1
+#else
+#define J2S_X86_DISPATCH 0
+#endif
+#if J2S_X86_DISPATCH && J2S_MAX_ISA >= 2 && defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#define J2S_MIN_ISA 2
+#elif J2S_X86_DISPATCH && J2S_MAX_ISA >= 1 && defined(__AVX2__) && defined(__FMA__)
+#define J2S_MIN_ISA 1
+#else
+#define J2S_MIN_ISA 0
+#endif
+#define J2S_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define J2S_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define J2S_CPU_ISA (__builtin_cpu_init(), \
+   (J2S_MAX_ISA >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && \
+    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) ? 2 : \
+   (J2S_MAX_ISA >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0)
+#endif
+)";
+}
+
+/// The preprocessor condition under which the kernel of `isa` is compiled.
+inline std::string KernelCondition(const Isa &isa)
+{
+   if (isa.level == 0)
+      return "!J2S_X86_DISPATCH || J2S_MIN_ISA == 0";
+   const std::string l = std::to_string(isa.level);
+   return "J2S_X86_DISPATCH && J2S_MAX_ISA >= " + l + " && J2S_MIN_ISA <= " + l;
+}
+
+inline std::string VectorTypes(const std::string &body, const std::string &ind);
+
+/// A kernel compiled once per level: `name` (a valid identifier, unique in the Session), its parameter
+/// declarations and the arguments that the call in doInfer passes.
+struct Kernel {
+   std::string name;
+   std::vector<std::string> parameters, arguments;
+};
+
+/// The kernel's functions, static members of the Session: `body(isa)` gives the statements of each level.
+template <class Body>
+std::string KernelFunctions(const Kernel &k, Body body)
+{
+   std::string params;
+   for (auto &p : k.parameters)
+      params += (params.empty() ? "" : ", ") + p;
+   std::string s = DispatchPrelude();
+   for (const Isa &isa : IsaLevels()) {
+      const std::string code = body(isa);
+      s += "#if " + KernelCondition(isa) + "\n";
+      s += (isa.target.empty() ? "" : isa.target + " ") + std::string("static void ") + k.name + "_" + isa.name +
+           "(" + params + ")\n{\n" + VectorTypes(code, "   ") + code + "}\n";
+      s += "#endif\n";
+   }
+   return s;
+}
+
+/// The statements in doInfer that call the kernel of the CPU's level (or the only one compiled).
+inline std::string KernelCall(const Kernel &k)
+{
+   std::string args;
+   for (auto &a : k.arguments)
+      args += (args.empty() ? "" : ", ") + a;
+   auto call = [&](const Isa &isa) { return "Session::" + k.name + "_" + isa.name + "(" + args + ");\n"; };
+   std::string s = "   {\n#if J2S_X86_DISPATCH\n";
+   s += "   static const int j2s_isa = J2S_CPU_ISA;\n   (void)j2s_isa;\n";
+   for (const Isa &isa : IsaLevels()) {
+      if (isa.level == 0)
+         break;
+      const std::string l = std::to_string(isa.level);
+      s += "#if J2S_MAX_ISA >= " + l + " && J2S_MIN_ISA < " + l + "\n";
+      s += "   if (j2s_isa >= " + l + ") " + call(isa) + "   else\n";
+      s += "#elif J2S_MIN_ISA == " + l + "\n   " + call(isa) + "#endif\n";
+   }
+   s += "#if J2S_MIN_ISA == 0\n   " + call(IsaLevels().back()) + "#endif\n";
+   s += "#else\n   " + call(IsaLevels().back()) + "#endif\n   }\n";
+   return s;
+}
+
+/// One block of a row of n values in vectors of `width` floats: values [first, first + lanes),
+/// lanes < width only for the last block (loaded and stored through memcpy).
 struct VectorBlock {
    std::int64_t first, width, lanes;
 };
 
-/// A row of n values as vector blocks: 16 at a time, then one block of 8 and one of 4 for what is
-/// left, the last possibly partial.
-inline std::vector<VectorBlock> VectorBlocks(std::int64_t n)
+/// A row of n values as vector blocks of at most `maxWidth` floats (16, 8 or 4): full ones, then one
+/// block of each smaller width for what is left, the last possibly partial.
+inline std::vector<VectorBlock> VectorBlocks(std::int64_t n, std::int64_t maxWidth)
 {
    std::vector<VectorBlock> blocks;
    std::int64_t first = 0;
-   for (; first + 16 <= n; first += 16)
-      blocks.push_back({first, 16, 16});
+   for (; first + maxWidth <= n; first += maxWidth)
+      blocks.push_back({first, maxWidth, maxWidth});
+   std::int64_t width = maxWidth;
    while (first < n) {
-      const std::int64_t width = n - first >= 8 ? 8 : 4, lanes = std::min<std::int64_t>(width, n - first);
+      while (width > 4 && n - first < width)
+         width /= 2;
+      const std::int64_t lanes = std::min<std::int64_t>(width, n - first);
       blocks.push_back({first, width, lanes});
       first += lanes;
    }
    return blocks;
 }
 
-/// The expression loading `block` from float pointer expression `p` (through memcpy of its lanes
-/// into a zeroed vector when the block is partial).
-inline std::string VectorLoad(const VectorBlock &block, const std::string &p)
+/// The vector type of `width` floats.
+inline std::string VectorType(std::int64_t width)
 {
-   const std::string tag = "j2s_vf" + std::to_string(block.width) + "{}";
-   return block.lanes == block.width ? "j2s_load(" + p + ", " + tag + ")"
-                                     : "j2s_load_n(" + p + ", " + tag + ", " + std::to_string(block.lanes) + ")";
+   return "j2s_vf" + std::to_string(width);
+}
+
+/// The statement declaring vector `v` of `block` loaded from float pointer expression `p` (a partial
+/// block through memcpy of its lanes into a zeroed vector).
+inline std::string VectorLoad(const VectorBlock &block, const std::string &v, const std::string &p, bool isConst = true)
+{
+   const std::string t = VectorType(block.width);
+   if (block.lanes == block.width)
+      return (isConst ? "const " : "") + t + " " + v + " = *reinterpret_cast<const " + t + " *>(" + p + ");";
+   return t + " " + v + "{}; std::memcpy(&" + v + ", " + p + ", " + std::to_string(block.lanes) + " * sizeof(float));";
 }
 
 /// The statement storing vector `v` of `block` at `p` (its lanes only, when partial).
 inline std::string VectorStore(const VectorBlock &block, const std::string &p, const std::string &v)
 {
-   return block.lanes == block.width ? "j2s_store(" + p + ", " + v + ");"
-                                     : "j2s_store_n(" + p + ", " + v + ", " + std::to_string(block.lanes) + ");";
+   if (block.lanes == block.width)
+      return "*reinterpret_cast<" + VectorType(block.width) + " *>(" + p + ") = " + v + ";";
+   return "std::memcpy(" + p + ", &" + v + ", " + std::to_string(block.lanes) + " * sizeof(float));";
 }
 
-/// Vectors of 16, 8 and 4 floats and the few operations the vector kernels (J2S_ConvNHWC, J2S_Dense)
-/// use on them, as generic lambdas (a default-constructed vector is the type tag of a load): GCC and
-/// Clang vector extensions, which the compiler maps onto the target's registers; other compilers get
-/// plain structs of floats with the same lambdas (the same numbers, without the speed). Needs <cstring>.
-inline std::string VectorHelpers(const std::string &ind)
+/// The statement `a = max(a, 0)` for vector `a` of `width` floats (NaN gives 0, like `v > 0 ? v : 0`),
+/// lane by lane: GCC and Clang differ on ?: over vectors, and both turn this into one vector max.
+inline std::string VectorRelu(const std::string &a, std::int64_t width)
 {
-   std::ostringstream out;
-   out << "#if defined(__GNUC__)\n";
-   for (int w : {16, 8, 4})
-      out << ind << "typedef float j2s_vf" << w << " __attribute__((vector_size(" << 4 * w << "), aligned(4)));\n";
-   out << ind << "auto j2s_fma = [](auto &a, float x, const auto &w) { a += x * w; };\n";
-   out << "#if defined(__clang__)\n";
-   out << ind << "auto j2s_relu = [](auto &a) { for (unsigned l = 0; l < sizeof a / sizeof(float); l++) a[l] = a[l] > 0.0f ? a[l] : 0.0f; };\n";
-   out << "#else\n";
-   out << ind << "auto j2s_relu = [](auto &a) { a = a > 0.0f ? a : 0.0f; };\n";
-   out << "#endif\n";
-   out << "#else\n";
+   return "for (int l = 0; l < " + std::to_string(width) + "; l++) " + a + "[l] = " + a + "[l] > 0.0f ? " + a +
+          "[l] : 0.0f;";
+}
+
+/// `a += w * x` for vector accumulator `a`, vector `w` and float `x` (a fused multiply-add where the
+/// level has one).
+inline std::string VectorFma(const std::string &a, const std::string &w, const std::string &x)
+{
+   return a + " += " + w + " * " + x + ";";
+}
+
+/// Local declarations of the vector types that `body` names (j2s_vf16, j2s_vf8, j2s_vf4), to put at the
+/// top of a kernel: GCC and Clang vector extensions, which the kernel's target maps onto its registers;
+/// `may_alias` and 4-byte alignment make a vector read or written through a float pointer a plain
+/// unaligned load or store (as the compilers' own __m512_u is declared). Other compilers get structs
+/// of floats with the operators the kernels use: the same numbers, without the speed.
+inline std::string VectorTypes(const std::string &body, const std::string &ind)
+{
+   std::ostringstream gnu, other;
    for (int w : {16, 8, 4}) {
-      const std::string t = "j2s_vf" + std::to_string(w), n = std::to_string(w);
-      out << ind << "struct " << t << " {\n";
-      out << ind << "   float v[" << n << "];\n";
-      out << ind << "   " << t << " &operator+=(const " << t << " &o) { for (int l = 0; l < " << n
-          << "; l++) v[l] += o.v[l]; return *this; }\n";
-      out << ind << "};\n";
+      const std::string t = VectorType(w), n = std::to_string(w);
+      if (body.find(t) == std::string::npos)
+         continue;
+      gnu << ind << "typedef float " << t << " __attribute__((vector_size(" << 4 * w << "), aligned(4), may_alias));\n";
+      other << ind << "struct " << t << " {\n";
+      other << ind << "   float v[" << n << "];\n";
+      other << ind << "   float &operator[](int l) { return v[l]; }\n";
+      other << ind << "   " << t << " &operator+=(const " << t << " &o) { for (int l = 0; l < " << n
+            << "; l++) v[l] += o.v[l]; return *this; }\n";
+      other << ind << "   " << t << " operator*(float x) const { " << t << " r; for (int l = 0; l < " << n
+            << "; l++) r.v[l] = v[l] * x; return r; }\n";
+      other << ind << "};\n";
    }
-   out << ind << "auto j2s_fma = [](auto &a, float x, const auto &w) { for (unsigned l = 0; l < sizeof a.v / sizeof(float); l++) a.v[l] += x * w.v[l]; };\n";
-   out << ind << "auto j2s_relu = [](auto &a) { for (unsigned l = 0; l < sizeof a.v / sizeof(float); l++) a.v[l] = a.v[l] > 0.0f ? a.v[l] : 0.0f; };\n";
-   out << "#endif\n";
-   out << ind << "auto j2s_load = [](const float *p, auto v) { std::memcpy(&v, p, sizeof v); return v; };\n";
-   out << ind << "auto j2s_load_n = [](const float *p, auto v, int n) { std::memcpy(&v, p, n * sizeof(float)); return v; };\n";
-   out << ind << "auto j2s_store = [](float *p, const auto &v) { std::memcpy(p, &v, sizeof v); };\n";
-   out << ind << "auto j2s_store_n = [](float *p, const auto &v, int n) { std::memcpy(p, &v, n * sizeof(float)); };\n";
-   return out.str();
+   if (gnu.str().empty())
+      return "";
+   return "#if defined(__GNUC__) || defined(__clang__)\n" + gnu.str() + "#else\n" + other.str() + "#endif\n";
 }
 
 inline bool IsFloat(SOFIE::ETensorType t)

@@ -6,17 +6,18 @@
 //
 // Why a direct kernel and not im2col + sgemm: for the channel counts of the models users run in
 // C++ (16..256) the patch matrix costs as much as the product, and sgemm with 16..64 output columns
-// runs far from peak. Here each output tile of TW pixels along the last spatial axis x 16 output
-// channels (8 or 4 for the last channels) is held in TW vector registers while the loop over (kernel position, input channel)
-// broadcasts one input value per pixel and multiplies it with one 16-channel row of the kernel: one
+// runs far from peak. Here each output tile of TW pixels along the last spatial axis x one vector of
+// output channels (a smaller one for the last channels) is held in TW vector registers while the
+// loop over (kernel position, input channel) broadcasts one input value per pixel and multiplies it
+// with one vector-wide row of the kernel: one
 // vector load feeds TW fused multiply-adds, the input tile stays in L1, no patch matrix exists, and
 // the output is written once with bias, residual and ReLU applied (measured on AVX-512: 3x3 convs
 // of 16..256 channels at ~100 GFLOP/s, 1.1-1.8x faster than im2col + OpenBLAS sgemm).
 //
-// The vector types are GCC/Clang's vector extension (16, 8, 4 floats; the compiler maps them onto
-// what the target has: a 16-float vector is one zmm, two ymm or four xmm/NEON registers); the tile width is chosen from the target
-// by the preprocessor so the accumulators fit the register file. Other compilers get plain structs
-// of floats with the same helper lambdas: the same numbers, without the speed.
+// The code is a kernel compiled once per instruction-set level (codegen::KernelFunctions: AVX-512,
+// AVX2, the build's own) and chosen at run time; each level works in vectors of its register width
+// (16, 8 or 4 channels) with tiles of 8 pixels. The vector types are GCC/Clang's vector extension;
+// other compilers get structs of floats with the same operators: the same numbers, without the speed.
 // Padding: the input is copied into a zero-bordered buffer (borders zeroed once) so the loops carry
 // no bounds checks.
 #pragma once
@@ -42,14 +43,15 @@ public:
       return {"cmath", "algorithm", "limits", "cstdint", "cstring", "type_traits"};
    }
 
-   std::string GenerateSessionMembersCode(std::string) override
+   std::string GenerateSessionMembersCode(std::string opName) override
    {
+      std::string kernel = OwnedOperator::GenerateSessionMembersCode(opName);
       if (!Padded())
-         return "";
+         return kernel;
       // doInfer reads the session as const: the scratch buffer is mutable. Its borders are zeroed
       // here once and never written, so each call only copies the interior.
       return "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
-             std::to_string(Prod(PaddedShape()) * fC) + ");\n";
+             std::to_string(Prod(PaddedShape()) * fC) + ");\n" + kernel;
    }
 
 protected:
@@ -88,7 +90,20 @@ protected:
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
 
-   std::string GenerateCode() override
+   bool UsesKernel() const override { return true; }
+
+   std::vector<std::pair<std::string, std::string>> KernelExtraParameters() const override
+   {
+      if (!Padded())
+         return {};
+      return {{"float *j2s_pad", "session." + PaddedName() + ".data()"}};
+   }
+
+   /// Output tiles of kTile pixels along the last spatial axis (8 accumulators per block of channels,
+   /// which leaves registers for the kernel row and the broadcast input at every level).
+   static constexpr std::int64_t kTile = 8;
+
+   std::string KernelCode(const codegen::Isa &isa) override
    {
       const std::size_t d = fD;
       const std::int64_t sprod = Prod(fS), yprod = Prod(fY), ylast = fY[d - 1];
@@ -96,41 +111,14 @@ protected:
       std::vector<std::int64_t> pstride = RowMajorStrides(ps); // in elements of [PS..., C]
       for (auto &s : pstride)
          s *= fC;
-      const std::vector<std::int64_t> kstride = RowMajorStrides(fK);
       const std::string ind = "   ";
       std::ostringstream out;
-      out << ind << "{\n";
-      out << codegen::VectorHelpers(ind);
-      out << "#if defined(__AVX512F__)\n" << ind << "constexpr int j2s_tw = 8;\n";
-      out << "#elif defined(__AVX__) || defined(__ARM_NEON) || defined(__aarch64__)\n" << ind << "constexpr int j2s_tw = 4;\n";
-      out << "#else\n" << ind << "constexpr int j2s_tw = 2;\n#endif\n";
       out << ind << "const float *j2s_w = " << In(1) << ";\n";
-      // one output tile: `width` pixels along the last spatial axis, every output channel
-      out << ind << "auto j2s_tile = [&](auto width, const float *xrow, float *yrow, const float *rrow) {\n";
-      out << ind << "   constexpr int T = decltype(width)::value;\n";
-      out << ind << "   (void)rrow;\n";
-      // the output channels in vector blocks (codegen::VectorBlocks): the full 16-channel ones in a loop
-      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fO);
-      const std::int64_t full = fO / 16;
-      if (full > 0) {
-         out << ind << "   for (std::int64_t ob = 0; ob < " << full * 16 << "; ob += 16) {\n";
-         out << Block({0, 16, 16}, "ob", pstride, kstride, ind + "      ");
-         out << ind << "   }\n";
-      }
-      for (const auto &b : blocks) {
-         if (b.first < full * 16)
-            continue;
-         out << ind << "   {\n";
-         out << Block(b, std::to_string(b.first), pstride, kstride, ind + "      ");
-         out << ind << "   }\n";
-      }
-      out << ind << "};\n";
-      out << ind << "constexpr int j2s_rest = " << ylast << " % j2s_tw;\n";
       out << ind << "for (std::size_t n = 0; n < static_cast<std::size_t>(" << InInfo(0).shape[0].GetVal() << "); n++) {\n";
       out << ind << "const float *x = " << In(0) << " + n * " << sprod * fC << ";\n";
       out << ind << "float *y = " << Out(0) << " + n * " << yprod * fO << ";\n";
-      out << ind << "const float *r = " << (fInputs.size() == 4 ? In(3) + " + n * " + std::to_string(yprod * fO) : "nullptr")
-          << ";\n";
+      if (fInputs.size() == 4)
+         out << ind << "const float *r = " << In(3) << " + n * " << yprod * fO << ";\n";
       out << ind << "const float *xp = x;\n";
       if (Padded())
          out << PaddedCopy(pstride, ind);
@@ -143,23 +131,54 @@ protected:
          pixel = "(" + pixel + ") * " + std::to_string(fY[i]) + " + " + yi;
       }
       out << ind << "{\n";
-      out << ind << "   const float *xrow = xp + " << rowOffset << ";\n";
+      out << ind << "   const float *xrow0 = xp + " << rowOffset << ";\n";
       out << ind << "   const std::int64_t pix = (" << pixel << ") * " << ylast << ";\n";
-      out << ind << "   std::int64_t ow = 0;\n";
       const std::string xstep = std::to_string(fP.strides[d - 1] * fC);
-      out << ind << "   for (; ow + j2s_tw <= " << ylast << "; ow += j2s_tw)\n";
-      out << ind << "      j2s_tile(std::integral_constant<int, j2s_tw>{}, xrow + ow * " << xstep << ", y + (pix + ow) * " << fO
-          << ", r ? r + (pix + ow) * " << fO << " : nullptr);\n";
-      out << ind << "   if (j2s_rest > 0)\n";
-      out << ind << "      j2s_tile(std::integral_constant<int, (j2s_rest > 0 ? j2s_rest : 1)>{}, xrow + ow * " << xstep
-          << ", y + (pix + ow) * " << fO << ", r ? r + (pix + ow) * " << fO << " : nullptr);\n";
+      auto tile = [&](std::int64_t width) {
+         std::ostringstream t;
+         t << ind << "   {\n";
+         t << ind << "      const float *xrow = xrow0 + ow * " << xstep << ";\n";
+         t << ind << "      float *yrow = y + (pix + ow) * " << fO << ";\n";
+         if (fInputs.size() == 4)
+            t << ind << "      const float *rrow = r + (pix + ow) * " << fO << ";\n";
+         t << Tile(width, isa, pstride, ind + "      ");
+         t << ind << "   }\n";
+         return t.str();
+      };
+      out << ind << "   std::int64_t ow = 0;\n";
+      if (ylast >= kTile)
+         out << ind << "   for (; ow + " << kTile << " <= " << ylast << "; ow += " << kTile << ")\n" << tile(kTile);
+      if (ylast % kTile)
+         out << tile(ylast % kTile);
       out << ind << "}\n";
       out << ind << "}\n"; // n
-      out << ind << "}\n";
       return out.str();
    }
 
 private:
+   /// One output tile: `width` pixels along the last spatial axis, every output channel, in vector
+   /// blocks of channels (codegen::VectorBlocks): the full ones of isa.width channels in a loop.
+   std::string Tile(std::int64_t width, const codegen::Isa &isa, const std::vector<std::int64_t> &pstride,
+                    const std::string &ind) const
+   {
+      const std::vector<std::int64_t> kstride = RowMajorStrides(fK);
+      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fO, isa.width);
+      const std::int64_t full = fO / isa.width;
+      std::ostringstream out;
+      out << ind << "constexpr int T = " << width << ";\n";
+      if (full > 0) {
+         out << ind << "for (std::int64_t ob = 0; ob < " << full * isa.width << "; ob += " << isa.width << ") {\n";
+         out << Block({0, isa.width, isa.width}, "ob", pstride, kstride, ind + "   ");
+         out << ind << "}\n";
+      }
+      for (const auto &b : blocks) {
+         if (b.first < full * isa.width)
+            continue;
+         out << ind << "{\n" << Block(b, std::to_string(b.first), pstride, kstride, ind + "   ") << ind << "}\n";
+      }
+      return out.str();
+   }
+
    /// The accumulate-and-store code of one vector block of output channels of a tile, starting at
    /// channel `first` (a C++ expression: the loop index of the full blocks, or a number).
    std::string Block(const codegen::VectorBlock &block, const std::string &first,
@@ -167,12 +186,14 @@ private:
                      const std::string &ind) const
    {
       const std::size_t d = fD;
-      const std::string vf = "j2s_vf" + std::to_string(block.width), tag = vf + "{}";
+      const std::string vf = codegen::VectorType(block.width);
       const std::string o = std::to_string(fO);
-      auto load = [&](const std::string &p) { return codegen::VectorLoad(block, p); };
       std::ostringstream out;
+      if (fInputs.size() >= 3)
+         out << ind << codegen::VectorLoad(block, "j2s_b", In(2) + " + " + first) << "\n";
+      else
+         out << ind << "const " << vf << " j2s_b{};\n";
       out << ind << vf << " acc[T];\n";
-      out << ind << "const " << vf << " j2s_b = " << (fInputs.size() >= 3 ? load(In(2) + " + " + first) : tag) << ";\n";
       out << ind << "for (int t = 0; t < T; t++) acc[t] = j2s_b;\n";
       out << ind << "const float *wb = j2s_w + " << first << ";\n";
       std::string xoff = "0", koff = "0";
@@ -186,18 +207,20 @@ private:
       out << ind << "   const float *xs = xrow + " << xoff << " + kl * " << fP.dilations[d - 1] * fC << ";\n";
       out << ind << "   const float *ws = wb + (" << koff << " + kl) * " << fC * fO << ";\n";
       out << ind << "   for (std::int64_t c = 0; c < " << fC << "; c++) {\n";
-      out << ind << "      const " << vf << " wv = " << load("ws + c * " + o) << ";\n";
+      out << ind << "      " << codegen::VectorLoad(block, "wv", "ws + c * " + o) << "\n";
       out << "#pragma GCC unroll 16\n";
-      out << ind << "      for (int t = 0; t < T; t++) j2s_fma(acc[t], xs[t * " << fP.strides[d - 1] * fC << " + c], wv);\n";
+      out << ind << "      for (int t = 0; t < T; t++) "
+          << codegen::VectorFma("acc[t]", "wv", "xs[t * " + std::to_string(fP.strides[d - 1] * fC) + " + c]") << "\n";
       out << ind << "   }\n";
       out << ind << "}\n";
       out << "#pragma GCC unroll 16\n";
       out << ind << "for (int t = 0; t < T; t++) {\n";
       out << ind << "   " << vf << " a = acc[t];\n";
-      if (fInputs.size() == 4)
-         out << ind << "   a += " << load("rrow + t * " + o + " + " + first) << ";\n";
+      if (fInputs.size() == 4) {
+         out << ind << "   { " << codegen::VectorLoad(block, "res", "rrow + t * " + o + " + " + first) << " a += res; }\n";
+      }
       if (fP.activation == "relu")
-         out << ind << "   j2s_relu(a);\n";
+         out << ind << "   " << codegen::VectorRelu("a", block.width) << "\n";
       const std::string dst = "yrow + t * " + o + " + " + first;
       out << ind << "   " << codegen::VectorStore(block, dst, "a") << "\n";
       out << ind << "}\n";
@@ -215,7 +238,7 @@ private:
       for (std::size_t i = 0; i < d; i++)
          offset += fP.pads[i] * pstride[i];
       std::ostringstream out;
-      out << ind << "{\n" << ind << "float *pad = session." << PaddedName() << ".data() + " << offset << ";\n";
+      out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
       std::string src = "0", dst = "0";
       for (std::size_t i = 0; i + 1 < d; i++) {
          const std::string v = "i" + std::to_string(i);
@@ -224,7 +247,7 @@ private:
          dst += " + " + v + " * " + std::to_string(pstride[i]);
       }
       out << ind << "   std::memcpy(pad + " << dst << ", x + " << src << ", " << fS[d - 1] * fC << " * sizeof(float));\n";
-      out << ind << "xp = session." << PaddedName() << ".data();\n" << ind << "}\n";
+      out << ind << "xp = j2s_pad;\n" << ind << "}\n";
       return out.str();
    }
 

@@ -6,7 +6,9 @@
 // product; (3) its fused sigmoid/tanh are dropped by the CPU code (SOFIE_PITFALLS.md). Here the
 // leading axes are one M (possibly a batch Dim), a few rows go through inline vector code or sgemv,
 // more through one sgemm, or, with the weight stored in panels (panel = 32, chosen at conversion
-// time), through a register-tiled product (PanelCode); bias + activation go with the product.
+// time), through a register-tiled product (PanelCode); bias + activation go with the product. The code
+// is a kernel compiled once per instruction-set level and chosen at run time (codegen::KernelFunctions),
+// so a build with plain -O2 runs the AVX-512 or AVX2 tiles where the CPU has them.
 #pragma once
 
 #include "codegen.hpp"
@@ -69,122 +71,152 @@ protected:
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
 
-   std::string GenerateCode() override
+   bool UsesKernel() const override { return true; }
+
+   std::string KernelCode(const codegen::Isa &isa) override
    {
       if (fPanel)
-         return PanelCode();
+         return PanelCode(isa);
       const std::string n = std::to_string(fN), k = std::to_string(fK);
       std::string s;
-      s += "   {\n";
-      s += "      const int m = " + fRows + ";\n";
-      s += "      float *y = " + Out(0) + ";\n";
+      s += "   const int m = " + fRows + ";\n";
+      s += "   float *y = " + Out(0) + ";\n";
+      // each branch computes every row: bias and relu inside the inline code, the rest in a pass after
+      s += "   if (m <= " + std::to_string(kGemvRows) + ") {\n";
+      if (fK * fN <= kInlineWeights) {
+         s += InlineRows(isa, "      ");
+         if (fActivation == "sigmoid" || fActivation == "tanh")
+            s += BiasAndActivation("      ", false);
+      } else {
+         s += "      const int n = " + n + ", k = " + k + ", inc = 1;\n";
+         s += "      const float one = 1.0f, zero = 0.0f;\n";
+         s += "      for (int r = 0; r < m; r++)\n";
+         s += "         BLAS::sgemv_(\"N\", &n, &k, &one, " + In(1) + ", &n, " + In(0) +
+              " + r * k, &inc, &zero, y + r * n, &inc);\n";
+         s += BiasAndActivation("      ", true);
+      }
+      s += "   } else {\n";
       s += "      const int n = " + n + ", k = " + k + ";\n";
       s += "      const float one = 1.0f, zero = 0.0f;\n";
-      // each branch computes every row: bias and relu inside the inline code, the rest in a pass after
-      s += "      if (m <= " + std::to_string(kGemvRows) + ") {\n";
-      if (fK * fN <= kInlineWeights) {
-         s += InlineRows("         ");
-         if (fActivation == "sigmoid" || fActivation == "tanh")
-            s += BiasAndActivation("         ", false);
-      } else {
-         s += "         const int inc = 1;\n";
-         s += "         for (int r = 0; r < m; r++)\n";
-         s += "            BLAS::sgemv_(\"N\", &n, &k, &one, " + In(1) + ", &n, " + In(0) +
-              " + r * k, &inc, &zero, y + r * n, &inc);\n";
-         s += BiasAndActivation("         ", true);
-      }
-      s += "      } else {\n";
-      s += "         BLAS::sgemm_(\"N\", \"N\", &n, &m, &k, &one, " + In(1) + ", &n, " + In(0) +
-           ", &k, &zero, y, &n);\n";
-      s += BiasAndActivation("         ", true);
-      s += "      }\n";
+      s += "      BLAS::sgemm_(\"N\", \"N\", &n, &m, &k, &one, " + In(1) + ", &n, " + In(0) + ", &k, &zero, y, &n);\n";
+      s += BiasAndActivation("      ", true);
       s += "   }\n";
       return s;
    }
 
 private:
+   /// A register tile of the panel product: `rows` rows x `vectors` vectors of isa.width columns.
+   struct PanelShape {
+      int rows, vectors;
+   };
+
+   /// The tile that fills the level's registers with accumulators and leaves a few for the weight
+   /// vectors and the broadcast input: 12 x 32 columns with AVX-512's 32 registers, 6 x 16 with
+   /// AVX2's 16, 4 x 8 with 16 SSE/NEON registers (SSE also needs a temporary per multiply-add).
+   static PanelShape PanelTileShape(const codegen::Isa &isa)
+   {
+      if (isa.registers >= 32 && isa.width == 16)
+         return {12, 2};
+      return {isa.width == 8 ? 6 : 4, 2};
+   }
+
    /// W packed at conversion time in panels of kPanel columns, each K x kPanel row-major: panel p
-   /// holds columns [p kPanel, (p + 1) kPanel). Y is computed panel by panel in register tiles of R
-   /// rows x kPanel columns (R = 12 with AVX-512's 32 registers, 3 with AVX2/NEON), reading the panel
-   /// contiguously from L1 for every tile of rows: BLAS packs W again at every call, which for the
-   /// few hundred rows of an inference batch costs as much as the product. Without vector units
-   /// (a build without -mavx2 or -march), each panel goes through sgemm (OpenBLAS picks its kernel
-   /// at run time), as a K x kPanel matrix.
-   std::string PanelCode() const
+   /// holds columns [p kPanel, (p + 1) kPanel). Y is computed panel by panel, in groups of columns of
+   /// the panel as wide as the level's tile (PanelTileShape), in register tiles of R rows, reading the
+   /// panel contiguously from L1 for every tile of rows: BLAS packs W again at every call, which for the
+   /// few hundred rows of an inference batch costs as much as the product.
+   std::string PanelCode(const codegen::Isa &isa) const
    {
+      if (isa.level > 0)
+         return PanelTiles(isa);
+      // x86 CPUs without AVX2 (or a build capped below it): sgemm per panel, a K x kPanel matrix, as
+      // the BLAS picks its kernel for the CPU at run time; the tiles elsewhere (NEON)
       const std::string n = std::to_string(fN), k = std::to_string(fK), panel = std::to_string(kPanel);
-      const std::string panels = std::to_string(fN / kPanel), panelSize = std::to_string(fK * kPanel);
-      const std::string ind = "         ";
-      std::string s;
-      s += "   {\n";
-      s += "      const int m = " + fRows + ";\n";
-      s += "      float *y = " + Out(0) + ";\n";
-      s += "#if defined(__AVX512F__) || defined(__AVX2__) || defined(__ARM_NEON)\n";
-      s += "      {\n" + codegen::VectorHelpers("      ");
-      s += "      for (int p = 0; p < " + panels + "; p++) {\n";
-      s += ind + "const float *w = " + In(1) + " + p * " + panelSize + ";\n";
-      if (fHasBias)
-         s += ind + "const float *bp = " + In(2) + " + p * " + panel + ";\n";
-      s += ind + "int r0 = 0;\n";
-      s += "#if defined(__AVX512F__)\n" + RowTilesOfPanel(12, ind) + "#else\n" + RowTilesOfPanel(3, ind) + "#endif\n";
-      s += "      }\n      }\n";
-      if (fActivation == "sigmoid" || fActivation == "tanh")
-         s += BiasAndActivation("      ", false);
-      s += "#else\n";
-      s += "      {\n         const int n = " + n + ", k = " + k + ", width = " + panel + ";\n";
-      s += "         const float one = 1.0f, zero = 0.0f;\n";
-      s += "         for (int p = 0; p < " + panels + "; p++)\n";
-      s += "            BLAS::sgemm_(\"N\", \"N\", &width, &m, &k, &one, " + In(1) + " + p * " + panelSize +
+      std::string s = "#if defined(__x86_64__) || defined(__i386__)\n";
+      s += "   const int m = " + fRows + ";\n";
+      s += "   float *y = " + Out(0) + ";\n";
+      s += "   const int n = " + n + ", k = " + k + ", width = " + panel + ";\n";
+      s += "   const float one = 1.0f, zero = 0.0f;\n";
+      s += "   for (int p = 0; p < " + std::to_string(fN / kPanel) + "; p++)\n";
+      s += "      BLAS::sgemm_(\"N\", \"N\", &width, &m, &k, &one, " + In(1) + " + p * " + std::to_string(fK * kPanel) +
            ", &width, " + In(0) + ", &k, &zero, y + p * " + panel + ", &n);\n";
-      s += BiasAndActivation("         ", true) + "      }\n";
-      s += "#endif\n";
-      s += "   }\n";
-      return s;
+      s += BiasAndActivation("   ", true);
+      return s + "#else\n" + PanelTiles(isa) + "#endif\n";
    }
 
-   /// Tiles of `rows` rows over the panel at w, while that many rows are left, then one tile for
-   /// what is left (a switch over the smaller tile sizes).
-   std::string RowTilesOfPanel(int rows, const std::string &ind) const
+   std::string PanelTiles(const codegen::Isa &isa) const
    {
-      std::string s = ind + "for (; r0 + " + std::to_string(rows) + " <= m; r0 += " + std::to_string(rows) + ")\n";
-      s += PanelTile(rows, ind);
-      s += ind + "switch (m - r0) {\n";
-      for (int r = 1; r < rows; r++)
-         s += ind + "case " + std::to_string(r) + ":\n" + PanelTile(r, ind) + ind + "   break;\n";
-      s += ind + "default:\n" + ind + "   break;\n" + ind + "}\n";
+      const PanelShape shape = PanelTileShape(isa);
+      const int columns = shape.vectors * isa.width, groups = kPanel / columns;
+      const std::string panel = std::to_string(kPanel), panels = std::to_string(fN / kPanel);
+      const std::string panelSize = std::to_string(fK * kPanel), ind = "         ";
+      std::string s;
+      s += "   const int m = " + fRows + ";\n";
+      s += "   float *y = " + Out(0) + ";\n";
+      s += "   for (int p = 0; p < " + panels + "; p++) {\n";
+      s += "      for (int g = 0; g < " + std::to_string(groups) + "; g++) {\n";
+      s += ind + "const int col = p * " + panel + " + g * " + std::to_string(columns) + ";\n";
+      s += ind + "const float *w = " + In(1) + " + p * " + panelSize + " + g * " + std::to_string(columns) + ";\n";
+      if (fHasBias)
+         s += ind + "const float *bp = " + In(2) + " + col;\n";
+      s += ind + "int r0 = 0;\n";
+      s += RowTilesOfPanel(shape, isa, ind);
+      s += "      }\n   }\n";
+      if (fActivation == "sigmoid" || fActivation == "tanh")
+         s += BiasAndActivation("   ", false);
       return s;
    }
 
-   /// Y[r0 .. r0 + rows) of the panel = A W_p (+ b, relu), accumulated in rows x 2 vectors; one row
-   /// sums over k in four interleaved chains (k mod 4), two rows in two, so that consecutive fused
-   /// multiply-adds into one register do not wait on each other (the latency of 4 FMAs in flight).
-   std::string PanelTile(int rows, const std::string &ind) const
+   /// Tiles of shape.rows rows over the column group at w, while that many rows are left, then the
+   /// rest in tiles of 8, 4, 2 and 1 rows (at most one of each: a few tile sizes keep the header small
+   /// and quick to compile, where one tile per remainder would multiply its code).
+   std::string RowTilesOfPanel(const PanelShape &shape, const codegen::Isa &isa, const std::string &ind) const
+   {
+      const std::string rows = std::to_string(shape.rows);
+      std::string s = ind + "for (; r0 + " + rows + " <= m; r0 += " + rows + ")\n";
+      s += PanelTile(shape.rows, shape.vectors, isa, ind);
+      for (int r = 8; r >= 1; r /= 2) {
+         if (r >= shape.rows)
+            continue;
+         s += ind + "if (m - r0 >= " + std::to_string(r) + ") {\n" + PanelTile(r, shape.vectors, isa, ind + "   ");
+         s += ind + "   r0 += " + std::to_string(r) + ";\n" + ind + "}\n";
+      }
+      return s;
+   }
+
+   /// Y[r0 .. r0 + rows) of the column group = A W_g (+ b, relu), accumulated in rows x vectors
+   /// vectors; one row sums over k in four interleaved chains (k mod 4), two rows in two, so that
+   /// consecutive multiply-adds into one register do not wait on each other (4 in flight).
+   std::string PanelTile(int rows, int vectors, const codegen::Isa &isa, const std::string &ind) const
    {
       const std::string k = std::to_string(fK), n = std::to_string(fN), panel = std::to_string(kPanel);
       const int chains = rows == 1 ? 4 : (rows == 2 ? 2 : 1);
-      const codegen::VectorBlock half{0, 16, 16};
+      const std::string vf = codegen::VectorType(isa.width);
       std::string s = ind + "{\n";
       auto acc = [](int chain, int r, int h) {
          return "a" + std::to_string(chain) + "_" + std::to_string(r) + "_" + std::to_string(h);
       };
+      auto half = [&](int h) { return codegen::VectorBlock{h * isa.width, isa.width, isa.width}; };
       for (int r = 0; r < rows; r++)
-         for (int h = 0; h < 2; h++) {
-            s += ind + "   j2s_vf16 " + acc(0, r, h) + " = " +
-                 (fHasBias ? codegen::VectorLoad(half, "bp + " + std::to_string(16 * h)) : "j2s_vf16{}");
+         for (int h = 0; h < vectors; h++) {
+            if (fHasBias)
+               s += ind + "   " + codegen::VectorLoad(half(h), acc(0, r, h), "bp + " + std::to_string(h * isa.width), false) + "\n";
+            else
+               s += ind + "   " + vf + " " + acc(0, r, h) + "{};\n";
             for (int c = 1; c < chains; c++)
-               s += ", " + acc(c, r, h) + " = j2s_vf16{}";
-            s += ";\n";
+               s += ind + "   " + vf + " " + acc(c, r, h) + "{};\n";
          }
       s += ind + "   const float *x = " + In(0) + " + r0 * " + k + ";\n";
       auto step = [&](const std::string &kk, int chain) {
          std::string body = ind + "      {\n";
-         for (int h = 0; h < 2; h++)
-            body += ind + "         const j2s_vf16 w" + std::to_string(h) + " = " +
-                    codegen::VectorLoad(half, "w + (" + kk + ") * " + panel + " + " + std::to_string(16 * h)) + ";\n";
+         for (int h = 0; h < vectors; h++)
+            body += ind + "         " +
+                    codegen::VectorLoad(half(h), "w" + std::to_string(h),
+                                        "w + (" + kk + ") * " + panel + " + " + std::to_string(h * isa.width)) + "\n";
          for (int r = 0; r < rows; r++) {
             const std::string xs = "x[" + std::to_string(r) + " * " + k + " + " + kk + "]";
-            for (int h = 0; h < 2; h++)
-               body += ind + "         j2s_fma(" + acc(chain, r, h) + ", " + xs + ", w" + std::to_string(h) + ");\n";
+            for (int h = 0; h < vectors; h++)
+               body += ind + "         " + codegen::VectorFma(acc(chain, r, h), "w" + std::to_string(h), xs) + "\n";
          }
          return body + ind + "      }\n";
       };
@@ -194,17 +226,18 @@ private:
       for (int ch = 0; ch < chains; ch++)
          s += step(ch ? "kk + " + std::to_string(ch) : "kk", ch);
       s += ind + "   }\n";
-      if (chains > 1)  // the last K mod chains values of k, into the first chain
+      if (chains > 1) // the last K mod chains values of k, into the first chain
          s += ind + "   for (; kk < " + k + "; kk++) {\n" + step("kk", 0) + ind + "   }\n";
       for (int r = 0; r < rows; r++)
-         for (int h = 0; h < 2; h++) {
+         for (int h = 0; h < vectors; h++) {
             const std::string a = acc(0, r, h);
             for (int ch = 1; ch < chains; ch++)
                s += ind + "   " + a + " += " + acc(ch, r, h) + ";\n";
             if (fActivation == "relu")
-               s += ind + "   j2s_relu(" + a + ");\n";
-            s += ind + "   " + codegen::VectorStore(half, "y + (r0 + " + std::to_string(r) + ") * " + n + " + p * " +
-                 panel + " + " + std::to_string(16 * h), a) + "\n";
+               s += ind + "   " + codegen::VectorRelu(a, isa.width) + "\n";
+            s += ind + "   " +
+                 codegen::VectorStore(half(h), "y + (r0 + " + std::to_string(r) + ") * " + n + " + col + " +
+                                      std::to_string(h * isa.width), a) + "\n";
          }
       return s + ind + "}\n";
    }
@@ -238,25 +271,25 @@ private:
 
    /// Each row r < m: y[r] = A[r] W (+ b, relu) with the columns in vector registers, in tiles of
    /// vector blocks (codegen::VectorBlocks) that read W row by row: up to 16 blocks (256 columns) with
-   /// AVX-512's 32 registers, so a 256-wide layer streams W once, contiguously; up to 4 elsewhere.
+   /// AVX-512's 32 registers, so a 256-wide layer streams W once, contiguously; up to 8 with 16.
    /// A tile of fewer than 8 blocks sums over k in two interleaved chains (even and odd k) so that
-   /// consecutive fused multiply-adds into one register do not wait on each other.
-   std::string InlineRows(const std::string &ind) const
+   /// consecutive multiply-adds into one register do not wait on each other.
+   std::string InlineRows(const codegen::Isa &isa, const std::string &ind) const
    {
-      std::string s = ind + "{\n" + codegen::VectorHelpers(ind);
-      s += ind + "const float *w = " + In(1) + ";\n";
+      std::string s = ind + "const float *w = " + In(1) + ";\n";
       s += ind + "for (int r = 0; r < m; r++) {\n";
       s += ind + "const float *x = " + In(0) + " + r * " + std::to_string(fK) + ";\n";
       s += ind + "float *yr = y + r * " + std::to_string(fN) + ";\n";
-      s += "#if defined(__AVX512F__)\n" + RowTiles(16, ind) + "#else\n" + RowTiles(4, ind) + "#endif\n";
-      s += ind + "}\n" + ind + "}\n";
+      s += RowTiles(isa, ind);
+      s += ind + "}\n";
       return s;
    }
 
-   /// The tiles of one row, `maxBlocks` vector blocks each.
-   std::string RowTiles(std::size_t maxBlocks, const std::string &ind) const
+   /// The tiles of one row.
+   std::string RowTiles(const codegen::Isa &isa, const std::string &ind) const
    {
-      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fN);
+      const std::size_t maxBlocks = isa.registers / 2;
+      const std::vector<codegen::VectorBlock> blocks = codegen::VectorBlocks(fN, isa.width);
       const std::string n = std::to_string(fN);
       std::string s;
       for (std::size_t t = 0; t < blocks.size(); t += maxBlocks) {
@@ -265,16 +298,21 @@ private:
          s += ind + "{\n";
          for (std::size_t b = t; b < end; b++) {
             const auto &blk = blocks[b];
-            const std::string vf = "j2s_vf" + std::to_string(blk.width), tag = vf + "{}", i = std::to_string(b - t);
-            s += ind + "   " + vf + " a" + i + " = " + (fHasBias ? codegen::VectorLoad(blk, In(2) + " + " + std::to_string(blk.first)) : tag);
-            s += twoChains ? ", c" + i + " = " + tag + ";\n" : ";\n";
+            const std::string vf = codegen::VectorType(blk.width), i = std::to_string(b - t);
+            if (fHasBias)
+               s += ind + "   " + codegen::VectorLoad(blk, "a" + i, In(2) + " + " + std::to_string(blk.first), false) + "\n";
+            else
+               s += ind + "   " + vf + " a" + i + "{};\n";
+            if (twoChains)
+               s += ind + "   " + vf + " c" + i + "{};\n";
          }
          auto step = [&](const std::string &k, const std::string &acc) {
             std::string body;
             for (std::size_t b = t; b < end; b++) {
                const std::string i = std::to_string(b - t);
-               body += ind + "      j2s_fma(" + acc + i + ", x[" + k + "], " +
-                       codegen::VectorLoad(blocks[b], "w + (" + k + ") * " + n + " + " + std::to_string(blocks[b].first)) + ");\n";
+               body += ind + "      { " +
+                       codegen::VectorLoad(blocks[b], "wv", "w + (" + k + ") * " + n + " + " + std::to_string(blocks[b].first)) +
+                       " " + codegen::VectorFma(acc + i, "wv", "x[" + k + "]") + " }\n";
             }
             return body;
          };
@@ -293,7 +331,7 @@ private:
             if (twoChains)
                s += ind + "   a" + i + " += c" + i + ";\n";
             if (fActivation == "relu")
-               s += ind + "   j2s_relu(a" + i + ");\n";
+               s += ind + "   " + codegen::VectorRelu("a" + i, blk.width) + "\n";
             s += ind + "   " + codegen::VectorStore(blk, dst, "a" + i) + "\n";
          }
          s += ind + "}\n";

@@ -7,10 +7,14 @@
 // Length() gives the C++ expression of an element count.
 #pragma once
 
+#include "codegen.hpp"
+
 #include "SOFIE/RModel.hxx"
 #include "SOFIE/ROperator.hxx"
 #include "SOFIE/SOFIE_common.hxx"
 
+#include <regex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -60,7 +64,16 @@ public:
    {
       if (!fInitialized)
          throw std::runtime_error("jax2sofie " + fKindName + " called to Generate without being initialized");
-      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" + GenerateCode();
+      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" +
+             (UsesKernel() ? codegen::KernelCall(MakeKernel(opName)) : GenerateCode());
+   }
+
+   /// The kernel functions of an operator that UsesKernel (one per instruction-set level).
+   std::string GenerateSessionMembersCode(std::string opName) override
+   {
+      if (!UsesKernel())
+         return "";
+      return codegen::KernelFunctions(MakeKernel(opName), [this](const codegen::Isa &isa) { return KernelCode(isa); });
    }
 
    std::vector<std::string> GetStdLibs() override { return {"cmath", "algorithm", "limits", "cstdint"}; }
@@ -68,8 +81,17 @@ public:
 protected:
    /// Output types and shapes from the inputs' (called once, in Initialize).
    virtual std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) = 0;
-   /// The C++ statements of the operator (inside Session::infer).
-   virtual std::string GenerateCode() = 0;
+   /// The C++ statements of the operator (inside Session::infer), for an operator without a kernel.
+   virtual std::string GenerateCode() { return ""; }
+
+   /// Whether the operator's code is a kernel compiled once per instruction-set level and chosen at
+   /// run time (codegen::KernelFunctions): for code that is faster with wider vectors than the build's
+   /// flags give. Its statements come from KernelCode; they see the tensors under the names that
+   /// In()/Out() give and the shape parameters ("bs") under theirs.
+   virtual bool UsesKernel() const { return false; }
+   virtual std::string KernelCode(const codegen::Isa &) { return ""; }
+   /// More (parameter declaration, argument) pairs of the kernel, e.g. a scratch buffer of the Session.
+   virtual std::vector<std::pair<std::string, std::string>> KernelExtraParameters() const { return {}; }
 
    /// `tensor_<name>` of input / output i, as the generated code names it.
    std::string In(std::size_t i) const { return "tensor_" + fInputs.at(i); }
@@ -80,6 +102,36 @@ protected:
    static std::string Length(const std::vector<SOFIE::Dim> &shape) { return SOFIE::ConvertDimShapeToLength(shape); }
    /// The C++ element type name of a SOFIE tensor type ("float", "int64_t", ...).
    static std::string CType(SOFIE::ETensorType type) { return SOFIE::ConvertTypeToString(type); }
+
+   /// The kernel's name and parameters: the outputs, the inputs (each once), the shape parameters the
+   /// tensors' shapes name and the extra ones.
+   codegen::Kernel MakeKernel(const std::string &opName) const
+   {
+      codegen::Kernel k{"j2s_kernel_" + opName, {}, {}};
+      std::set<std::string> seen;
+      auto add = [&](const std::string &param, const std::string &arg) {
+         if (seen.insert(arg).second) {
+            k.parameters.push_back(param);
+            k.arguments.push_back(arg);
+         }
+      };
+      for (std::size_t i = 0; i < fOutputs.size(); i++)
+         add(CType(fOut[i].type) + " *" + Out(i), Out(i));
+      for (std::size_t i = 0; i < fInputs.size(); i++)
+         add("const " + CType(fIn[i].type) + " *" + In(i), In(i));
+      static const std::regex identifier("[A-Za-z_][A-Za-z0-9_]*");
+      for (const auto *infos : {&fIn, &fOut})
+         for (const auto &info : *infos)
+            for (const auto &dim : info.shape) {
+               if (!dim.isParam)
+                  continue;
+               for (std::sregex_iterator m(dim.param.begin(), dim.param.end(), identifier), end; m != end; ++m)
+                  add("std::size_t " + m->str(), m->str());
+            }
+      for (auto &[param, arg] : KernelExtraParameters())
+         add(param, arg);
+      return k;
+   }
 
    std::string fKindName;
    std::vector<std::string> fInputs, fOutputs;
