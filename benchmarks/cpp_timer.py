@@ -1,7 +1,7 @@
 """Time a generated SOFIE header's `Session::infer` in a C++ loop (no Python in the timed path).
 
-One small program per (model, batch) that includes our header and the one SOFIE makes from ONNX
-(their namespaces differ): it loads both Sessions, runs `infer` once each to write the outputs
+One small program per (model, batch, build flags) that includes our header and the one SOFIE makes
+from ONNX (their namespaces differ): it loads both Sessions, runs `infer` once each to write the outputs
 (checked against JAX by the caller), calibrates for each a block of k calls lasting at least
 `min_block_us`, then times `repeats` blocks of each, alternating between the models so that a
 busy machine slows them alike (each block after one untimed call, so that neither starts on caches
@@ -12,15 +12,50 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from jax2sofie.runtime.toolchain import find_blas, find_compiler
 
-# One set of flags for every generated header. -O3 -march=native: the code is meant to be built for
-# the machine it runs on (trigger farms do); SOFIE's own loops only vectorise with it.
-CXX_FLAGS = ["-O3", "-march=native", "-std=c++17", "-DNDEBUG"]
+# The builds users make of a generated header, by the short name benchmarks/run.py --builds takes:
+# "O2" is the Makefile jax2sofie writes next to a standalone test (CXXFLAGS ?= -O2 -std=c++17), the
+# build of anyone who does not choose flags; "v3" the same for a grid's baseline CPU (x86-64-v3: AVX2
+# and FMA, every x86 node of the last decade); "native" a build for the machine it runs on, as trigger
+# farms do (SOFIE's own loops only vectorise with -march).
+BUILDS = {
+    "O2": ("-O2",),
+    "v3": ("-O2", "-march=x86-64-v3"),
+    "native": ("-O3", "-march=native"),
+}
+BUILD_TITLES = {
+    "O2": "the default build (the Makefile next to a standalone test)",
+    "v3": "a build for a grid's baseline CPU",
+    "native": "a build for the machine it runs on",
+}
+COMMON_FLAGS = ("-std=c++17",)
+
+
+def build_flags(build: str) -> list[str]:
+    return list(BUILDS[build]) + list(COMMON_FLAGS)
+
+
+def compile_command(build: str) -> str:
+    """The compile command of the timing program at `build`, as a user would type it."""
+    compiler, blas = find_compiler(), find_blas()
+    return " ".join(list(compiler.command) + build_flags(build) + ["timer.cpp", "-o", "timer"] + list(blas))
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One header to time: its weights file, and macros defined around its #include only (so a
+    define meant for our header, such as J2S_MAX_ISA, never reaches SOFIE's): "NAME=VALUE" or
+    "NAME" (defined as 1, as with -DNAME)."""
+    header: Path
+    weights: Path
+    defines: tuple = ()
 
 _MAIN = r"""
 @INCLUDES@
@@ -124,41 +159,59 @@ def session_bytes(header: Path) -> tuple[int, int]:
     return weights, intermediates
 
 
-def build_timer(headers: list[Path], build_dir: Path) -> Path:
-    """Compile the timing program for `headers` (cached by content hash of headers + flags)."""
+def _includes(models: list[Timed]) -> str:
+    lines = []
+    for m in models:
+        names = [d.split("=", 1)[0] for d in m.defines]
+        lines += [f"#define {d.replace('=', ' ', 1) if '=' in d else d + ' 1'}" for d in m.defines]
+        lines.append(f'#include "{m.header.resolve()}"')
+        lines += [f"#undef {name}" for name in names]
+    return "\n".join(lines)
+
+
+def build_timer(models: list[Timed], build_dir: Path, flags: list[str]) -> tuple[Path, float]:
+    """Compile the timing program for `models` with `flags`; return it and the seconds its compile
+    took. Cached by content (program, headers, flags, compiler, BLAS): a model is compiled once per
+    flag set, and with a kept --work directory once across runs (the compile time is kept beside it)."""
     compiler, blas = find_compiler(), find_blas()
-    texts = [h.read_text() for h in headers]
-    key = hashlib.sha256(("\0".join(texts) + " ".join(CXX_FLAGS) + " ".join(blas)).encode()).hexdigest()[:16]
-    binary = build_dir / f"timer_{key}"
-    if binary.exists():
-        return binary
-    source = build_dir / f"timer_{key}.cpp"
-    includes = "\n".join(f'#include "{h.resolve()}"' for h in headers)
     subjects = "\n".join(
-        f"   subjects.push_back(make_subject<SOFIE_{namespace_of(h)}::Session>(argv[{5 + 2 * i}], x));"
-        for i, h in enumerate(headers))
-    source.write_text(_MAIN.replace("@INCLUDES@", includes).replace("@SUBJECTS@", subjects))
-    cmd = list(compiler.command) + CXX_FLAGS + [str(source), "-o", str(binary)] + list(blas)
+        f"   subjects.push_back(make_subject<SOFIE_{namespace_of(m.header)}::Session>(argv[{5 + 2 * i}], x));"
+        for i, m in enumerate(models))
+    program = _MAIN.replace("@INCLUDES@", _includes(models)).replace("@SUBJECTS@", subjects)
+    texts = [program] + [m.header.read_text() for m in models] + flags + [compiler.identity] + list(blas)
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    binary = build_dir / f"timer_{key}"
+    seconds_file = binary.with_suffix(".seconds")
+    if binary.exists() and seconds_file.exists():
+        return binary, float(seconds_file.read_text())
+    source = build_dir / f"timer_{key}.cpp"
+    source.write_text(program)
+    cmd = list(compiler.command) + flags + [str(source), "-o", str(binary)] + list(blas)
+    t0 = time.perf_counter()
     result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - t0
     if result.returncode != 0:
         first = next((line for line in result.stdout.splitlines() if "error" in line), result.stdout[:200])
         raise RuntimeError(f"generated code does not compile: {first.strip()}")
-    return binary
+    seconds_file.write_text(f"{seconds:.3f}")
+    return binary, seconds
 
 
-def time_headers(models: list[tuple[Path, Path]], x: np.ndarray, build_dir: Path, min_block_us: float,
+def time_headers(models: list[Timed], x: np.ndarray, build_dir: Path, flags: list[str], min_block_us: float,
                  repeats: int, out_size: int) -> list[tuple[float, float, np.ndarray]]:
-    """Per (header, weights): median and minimum seconds per `infer` call, timed in alternating
-    blocks in one process, and the output of one call (flat float32)."""
-    binary = build_timer([h for h, _ in models], build_dir)
+    """Per model: median and minimum seconds per `infer` call, timed in alternating blocks in one
+    process built with `flags`, and the output of one call (flat float32)."""
+    binary, _ = build_timer(models, build_dir, flags)
     stem = build_dir / binary.name
     x_path = stem.with_suffix(".in")
     np.ascontiguousarray(x, np.float32).tofile(x_path)
     args = [str(binary), str(x.size), str(x_path), str(min_block_us), str(repeats)]
     outs = [stem.with_suffix(f".out{i}") for i in range(len(models))]
-    for (_, weights), out in zip(models, outs):
-        args += [str(weights), str(out)]
+    for m, out in zip(models, outs):
+        args += [str(m.weights), str(out)]
     result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    if result.returncode == -4:  # SIGILL
+        raise RuntimeError("illegal instruction: this CPU lacks instructions the -march of this build allows")
     if result.returncode != 0:
         raise RuntimeError(f"timing program failed (rc {result.returncode}): {result.stdout.strip()[:200]}")
     lines = result.stdout.split("\n")

@@ -1,13 +1,18 @@
 """Side-by-side benchmark: (A) our generated C++, (B) SOFIE's C++ from the jax2onnx model,
 (C) jax.jit on CPU, (D) ONNX Runtime on the jax2onnx model; all on one thread, in one run.
 
-    python benchmarks/run.py            # batches 1, 64, 256; scale curve up to 10,000 equations
+    python benchmarks/run.py            # batches 1, 64, 256; builds O2, v3, native; scale up to 10,000 equations
     python benchmarks/run.py --quick    # batches 1, 64; fewer repeats; scale up to 1,000
+    python benchmarks/run.py --quick --models tiny_mlp --batches 1 --builds O2 --no-scale
+    python benchmarks/run.py --a-define J2S_MAX_ISA=1       # a macro around our header's #include
+    python benchmarks/run.py --a-caps 0,1,2                 # also A alone at each J2S_MAX_ISA level
 
 Writes benchmarks/RESULTS.md (or --out). Needs jax2onnx, onnx and onnxruntime for B and D; without
 them those columns say why they are missing. A and B are timed by a C++ loop over Session::infer
-(benchmarks/cpp_timer.py); C and D from Python, so they include their per-call dispatch cost, which
-is how they are used (the table's "ORT floor" line gives ONNX Runtime's cost for a trivial model).
+(benchmarks/cpp_timer.py), once per build users make of a header (cpp_timer.BUILDS: -O2, -O2
+-march=x86-64-v3, -O3 -march=native); C and D from Python, once per model and batch, so they include
+their per-call dispatch cost, which is how they are used (the table's "ORT floor" line gives ONNX
+Runtime's cost for a trivial model).
 """
 from __future__ import annotations
 
@@ -61,7 +66,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jax2sofie  # noqa: E402
-from cpp_timer import CXX_FLAGS, session_bytes, time_headers  # noqa: E402
+from jax2sofie.runtime.toolchain import find_compiler  # noqa: E402
+from cpp_timer import (BUILD_TITLES, BUILDS, Timed, build_flags, build_timer, compile_command,  # noqa: E402
+                       session_bytes, time_headers)
 from models import MODELS, deep_chain  # noqa: E402
 from report import write_report  # noqa: E402
 
@@ -80,7 +87,11 @@ class Row:
     model: str
     family: str
     batch: int
-    cells: dict = field(default_factory=dict)  # "A".."D" -> Cell
+    cells: dict = field(default_factory=dict)  # "C", "D" -> Cell: no C++ build, measured once
+    builds: dict = field(default_factory=dict)  # build name ("O2", ...) -> {"A": Cell, "B": Cell}
+    caps: dict = field(default_factory=dict)  # J2S_MAX_ISA level -> Cell of A alone (--a-caps)
+    compile_o2: float | None = None  # seconds g++ -O2 takes over A's timing program (first batch only)
+    compile_o2_error: str | None = None
     convert_ours: float | None = None
     convert_onnx: float | None = None
     memory_ours: tuple | None = None
@@ -117,9 +128,15 @@ def time_python(call, min_block: float, repeats: int) -> float:
     return statistics.median(blocks)
 
 
+# the macro that caps the instruction set our header's kernels select at run time (0 baseline, 1 AVX2,
+# 2 AVX-512); --a-caps builds A once per level
+ISA_CAP = "J2S_MAX_ISA"
+
+
 class Bench:
     def __init__(self, args, work: Path):
         self.args, self.work = args, work
+        self.builds, self.a_defines = args.builds, args.a_define
         self.min_block = 0.5e-3 if args.quick else 2e-3
         self.repeats = 5 if args.quick else 15
         try:
@@ -153,11 +170,19 @@ class Bench:
         session, x = self.ort_session(path), np.zeros((1, 16), np.float32)
         return time_python(lambda: session.run(None, {"x": x}), self.min_block, self.repeats)
 
-    def time_cpp(self, headers: dict, x: np.ndarray, ref: np.ndarray) -> dict:
-        """{"A"/"B": Cell} for the headers {"A"/"B": header path}, timed in one program (alternating);
-        if that program does not build, each alone, so the error lands on the one that fails."""
+    def timed(self, headers: dict, key: str, defines: tuple | None = None) -> Timed:
+        """A header to time; our header ("A") gets the --a-define macros unless `defines` is given."""
+        header = headers[key]
+        if defines is None:
+            defines = self.a_defines if key == "A" else ()
+        return Timed(header, header.with_suffix(".dat"), tuple(defines))
+
+    def time_cpp(self, headers: dict, x: np.ndarray, ref: np.ndarray, build: str) -> dict:
+        """{"A"/"B": Cell} for the headers {"A"/"B": header path} built at `build`, timed in one
+        program (alternating); if that program does not build, each alone, so the error lands on the
+        one that fails."""
         def measure(keys):
-            timed = time_headers([(headers[k], headers[k].with_suffix(".dat")) for k in keys], x, self.work,
+            timed = time_headers([self.timed(headers, k) for k in keys], x, self.work, build_flags(build),
                                  self.min_block * 1e6, self.repeats, ref.size)
             return {k: Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
                     for k, (median, minimum, y) in zip(keys, timed)}
@@ -175,7 +200,29 @@ class Bench:
                 cells[key] = Cell(error=f"failed: {first_line(exc)}")
         return cells
 
-    def run_model(self, bm, batch: int) -> Row:
+    def time_caps(self, header: Path, x: np.ndarray, ref: np.ndarray) -> dict:
+        """{level: Cell} for our header alone, built at --caps-build with J2S_MAX_ISA=level (any
+        J2S_MAX_ISA of --a-define is replaced). One program per level: a header's kernels are chosen
+        when it is included, so two levels cannot share a program."""
+        others = tuple(d for d in self.a_defines if d.split("=", 1)[0] != ISA_CAP)
+        cells = {}
+        for level in self.args.a_caps:
+            try:
+                timed = self.timed({"A": header}, "A", others + (f"{ISA_CAP}={level}",))
+                [(median, minimum, y)] = time_headers([timed], x, self.work, build_flags(self.args.caps_build),
+                                                      self.min_block * 1e6, self.repeats, ref.size)
+                cells[level] = Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
+            except Exception as exc:
+                cells[level] = Cell(error=f"failed: {first_line(exc)}")
+        return cells
+
+    def compile_seconds(self, header: Path) -> float:
+        """Seconds `g++ -O2` takes over the timing program of our header alone: what a user's build of
+        the header costs (the program around it is a few lines)."""
+        _, seconds = build_timer([self.timed({"A": header}, "A")], self.work, build_flags("O2"))
+        return seconds
+
+    def run_model(self, bm, batch: int, first_batch: bool) -> Row:
         row = Row(bm.name, bm.family, batch)
         variables, x = bm.variables(), bm.example(batch)
         apply = jax.jit(bm.module.apply)
@@ -185,7 +232,7 @@ class Bench:
         name = f"{bm.name}_b{batch}"
         out = self.work / name
         out.mkdir(parents=True, exist_ok=True)
-        headers = {}
+        headers, missing = {}, {}  # missing: "A"/"B" -> Cell saying why there is no header to build
         try:  # (A) ours
             t0 = time.perf_counter()
             model = jax2sofie.convert(bm.module.apply, variables, x, name=name)
@@ -195,19 +242,29 @@ class Bench:
             headers["A"] = next(p for p in paths if p.suffix == ".hxx")
             row.memory_ours = session_bytes(headers["A"])
         except Exception as exc:
-            row.cells["A"] = Cell(error=f"not converted: {first_line(exc)}")
+            missing["A"] = Cell(error=f"not converted: {first_line(exc)}")
             if self.args.verbose:
                 traceback.print_exc()
         if self.onnx_missing:
-            row.cells["B"] = row.cells["D"] = Cell(error=self.onnx_missing)
+            missing["B"] = row.cells["D"] = Cell(error=self.onnx_missing)
         else:
-            headers.update(self.run_onnx(bm, variables, x, ref, name, out, row))
-        if headers:
-            row.cells.update(self.time_cpp(headers, x, ref))
+            headers.update(self.run_onnx(bm, variables, x, ref, name, out, row, missing))
+        for build in self.builds:
+            row.builds[build] = dict(missing)
+            if headers:
+                row.builds[build].update(self.time_cpp(headers, x, ref, build))
+        if "A" in headers:
+            row.caps = self.time_caps(headers["A"], x, ref)
+            if first_batch:
+                try:
+                    row.compile_o2 = self.compile_seconds(headers["A"])
+                except Exception as exc:
+                    row.compile_o2_error = f"failed: {first_line(exc)}"
         return row
 
-    def run_onnx(self, bm, variables, x, ref, name, out, row) -> dict:
-        """jax2onnx export, (D) ONNX Runtime timing, and (B) SOFIE's header from the ONNX file."""
+    def run_onnx(self, bm, variables, x, ref, name, out, row, missing) -> dict:
+        """jax2onnx export, (D) ONNX Runtime timing, and (B) SOFIE's header from the ONNX file; where
+        there is no header, missing["B"] says why."""
         import jax2onnx
         import onnx
         import sofie
@@ -219,7 +276,7 @@ class Bench:
             row.convert_onnx = time.perf_counter() - t0
             onnx.save(proto, str(onnx_path))
         except Exception as exc:
-            row.cells["B"] = row.cells["D"] = Cell(error=f"jax2onnx failed: {first_line(exc)}")
+            missing["B"] = row.cells["D"] = Cell(error=f"jax2onnx failed: {first_line(exc)}")
             return {}
         try:  # (D) ONNX Runtime
             session = self.ort_session(onnx_path)
@@ -238,7 +295,7 @@ class Bench:
             row.memory_sofie = session_bytes(header)
             return {"B": header}
         except Exception as exc:
-            row.cells["B"] = Cell(error=f"SOFIE failed: {first_line(exc)}")
+            missing["B"] = Cell(error=f"SOFIE failed: {first_line(exc)}")
             if self.args.verbose:
                 traceback.print_exc()
             return {}
@@ -273,21 +330,64 @@ def warm_up(bench: Bench) -> None:
         jax2onnx.to_onnx(lambda x: fn(params, x), [jax.ShapeDtypeStruct(x.shape, x.dtype)])
 
 
-def main(argv=None) -> int:
+def _names(text: str, known, what: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
+def _defines(given: list[str]) -> tuple:
+    """--a-define values and $J2S_BENCH_A_DEFINES (space-separated), as NAME or NAME=VALUE (a
+    leading -D is dropped, so a compiler flag can be pasted)."""
+    words = os.environ.get("J2S_BENCH_A_DEFINES", "").split() + list(given or [])
+    return tuple(w[2:] if w.startswith("-D") else w for w in words)
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batches 1 and 64, fewer repeats, scale up to 1,000")
     parser.add_argument("--models", default="", help="comma-separated subset of model names")
     parser.add_argument("--batches", default="", help="comma-separated batch sizes (default 1,64,256)")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--work", default="", help="directory for generated code (default: a temporary one)")
+    parser.add_argument("--builds", default=",".join(BUILDS),
+                        help=f"comma-separated builds of A and B (default and choices: {','.join(BUILDS)}; "
+                        "see cpp_timer.BUILDS; empty: none, only our header's -O2 compile time)")
+    parser.add_argument("--a-define", action="append", metavar="NAME[=VALUE]",
+                        help="a macro defined around our header's #include only (repeatable; also "
+                        "$J2S_BENCH_A_DEFINES, space-separated), e.g. J2S_MAX_ISA=1 or =-DJ2S_MAX_ISA=1")
+    parser.add_argument("--a-caps", default="", help=f"also time A alone with {ISA_CAP} at each of these "
+                        "levels, e.g. 0,1,2 (0 baseline, 1 AVX2, 2 AVX-512)")
+    parser.add_argument("--caps-build", default="O2", choices=list(BUILDS), help="the build of --a-caps (default O2)")
     parser.add_argument("--no-scale", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    args.builds = _names(args.builds, list(BUILDS), "build")
+    args.a_define = _defines(args.a_define)
+    args.a_caps = [int(level) for level in args.a_caps.split(",") if level]
+    return args
 
+
+def _print_row(row: Row) -> None:
+    def us(key, cell):
+        return f"{key}={cell.seconds * 1e6:.1f}us" if cell.seconds else f"{key}: {cell.error}"
+    parts = [us(k, c) for k, c in sorted(row.cells.items())]
+    parts += [us(f"{k}@{build}", c) for build, cells in row.builds.items() for k, c in sorted(cells.items())]
+    parts += [us(f"A@{ISA_CAP}={level}", c) for level, c in row.caps.items()]
+    if row.compile_o2 is not None:
+        parts.append(f"compile A -O2 {row.compile_o2:.1f}s")
+    print(f"{row.model} b{row.batch}: {', '.join(parts)}", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")] if args.batches else ([1, 64] if args.quick else [1, 64, 256])
     wanted = set(args.models.split(",")) if args.models else None
     models = [bm for bm in MODELS if wanted is None or bm.name in wanted]
     warnings.simplefilter("ignore")
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="j2s-bench-") as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -295,25 +395,41 @@ def main(argv=None) -> int:
         warm_up(bench)
         rows = []
         for bm in models:
-            for batch in batches:
-                row = bench.run_model(bm, batch)
+            for i, batch in enumerate(batches):
+                row = bench.run_model(bm, batch, first_batch=i == 0)
                 rows.append(row)
-                summary = ", ".join(f"{k}={c.seconds * 1e6:.1f}us" if c.seconds else f"{k}: {c.error}"
-                                    for k, c in sorted(row.cells.items()))
-                print(f"{bm.name} b{batch}: {summary}", flush=True)
+                _print_row(row)
         floor = bench.ort_floor()
         sizes = [] if args.no_scale else ([100, 1000] if args.quick else [100, 1000, 10000])
         scale = bench.scale(sizes)
     context = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "jax": jax.__version__, "flags": " ".join(CXX_FLAGS), "quick": args.quick,
+        "jax": jax.__version__, "quick": args.quick, "command": _command_line(argv),
+        "builds": {build: (compile_command(build), BUILD_TITLES[build]) for build in args.builds},
+        "o2_command": compile_command("O2"),
+        "compiler": find_compiler().version, "a_defines": args.a_define, "caps": args.a_caps,
+        "caps_build": args.caps_build, "minutes": (time.perf_counter() - started) / 60,
         "repeats": bench.repeats, "min_block_ms": bench.min_block * 1e3, "ort_floor": floor,
         "versions": _versions(), "openblas_core": os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own choice"),
     }
     Path(args.out).write_text(write_report(rows, scale, context))
     print(f"wrote {args.out}")
     return 0
+
+
+def _command_line(argv) -> str:
+    """The command that made the report, without --out and --work (local paths, not how to rerun it)."""
+    words, kept = list(sys.argv[1:] if argv is None else argv), []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--out", "--work"):
+            skip = True
+        elif not word.startswith(("--out=", "--work=")):
+            kept.append(word)
+    return " ".join(["python benchmarks/run.py"] + kept)
 
 
 def _cpu_name() -> str:
