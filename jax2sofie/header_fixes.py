@@ -53,10 +53,12 @@ def move_outputs_out_of_infer(code: str) -> str:
 _SESSION_BEGIN = "\nstruct Session {\n"
 _SESSION_END = "\n};   // end of Session"
 
-# what the scanner of the struct body stops at: the characters that may start a comment or a literal
-# (skipped whole, so that braces or semicolons inside them count for nothing), parentheses, braces and
-# semicolons
-_SPECIAL = re.compile(r"""[(){};/"']""")
+# what the scanner of the struct body stops at: the characters that may start a comment, a literal or a
+# preprocessor line (skipped whole, so that braces or semicolons inside them count for nothing: the
+# project's kernels come in `#if` blocks with macros), parentheses, braces and semicolons
+_SPECIAL = re.compile(r"""[(){};/"'#]""")
+# a preprocessor line from its `#` to its end, with its backslash-continued lines
+_DIRECTIVE_END = re.compile(r"(?:[^\\\n]|\\.|\\\n)*")
 _LITERAL = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
 # the text before a `{` that opens a member function's body: a parameter list, maybe qualified
 _FUNCTION_HEAD_END = re.compile(r"\)\s*(?:(?:const|noexcept|override|final)\s*)*$")
@@ -141,6 +143,12 @@ def _tokens(code: str, begin: int, end: int):
                 position = start + 1
                 continue
             yield code[start:start + 2], start, end
+        elif char == "#":
+            line_start = code.rfind("\n", 0, start) + 1
+            if code[line_start:start].strip():
+                raise HeaderFixError(f"cannot parse the generated Session: a '#' inside a line {code[start:start + 80]!r}")
+            end = _DIRECTIVE_END.match(code, start + 1, stop).end()
+            yield "//", start, end
         elif char in "\"'":
             literal = _LITERAL.match(code, start, stop)
             if literal is None:
