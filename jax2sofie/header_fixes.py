@@ -16,6 +16,10 @@
   the pointers into the in-object arrays the same way. The header is parsed for every member; a
   member this module does not know how to copy stops the write (HeaderFixError) rather than
   leaving an unsafe Session.
+- The project's kernels (and the macros they use) come in `#ifndef J2S_... / #define J2S_...` blocks,
+  one per operator, so that operators with the same kernel share one function (the 20 steps of an
+  unrolled LSTM: 7 kernels for 196 operators). The blocks after the first of each name are dropped:
+  the preprocessor would skip them anyway, and they made the header of such a model 2 MB.
 """
 from __future__ import annotations
 
@@ -352,9 +356,38 @@ def _repointed(pointer: _Pointer, moved: bool) -> str:
     return f"{p} = J2S_SameOffset(from.{p}, from.{base}, {base});"
 
 
+# a block guarded by a macro of the project's kernels, and the preprocessor lines that nest inside it
+_GUARDED_BLOCK = re.compile(r"^#ifndef (?P<guard>J2S_\w+)\n#define (?P=guard)\n", re.MULTILINE)
+_CONDITIONAL = re.compile(r"^#\s*(?P<kind>if|ifdef|ifndef|endif)\b.*$", re.MULTILINE)
+
+
+def drop_repeated_guarded_blocks(code: str) -> str:
+    """Remove each `#ifndef J2S_X` / `#define J2S_X` ... `#endif` block whose J2S_X an earlier block of
+    the header already defined (the preprocessor would skip it); the first of each stays."""
+    seen: set[str] = set()
+    pieces, position = [], 0
+    for block in _GUARDED_BLOCK.finditer(code):
+        if block.start() < position:
+            continue  # nested inside a block already dropped
+        if block["guard"] not in seen:
+            seen.add(block["guard"])
+            continue
+        depth, end = 1, None
+        for line in _CONDITIONAL.finditer(code, block.end()):
+            depth += -1 if line["kind"] == "endif" else 1
+            if depth == 0:
+                end = line.end() + 1
+                break
+        if end is None:
+            raise HeaderFixError(f"cannot parse the generated header: no #endif closes #ifndef {block['guard']}")
+        pieces.append(code[position:block.start()])
+        position = end
+    return "".join(pieces) + code[position:] if pieces else code
+
+
 def fix_header(path: Path) -> None:
     path = Path(path)
     code = path.read_text()
-    fixed = make_session_copyable(move_outputs_out_of_infer(code))
+    fixed = make_session_copyable(move_outputs_out_of_infer(drop_repeated_guarded_blocks(code)))
     if fixed != code:
         path.write_text(fixed)

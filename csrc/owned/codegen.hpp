@@ -167,38 +167,69 @@ inline std::string KernelCondition(const Isa &isa)
 
 inline std::string VectorTypes(const std::string &body, const std::string &ind);
 
-/// A kernel compiled once per level: `name` (a valid identifier, unique in the Session), its parameter
-/// declarations and the arguments that the call in doInfer passes.
+/// A kernel compiled once per level: its parameter declarations and the arguments that the call in
+/// doInfer passes.
 struct Kernel {
-   std::string name;
    std::vector<std::string> parameters, arguments;
 };
 
-/// The kernel's functions, static members of the Session: `body(isa)` gives the statements of each level.
+/// 64-bit FNV-1a of `text`, in hex: the same on every platform, unlike std::hash.
+inline std::string Fingerprint(const std::string &text)
+{
+   std::uint64_t h = 1469598103934665603ull;
+   for (unsigned char c : text) {
+      h ^= c;
+      h *= 1099511628211ull;
+   }
+   std::ostringstream out;
+   out << std::hex << h;
+   return out.str();
+}
+
+/// The kernel's name and its functions (`body(isa)`: the statements of each level). The name comes
+/// from a fingerprint of the functions' text, so that operators with the same kernel (the steps of an
+/// unrolled recurrent layer, the blocks of a transformer) share one function.
 template <class Body>
-std::string KernelFunctions(const Kernel &k, Body body)
+std::pair<std::string, std::string> KernelDefinition(const Kernel &k, Body body)
 {
    std::string params;
    for (auto &p : k.parameters)
       params += (params.empty() ? "" : ", ") + p;
-   std::string s = DispatchPrelude();
+   std::vector<std::string> codes;
+   std::string all = params;
    for (const Isa &isa : IsaLevels()) {
-      const std::string code = body(isa);
+      codes.push_back(body(isa));
+      all += "\n" + codes.back();
+   }
+   const std::string name = "j2s_kernel_" + Fingerprint(all);
+   std::string s;
+   for (std::size_t i = 0; i < IsaLevels().size(); i++) {
+      const Isa &isa = IsaLevels()[i];
       s += "#if " + KernelCondition(isa) + "\n";
-      s += (isa.target.empty() ? "" : isa.target + " ") + std::string("static void ") + k.name + "_" + isa.name +
-           "(" + params + ")\n{\n" + VectorTypes(code, "   ") + code + "}\n";
+      s += (isa.target.empty() ? "" : isa.target + " ") + std::string("static void ") + name + "_" + isa.name + "(" +
+           params + ")\n{\n" + VectorTypes(codes[i], "   ") + codes[i] + "}\n";
       s += "#endif\n";
    }
-   return s;
+   return {name, s};
 }
 
-/// The statements in doInfer that call the kernel of the CPU's level (or the only one compiled).
-inline std::string KernelCall(const Kernel &k)
+/// The kernel's functions, static members of the Session, defined once per model (a macro named after
+/// the model and the kernel guards the definition).
+template <class Body>
+std::string KernelFunctions(const Kernel &k, const std::string &model, Body body)
+{
+   const auto definition = KernelDefinition(k, body);
+   const std::string guard = "J2S_" + model + "_" + definition.first;
+   return DispatchPrelude() + "#ifndef " + guard + "\n#define " + guard + "\n" + definition.second + "#endif\n";
+}
+
+/// The statements in doInfer that call kernel `name` of the CPU's level (or the only one compiled).
+inline std::string KernelCall(const Kernel &k, const std::string &name)
 {
    std::string args;
    for (auto &a : k.arguments)
       args += (args.empty() ? "" : ", ") + a;
-   auto call = [&](const Isa &isa) { return "Session::" + k.name + "_" + isa.name + "(" + args + ");\n"; };
+   auto call = [&](const Isa &isa) { return "Session::" + name + "_" + isa.name + "(" + args + ");\n"; };
    std::string s = "   {\n#if J2S_X86_DISPATCH\n";
    s += "   static const int j2s_isa = J2S_CPU_ISA;\n   (void)j2s_isa;\n";
    for (const Isa &isa : IsaLevels()) {

@@ -78,33 +78,42 @@ protected:
       if (fPanel)
          return PanelCode(isa);
       const std::string n = std::to_string(fN), k = std::to_string(fK);
+      const long rows = StaticRows();
+      std::string few, many; // the code for a few rows, and for more
+      if (fK * fN <= kInlineWeights) {
+         few = InlineRows(isa, "      ");
+         if (fActivation == "sigmoid" || fActivation == "tanh")
+            few += BiasAndActivation("      ", false);
+      } else {
+         few = "      const int n = " + n + ", k = " + k + ", inc = 1;\n";
+         few += "      const float one = 1.0f, zero = 0.0f;\n";
+         few += "      for (int r = 0; r < m; r++)\n";
+         few += "         BLAS::sgemv_(\"N\", &n, &k, &one, " + In(1) + ", &n, " + In(0) +
+                " + r * k, &inc, &zero, y + r * n, &inc);\n";
+         few += BiasAndActivation("      ", true);
+      }
+      many = "      const int n = " + n + ", k = " + k + ";\n";
+      many += "      const float one = 1.0f, zero = 0.0f;\n";
+      many += "      BLAS::sgemm_(\"N\", \"N\", &n, &m, &k, &one, " + In(1) + ", &n, " + In(0) + ", &k, &zero, y, &n);\n";
+      many += BiasAndActivation("      ", true);
       std::string s;
       s += "   const int m = " + fRows + ";\n";
       s += "   float *y = " + Out(0) + ";\n";
-      // each branch computes every row: bias and relu inside the inline code, the rest in a pass after
-      s += "   if (m <= " + std::to_string(kGemvRows) + ") {\n";
-      if (fK * fN <= kInlineWeights) {
-         s += InlineRows(isa, "      ");
-         if (fActivation == "sigmoid" || fActivation == "tanh")
-            s += BiasAndActivation("      ", false);
-      } else {
-         s += "      const int n = " + n + ", k = " + k + ", inc = 1;\n";
-         s += "      const float one = 1.0f, zero = 0.0f;\n";
-         s += "      for (int r = 0; r < m; r++)\n";
-         s += "         BLAS::sgemv_(\"N\", &n, &k, &one, " + In(1) + ", &n, " + In(0) +
-              " + r * k, &inc, &zero, y + r * n, &inc);\n";
-         s += BiasAndActivation("      ", true);
-      }
-      s += "   } else {\n";
-      s += "      const int n = " + n + ", k = " + k + ";\n";
-      s += "      const float one = 1.0f, zero = 0.0f;\n";
-      s += "      BLAS::sgemm_(\"N\", \"N\", &n, &m, &k, &one, " + In(1) + ", &n, " + In(0) + ", &k, &zero, y, &n);\n";
-      s += BiasAndActivation("      ", true);
-      s += "   }\n";
-      return s;
+      // each branch computes every row: bias and relu inside the inline code, the rest in a pass after;
+      // with a static batch only the branch that runs is written
+      if (rows >= 0)
+         return s + "   {\n" + (rows <= kGemvRows ? few : many) + "   }\n";
+      return s + "   if (m <= " + std::to_string(kGemvRows) + ") {\n" + few + "   } else {\n" + many + "   }\n";
    }
 
 private:
+   /// The number of rows when it is known at conversion time (a static batch), else -1.
+   long StaticRows() const
+   {
+      const bool number = !fRows.empty() && std::all_of(fRows.begin(), fRows.end(), [](char c) { return c >= '0' && c <= '9'; });
+      return number ? std::stol(fRows) : -1;
+   }
+
    /// A register tile of the panel product: `rows` rows x `vectors` vectors of isa.width columns.
    struct PanelShape {
       int rows, vectors;
@@ -172,13 +181,16 @@ private:
    /// and quick to compile, where one tile per remainder would multiply its code).
    std::string RowTilesOfPanel(const PanelShape &shape, const codegen::Isa &isa, const std::string &ind) const
    {
+      const long m = StaticRows(); // with a static batch only the tiles that run are written
       const std::string rows = std::to_string(shape.rows);
-      std::string s = ind + "for (; r0 + " + rows + " <= m; r0 += " + rows + ")\n";
-      s += PanelTile(shape.rows, shape.vectors, isa, ind);
+      std::string s;
+      if (m < 0 || m >= shape.rows)
+         s += ind + "for (; r0 + " + rows + " <= m; r0 += " + rows + ")\n" + PanelTile(shape.rows, shape.vectors, isa, ind);
       for (int r = 8; r >= 1; r /= 2) {
-         if (r >= shape.rows)
+         if (r >= shape.rows || (m >= 0 && !((m % shape.rows) & r)))
             continue;
-         s += ind + "if (m - r0 >= " + std::to_string(r) + ") {\n" + PanelTile(r, shape.vectors, isa, ind + "   ");
+         s += ind + (m < 0 ? "if (m - r0 >= " + std::to_string(r) + ") {\n" : "{\n");
+         s += PanelTile(r, shape.vectors, isa, ind + "   ");
          s += ind + "   r0 += " + std::to_string(r) + ";\n" + ind + "}\n";
       }
       return s;

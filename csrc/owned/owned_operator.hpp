@@ -46,6 +46,7 @@ public:
    void Initialize(SOFIE::RModel &model) final
    {
       fIn.clear();
+      fModelName = model.GetName();
       for (auto &name : fInputs) {
          if (!model.CheckIfTensorAlreadyExist(name))
             throw std::runtime_error("jax2sofie " + fKindName + ": input tensor '" + name + "' is not in the model");
@@ -64,16 +65,22 @@ public:
    {
       if (!fInitialized)
          throw std::runtime_error("jax2sofie " + fKindName + " called to Generate without being initialized");
-      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" +
-             (UsesKernel() ? codegen::KernelCall(MakeKernel(opName)) : GenerateCode());
+      if (!UsesKernel())
+         return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" + GenerateCode();
+      KernelScope scope(*this);
+      const codegen::Kernel kernel = MakeKernel();
+      const auto definition = codegen::KernelDefinition(kernel, [this](const codegen::Isa &isa) { return KernelCode(isa); });
+      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" + codegen::KernelCall(kernel, definition.first);
    }
 
    /// The kernel functions of an operator that UsesKernel (one per instruction-set level).
-   std::string GenerateSessionMembersCode(std::string opName) override
+   std::string GenerateSessionMembersCode(std::string) override
    {
       if (!UsesKernel())
          return "";
-      return codegen::KernelFunctions(MakeKernel(opName), [this](const codegen::Isa &isa) { return KernelCode(isa); });
+      KernelScope scope(*this);
+      return codegen::KernelFunctions(MakeKernel(), fModelName,
+                                      [this](const codegen::Isa &isa) { return KernelCode(isa); });
    }
 
    std::vector<std::string> GetStdLibs() override { return {"cmath", "algorithm", "limits", "cstdint"}; }
@@ -94,8 +101,16 @@ protected:
    virtual std::vector<std::pair<std::string, std::string>> KernelExtraParameters() const { return {}; }
 
    /// `tensor_<name>` of input / output i, as the generated code names it.
-   std::string In(std::size_t i) const { return "tensor_" + fInputs.at(i); }
-   std::string Out(std::size_t i) const { return "tensor_" + fOutputs.at(i); }
+   /// Inside a kernel (KernelCode) they are its parameters, named by position, so that operators with
+   /// the same shapes and attributes have the same kernel text, which the header then holds once.
+   std::string In(std::size_t i) const
+   {
+      return fInKernel ? "j2s_in" + std::to_string(i) : "tensor_" + fInputs.at(i);
+   }
+   std::string Out(std::size_t i) const
+   {
+      return fInKernel ? "j2s_out" + std::to_string(i) : "tensor_" + fOutputs.at(i);
+   }
    const TensorInfo &InInfo(std::size_t i) const { return fIn.at(i); }
    const TensorInfo &OutInfo(std::size_t i) const { return fOut.at(i); }
    /// The element count of a shape as a C++ expression ("bs*16" for a dynamic batch).
@@ -103,22 +118,21 @@ protected:
    /// The C++ element type name of a SOFIE tensor type ("float", "int64_t", ...).
    static std::string CType(SOFIE::ETensorType type) { return SOFIE::ConvertTypeToString(type); }
 
-   /// The kernel's name and parameters: the outputs, the inputs (each once), the shape parameters the
-   /// tensors' shapes name and the extra ones.
-   codegen::Kernel MakeKernel(const std::string &opName) const
+   /// The kernel's name and parameters: the outputs, the inputs (in order, as In()/Out() name them in
+   /// the kernel), the shape parameters the tensors' shapes name and the extra ones; the arguments
+   /// are the tensors of doInfer.
+   codegen::Kernel MakeKernel() const
    {
-      codegen::Kernel k{"j2s_kernel_" + opName, {}, {}};
+      codegen::Kernel k;
+      for (std::size_t i = 0; i < fOutputs.size(); i++) {
+         k.parameters.push_back(CType(fOut[i].type) + " *j2s_out" + std::to_string(i));
+         k.arguments.push_back("tensor_" + fOutputs[i]);
+      }
+      for (std::size_t i = 0; i < fInputs.size(); i++) {
+         k.parameters.push_back("const " + CType(fIn[i].type) + " *j2s_in" + std::to_string(i));
+         k.arguments.push_back("tensor_" + fInputs[i]);
+      }
       std::set<std::string> seen;
-      auto add = [&](const std::string &param, const std::string &arg) {
-         if (seen.insert(arg).second) {
-            k.parameters.push_back(param);
-            k.arguments.push_back(arg);
-         }
-      };
-      for (std::size_t i = 0; i < fOutputs.size(); i++)
-         add(CType(fOut[i].type) + " *" + Out(i), Out(i));
-      for (std::size_t i = 0; i < fInputs.size(); i++)
-         add("const " + CType(fIn[i].type) + " *" + In(i), In(i));
       static const std::regex identifier("[A-Za-z_][A-Za-z0-9_]*");
       for (const auto *infos : {&fIn, &fOut})
          for (const auto &info : *infos)
@@ -126,17 +140,30 @@ protected:
                if (!dim.isParam)
                   continue;
                for (std::sregex_iterator m(dim.param.begin(), dim.param.end(), identifier), end; m != end; ++m)
-                  add("std::size_t " + m->str(), m->str());
+                  if (seen.insert(m->str()).second) {
+                     k.parameters.push_back("std::size_t " + m->str());
+                     k.arguments.push_back(m->str());
+                  }
             }
-      for (auto &[param, arg] : KernelExtraParameters())
-         add(param, arg);
+      for (auto &[param, arg] : KernelExtraParameters()) {
+         k.parameters.push_back(param);
+         k.arguments.push_back(arg);
+      }
       return k;
    }
 
-   std::string fKindName;
+   /// In()/Out() name the kernel's parameters while one lives.
+   struct KernelScope {
+      explicit KernelScope(const OwnedOperator &op) : fOp(op) { fOp.fInKernel = true; }
+      ~KernelScope() { fOp.fInKernel = false; }
+      const OwnedOperator &fOp;
+   };
+
+   std::string fKindName, fModelName;
    std::vector<std::string> fInputs, fOutputs;
    std::vector<TensorInfo> fIn, fOut;
    bool fInitialized = false;
+   mutable bool fInKernel = false;
 };
 
 } // namespace jax2sofie

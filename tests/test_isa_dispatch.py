@@ -1,0 +1,103 @@
+"""Vector kernels chosen at run time (csrc/owned/codegen.hpp: KernelFunctions, KernelCall).
+
+A header built with plain `-O2` (the Makefile's default) must carry the AVX-512 and AVX2 kernels and
+run the widest one the CPU has; every level, and every build users make, must give JAX's numbers.
+J2S_MAX_ISA caps the level, so each level is checked on any x86 machine that has it.
+"""
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+import jax2sofie
+from jax2sofie.runtime.toolchain import find_blas, find_compiler
+
+X86 = platform.machine() in ("x86_64", "AMD64", "i686")
+
+
+class DenseConvNet(nn.Module):
+    """Every kernel kind: J2S_ConvNHWC (padded, 12 output channels: a full vector and a partial one at
+    AVX2/SSE width), J2S_Elementwise (GELU), J2S_Dense inline rows at batch 1 and in panels past 4
+    rows, with three identical hidden layers (one shared kernel)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(12, (3, 3), padding="SAME")(x))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.gelu(nn.Dense(64)(x))
+        for _ in range(3):
+            x = nn.relu(nn.Dense(64)(x))
+        return nn.Dense(10)(x)
+
+
+def _written(tmp_path: Path, batch: int) -> Path:
+    x = np.random.default_rng(batch).standard_normal((batch, 6, 6, 3)).astype(np.float32)
+    variables = DenseConvNet().init(jax.random.PRNGKey(0), x)
+    model = jax2sofie.convert(DenseConvNet().apply, variables, x, name=f"isa_b{batch}")
+    model.write(tmp_path / model.name, test=True, test_inputs=[x])
+    return tmp_path / model.name
+
+
+def _build_and_run(directory: Path, flags: list[str]) -> None:
+    name = directory.name
+    binary = directory / ("test_" + re.sub(r"\W", "_", "".join(flags)))
+    compiler = find_compiler()
+    subprocess.run([*compiler.command, *flags, "-std=c++17", str(directory / f"{name}_test.cpp"), "-o", str(binary),
+                    *find_blas(compiler)], check=True, capture_output=True, text=True)
+    run = subprocess.run([str(binary)], cwd=directory, capture_output=True, text=True)
+    assert run.returncode == 0, (flags, run.stdout, run.stderr)
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_every_level_and_build_matches_jax(batch, tmp_path):
+    directory = _written(tmp_path, batch)
+    header = (directory / f"{directory.name}.hxx").read_text()
+    for level in ("avx512", "avx2", "base"):
+        assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
+    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
+    if X86:
+        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
+    for flags in builds:
+        _build_and_run(directory, flags)
+
+
+def test_identical_operators_share_one_kernel(tmp_path):
+    header = (_written(tmp_path, 16) / "isa_b16.hxx").read_text()
+    kernels = re.findall(r"static void (j2s_kernel_\w+)_base\(", header)
+    assert len(kernels) == len(set(kernels)), kernels
+    calls = re.findall(r"Session::(j2s_kernel_\w+)_base\(", header)
+    assert len(calls) > len(set(calls)), "the three hidden layers should call one kernel"
+    assert header.count("#define J2S_DISPATCH_PRELUDE") == 1
+
+
+@pytest.mark.skipif(not X86, reason="the x86 levels: other machines have only the build's own level")
+def test_a_default_build_holds_and_picks_the_wide_kernels(tmp_path):
+    directory = _written(tmp_path, 16)
+    name = directory.name
+    compiler = find_compiler()
+    probe = directory / "probe.cpp"
+    # prints the level the CPU gets; its infer() is never called, but compiled into the object
+    probe.write_text(f'#include "{name}.hxx"\n#include <cstdio>\nint main(int argc, char **) {{\n'
+                     f'   if (argc > 99) {{ SOFIE_{name}::Session s("{name}.dat"); return s.infer(nullptr).empty(); }}\n'
+                     '   std::printf("%d\\n", J2S_CPU_ISA);\n}\n')
+    subprocess.run([*compiler.command, "-O2", "-std=c++17", str(probe), "-o", str(directory / "probe"),
+                    *find_blas(compiler)], check=True, capture_output=True, text=True)
+    level = int(subprocess.run([str(directory / "probe")], capture_output=True, text=True, check=True).stdout)
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE).group(1).split())
+    expected = 2 if {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags else 1 if {"avx2", "fma"} <= flags else 0
+    assert level == expected, (level, sorted(flags))
+    # the object of a plain -O2 build holds AVX-512 (zmm) and AVX2 (ymm) instructions
+    if shutil.which("objdump") is None:
+        pytest.fail("objdump is needed (binutils, installed with g++)")
+    obj = directory / "probe.o"
+    subprocess.run([*compiler.command, "-O2", "-std=c++17", "-c", str(probe), "-o", str(obj)], check=True)
+    disassembly = subprocess.run(["objdump", "-d", str(obj)], capture_output=True, text=True, check=True).stdout
+    assert "%zmm" in disassembly and "%ymm" in disassembly
