@@ -136,7 +136,7 @@ def lower(traced: Traced, name: str, strict: bool = False, traced_batch: bool = 
               for input_name, spec in zip(traced.input_names, traced.input_specs)]
     output_names = [builder.unique_name(n) for n in traced.output_names]
 
-    ctx = LoweringContext(builder, lower_sub_jaxpr)
+    ctx = LoweringContext(builder, lower_sub_jaxpr, traced.const_names)
     results = lower_sub_jaxpr(ctx, traced.closed, params + inputs)
     graph = builder.graph
     graph.traced_batch = traced_batch
@@ -187,9 +187,12 @@ def check_types_and_sizes(closed) -> None:
 
 
 def check_weights_finite(graph, strict: bool) -> None:
-    """Warn about (or, strict, refuse) weights holding NaN or Inf: almost always a broken checkpoint."""
+    """Warn about (or, strict, refuse) weights holding NaN or Inf: almost always a broken checkpoint.
+    Only weights from the user's arrays (those with an origin): a large constant the model computes
+    from literals is a weight too, and its -inf (an attention mask) is meant."""
     for value in graph.constants():
-        if value.is_weight and np.issubdtype(np.asarray(value.const).dtype, np.floating):
+        from_user = value.is_weight and value.origin is not None
+        if from_user and np.issubdtype(np.asarray(value.const).dtype, np.floating):
             bad = int(np.size(value.const) - np.count_nonzero(np.isfinite(value.const)))
             if bad:
                 message = f"weight '{value.origin or value.name}' has {bad} NaN/Inf value(s) of {np.size(value.const)}"

@@ -32,8 +32,7 @@ class ConvertedModel:
         self.traced = traced
         # the name of the symbolic batch size ("bs") of a dynamic-batch model, else None
         self.batch_param = batch_param
-        self._build_dir: Path | None = None
-        self._compiled = None
+        self._compiled: dict[str, Any] = {}  # weight format -> its compiled model
 
     @property
     def name(self) -> str:
@@ -119,17 +118,18 @@ class ConvertedModel:
         return rmodel
 
     # -- checking -------------------------------------------------------------------------------
-    def compile(self):
-        """Compile the generated header (cached by content) and return the runtime CompiledModel."""
-        if self._compiled is None:
-            self._build_dir = Path(tempfile.mkdtemp(prefix=f"jax2sofie-{self.name}-"))
-            paths = self.write(self._build_dir)
+    def compile(self, weights: str = "text"):
+        """Compile the header generated for a weight format (see write; cached by content) and return
+        the runtime CompiledModel."""
+        if weights not in self._compiled:
+            build_dir = Path(tempfile.mkdtemp(prefix=f"jax2sofie-{self.name}-"))
+            paths = self.write(build_dir, weights=weights)
             header = next(p for p in paths if p.suffix == ".hxx")
-            weights = next((p for p in paths if p.suffix != ".hxx"), None)
+            weight_file = next((p for p in paths if p.suffix != ".hxx"), None)
             inputs = [TensorSpec(v.name, v.dtype, v.shape) for v in self.graph.inputs]
             outputs = [TensorSpec(v.name, v.dtype, v.shape) for v in self.graph.outputs]
-            self._compiled = compile_model(header, weights, self.name, inputs, outputs)
-        return self._compiled
+            self._compiled[weights] = compile_model(header, weight_file, self.name, inputs, outputs)
+        return self._compiled[weights]
 
     def example_inputs(self, seed: int = 0) -> list[np.ndarray]:
         """Random inputs of the traced shapes and dtypes (normal floats, small non-negative ints)."""
@@ -149,10 +149,11 @@ class ConvertedModel:
         """Run the compiled C++ model; outputs in the order of the flattened JAX outputs."""
         return self.compile().run(*self._as_inputs(inputs))
 
-    def check(self, *inputs: Any, rtol: float = 1e-4, atol: float = 1e-5) -> CheckReport:
-        """Compile, run the C++ on `inputs` (random ones if none are given) and compare with JAX."""
+    def check(self, *inputs: Any, rtol: float = 1e-4, atol: float = 1e-5, weights: str = "text") -> CheckReport:
+        """Compile, run the C++ on `inputs` (random ones if none are given) and compare with JAX.
+        weights: the weight format of the header compiled ("text", "safetensors", "embedded")."""
         arrays = self._as_inputs(inputs) if inputs else self.example_inputs()
-        compiled = self.compile()
+        compiled = self.compile(weights)
         expected = self.traced.reference(*arrays)
         return compiled.check(expected, *arrays, rtol=rtol, atol=atol)
 

@@ -2,18 +2,20 @@
 
 Params are flattened with their pytree paths so every weight gets a readable name (`Dense_0/kernel`);
 leaves that cannot be weights (PRNG keys of Flax dropout layers, ...) are closed over instead, and are
-only an error if the computation actually depends on them.
+only an error if the computation actually depends on them. Arrays the function itself closes over are
+consts of the jaxpr; they are named after where the function holds them (closure.py).
 """
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 from jax.extend import core as jcore
 
+from .closure import name_consts
 from .errors import ConversionError
 
 
@@ -28,6 +30,9 @@ class Traced:
     output_tree: Any
     # fn(*inputs) -> flat list of outputs, computed by JAX: the reference for checks
     reference: Callable[..., list]
+    # id(const) -> readable name, for the consts of `closed` (and of its nested closed jaxprs) that are
+    # arrays the function closes over, e.g. "Dense_0/kernel" of a functools.partial(apply, variables)
+    const_names: dict[int, str] = field(default_factory=dict)
 
 
 def trace(fn: Callable, params: Any, example_inputs: Sequence[Any], input_names: Sequence[str] | None = None
@@ -82,6 +87,7 @@ def trace(fn: Callable, params: Any, example_inputs: Sequence[Any], input_names:
         output_names=_output_names(out_tree),
         output_tree=out_tree,
         reference=lambda *xs: [np.asarray(o) for o in jitted(*weight_values, *xs)],
+        const_names=name_consts(closed, fn),
     )
 
 

@@ -121,7 +121,8 @@ def test_pipeline_order_is_documented():
     assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants",
                                               "eliminate_common_subexpressions", "sink_transposes",
                                               "fuse_conv_affine", "fuse_gemm_bias", "fuse_relu", "fuse_dense",
-                                              "fuse_elementwise", "eliminate_dead_code", "name_weights"]
+                                              "fuse_elementwise", "eliminate_dead_code", "store_large_constants",
+                                              "name_weights"]
 
 
 def test_passes_do_not_change_numbers_softmax_dense():

@@ -1,6 +1,7 @@
 """The jax2sofie intermediate representation."""
 from .builder import GraphBuilder, identifier
-from .graph import Graph, Node, Value
+from .graph import LITERAL_MAX_ELEMENTS, Graph, Node, Value, belongs_in_weight_file
 from .verify import verify
 
-__all__ = ["Graph", "GraphBuilder", "Node", "Value", "identifier", "verify"]
+__all__ = ["Graph", "GraphBuilder", "LITERAL_MAX_ELEMENTS", "Node", "Value", "belongs_in_weight_file", "identifier",
+           "verify"]

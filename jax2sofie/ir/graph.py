@@ -13,6 +13,19 @@ import numpy as np
 
 Shape = tuple[int, ...]
 
+# A float32 constant of more elements than this is a weight, stored in the weight file like a param
+# whatever made it (a param, an array the function closes over, a computation folded on constants),
+# so that the header does not grow with the model; smaller ones stay literals in the header. Only
+# float32: SOFIE writes no other type to a weight file (its other constants stay in the header).
+LITERAL_MAX_ELEMENTS = 64
+
+
+def belongs_in_weight_file(array) -> bool:
+    """Whether a constant's data is a weight by its size and type (see LITERAL_MAX_ELEMENTS)."""
+    dtype = getattr(array, "dtype", None)
+    # isinstance first: JAX's extended dtypes (PRNG keys) are not numpy dtypes
+    return isinstance(dtype, np.dtype) and dtype == np.float32 and int(np.size(array)) > LITERAL_MAX_ELEMENTS
+
 
 @dataclass(eq=False)
 class Value:
@@ -22,9 +35,12 @@ class Value:
     shape: Shape
     dtype: np.dtype
     const: np.ndarray | None = None
-    # True for tensors that come from the user's params (kept as named weights, never inlined)
+    # True for the weights of the model (kept as named tensors, never inlined; SOFIE writes the float32
+    # ones to the weight file): the user's params, what is folded from them, and the float32 constants
+    # of more than LITERAL_MAX_ELEMENTS elements (arrays the function closes over, folded results)
     is_weight: bool = False
-    # for weights: the readable name of the param it comes from (`Dense_0_kernel`), also after folding
+    # for weights: the readable name of the param or captured array it comes from (`Dense_0_kernel`),
+    # also after folding; None for a weight made by folding constants that are not weights
     origin: str | None = None
 
     @property

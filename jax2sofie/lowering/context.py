@@ -10,13 +10,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import LoweringError
-from ..ir import GraphBuilder, Node, Value
+from ..ir import GraphBuilder, Node, Value, belongs_in_weight_file, identifier
 from ..passes.constant_folding import fold_node
 
 
 class LoweringContext:
-    def __init__(self, builder: GraphBuilder, lower_sub: Callable[..., list[Value]]):
+    def __init__(self, builder: GraphBuilder, lower_sub: Callable[..., list[Value]],
+                 const_names: dict[int, str] | None = None):
         self.builder = builder
+        # id(const) -> readable name of the jaxpr consts that are arrays the function closes over
+        # (trace.Traced.const_names)
+        self.const_names = const_names or {}
+        # id(const) -> (the const, its Value): a jaxpr lowered many times (an unrolled loop's body, a
+        # jitted function called twice) reads one copy of each const; the const is kept so its id stays its own
+        self._closure_constants: dict[int, tuple[Any, Value]] = {}
         # the walker, so that call-like rules (jit, custom_jvp_call, ...) can inline their sub-jaxpr:
         # lower_sub(ctx, jaxpr_or_closed_jaxpr, args) -> outputs
         self._lower_sub = lower_sub
@@ -39,6 +46,21 @@ class LoweringContext:
     def const(self, data: Any, hint: str = "const", dtype: Any = None) -> Value:
         array = np.asarray(data, dtype=dtype)
         return self.builder.constant(array, hint)
+
+    def closure_constant(self, data: Any) -> Value:
+        """A const of a closed jaxpr: an array the function closes over rather than takes as a param.
+        One that belongs in the weight file (more than LITERAL_MAX_ELEMENTS float32 elements) is a
+        weight like a param, named after where the function holds it; a smaller one is a literal."""
+        seen = self._closure_constants.get(id(data))
+        if seen is not None:
+            return seen[1]
+        name = self.const_names.get(id(data))
+        value = self.builder.constant(data, name or "const")
+        if belongs_in_weight_file(value.const):
+            value.is_weight = True
+            value.origin = identifier(name) if name else value.name
+        self._closure_constants[id(data)] = (data, value)
+        return value
 
     def literal(self, value: Any, dtype: Any) -> Value:
         """A scalar constant shared by every use of the same value and dtype."""

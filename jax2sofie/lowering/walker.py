@@ -25,9 +25,10 @@ _NOT_FOLDED = {"broadcast_in_dim"}
 
 
 def lower_sub_jaxpr(ctx: LoweringContext, jaxpr, args: Sequence[Value]) -> list[Value]:
-    """Lower a Jaxpr or ClosedJaxpr on `args` (its consts become constants)."""
+    """Lower a Jaxpr or ClosedJaxpr on `args` (its consts, arrays the function closes over, become
+    constants; large ones weights)."""
     if isinstance(jaxpr, jcore.ClosedJaxpr):
-        consts = [ctx.builder.constant(c if _is_extended(c) else np.asarray(c), "const") for c in jaxpr.consts]
+        consts = [ctx.closure_constant(c) for c in jaxpr.consts]
         return lower_jaxpr(ctx, jaxpr.jaxpr, consts, args)
     return lower_jaxpr(ctx, jaxpr, [], args)
 
@@ -89,11 +90,6 @@ def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) 
             raise ctx.error(f"rule for '{name}' produced {np.dtype(value.dtype).name}{list(value.shape)} "
                             f"where JAX has {expected[1].name}{list(expected[0])}")
     return outputs
-
-
-def _is_extended(x) -> bool:
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
 
 
 # folding these bakes one draw of random numbers into the model: almost always dropout or noise

@@ -22,7 +22,9 @@ Why this order:
 8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
    above, which look for single Add/Max nodes next to their Gemm/Conv.
 9. eliminate_dead_code: removes what the rewrites above left unused.
-10. name_weights last: only once unused tensors are gone are the readable names free to take.
+10. store_large_constants: once no pass folds anything more, every float32 constant of more than
+    LITERAL_MAX_ELEMENTS elements left is made a weight, so it goes to the weight file.
+11. name_weights last: only once unused tensors are gone are the readable names free to take.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from .gemm_bias import fuse_gemm_bias
 from .conv_fusion import fuse_conv_affine
 from .layout import sink_transposes
 from .naming import name_weights
+from .weights import store_large_constants
 
 Pass = Callable[[Graph], Graph]
 
@@ -54,6 +57,7 @@ PIPELINE: list[Pass] = [
     fuse_dense,
     fuse_elementwise,
     eliminate_dead_code,
+    store_large_constants,
     name_weights,
 ]
 
