@@ -312,8 +312,9 @@ inline std::string VectorFma(const std::string &a, const std::string &w, const s
 /// Local declarations of the vector types that `body` names (j2s_vf16, j2s_vf8, j2s_vf4), to put at the
 /// top of a kernel: GCC and Clang vector extensions, which the kernel's target maps onto its registers;
 /// `may_alias` and 4-byte alignment make a vector read or written through a float pointer a plain
-/// unaligned load or store (as the compilers' own __m512_u is declared). Other compilers get structs
-/// of floats with the operators the kernels use: the same numbers, without the speed.
+/// unaligned load or store (as the compilers' own __m512_u is declared); `unused`: a body may name a
+/// type only in a branch the preprocessor drops. Other compilers get structs of floats with the
+/// operators the kernels use: the same numbers, without the speed.
 inline std::string VectorTypes(const std::string &body, const std::string &ind)
 {
    std::ostringstream gnu, other;
@@ -321,7 +322,7 @@ inline std::string VectorTypes(const std::string &body, const std::string &ind)
       const std::string t = VectorType(w), n = std::to_string(w);
       if (body.find(t) == std::string::npos)
          continue;
-      gnu << ind << "typedef float " << t << " __attribute__((vector_size(" << 4 * w << "), aligned(4), may_alias));\n";
+      gnu << ind << "typedef float " << t << " __attribute__((vector_size(" << 4 * w << "), aligned(4), may_alias, unused));\n";
       other << ind << "struct " << t << " {\n";
       other << ind << "   float v[" << n << "];\n";
       other << ind << "   float &operator[](int l) { return v[l]; }\n";
