@@ -166,11 +166,15 @@ private:
 
    /// Before the innermost loop: the output does not overlap an input (SOFIE places an operator's
    /// outputs before it frees its inputs' memory), so GCC at -O2, whose cost model allows no run-time
-   /// overlap checks, vectorises the loop too; Clang is told the same.
-   static std::string NoAliasing()
+   /// overlap checks, vectorises the loop too; Clang is told the same. `block`: the loop is the inner
+   /// loop of a block (InnerLoop), which GCC at -O3 would otherwise unroll completely before its
+   /// vectoriser sees it, and then vectorise the loop over blocks with short vectors behind an
+   /// overlap check.
+   static std::string NoAliasing(bool block = false)
    {
-      return "#if defined(__clang__)\n#pragma clang loop vectorize(assume_safety)\n"
-             "#elif defined(__GNUC__)\n#pragma GCC ivdep\n#endif\n";
+      return std::string("#if defined(__clang__)\n#pragma clang loop vectorize(assume_safety)\n"
+                         "#elif defined(__GNUC__)\n#pragma GCC ivdep\n") +
+             (block ? "#pragma GCC unroll 1\n" : "") + "#endif\n";
    }
 
    /// The helper functions an expression may call: name -> its definition as a lambda.
@@ -208,7 +212,7 @@ private:
       if (!known || n >= kBlock) {
          code << indent << "for (std::size_t " << start << " = 0; " << start << " + " << block << " <= " << bound << "; "
               << start << " += " << block << ") {\n";
-         code << NoAliasing();
+         code << NoAliasing(true);
          code << indent << "   for (std::size_t " << iv << " = " << start << "; " << iv << " < " << start << " + " << block
               << "; " << iv << "++) {\n";
          code << bodyOf(iv) << indent << "   }\n" << indent << "}\n";
