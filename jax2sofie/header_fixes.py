@@ -38,9 +38,10 @@ def move_outputs_out_of_infer(code: str) -> str:
 # doInfer(Session const &session, ...) reads the session only when the model has intermediate tensors
 _DO_INFER_SESSION = re.compile(r"\bdoInfer\(Session const &session,")
 
-# Session(...) of a model with a symbolic batch: `int idx = 0;` counts the dynamic intermediate tensors
-# placed in the memory pool, one `... offsets[idx++]` line each; with none, idx is unused
-_UNUSED_IDX = re.compile(r"^[ \t]*int idx = 0;\n(?![^\n]*\[idx\+\+\])", re.MULTILINE)
+# Session(...) of a model with a symbolic batch: after allocating the memory pool, `int idx = 0;` counts
+# the dynamic intermediate tensors placed in it, one `... offsets[idx++]` line each; with none, idx is unused
+_UNUSED_IDX = re.compile(r"^(?P<pool>[ \t]*fDynamicMemoryPool = std::vector<char>\(memory_result\.total_bytes\);\n)"
+                         r"[ \t]*int idx = 0;\n(?![^\n]*\[idx\+\+\])", re.MULTILINE)
 
 # ReduceX over a symbolic shape declares `size_t reducedLength_<op> = ...;`, used only by some reductions
 _REDUCED_LENGTH = re.compile(r"^[ \t]*size_t (?P<name>reducedLength_\w+) = [^;\n]*;\n", re.MULTILINE)
@@ -61,7 +62,7 @@ def silence_sofie_warnings(code: str) -> str:
     """Change the code SOFIE writes that -Wall -Wextra warns about (unused parameter and variables,
     signed/unsigned loop comparisons) into equivalent code that does not warn."""
     code = _DO_INFER_SESSION.sub("doInfer([[maybe_unused]] Session const &session,", code)
-    code = _UNUSED_IDX.sub("", code)
+    code = _UNUSED_IDX.sub(r"\g<pool>", code)
     code = _drop_unused_reduced_lengths(code)
     return _INT_ELEMENT_LOOP.sub("for (size_t id = 0; id < ", code)
 
