@@ -5,7 +5,10 @@ clang++, at -O2 and at -O3 -march=native.
 The cases of a shard are compiled together: one translation unit includes every header (each has its
 own namespace SOFIE_<name>) and every `_test.cpp` inside a namespace of its own (its `main` renamed).
 It is compiled to an object (`-c`), not only parsed: some warnings come from the optimiser
-(-Wmaybe-uninitialized, -Warray-bounds, Clang's -Wpass-failed).
+(-Wmaybe-uninitialized, -Warray-bounds, Clang's -Wpass-failed). It is compiled without -Werror and
+must give no warning, which is what -Werror asks: with -Werror, one front-end warning (of the vector
+helpers, an expected failure) would stop the compilers before their optimisers run, and the optimisers'
+warnings of every other case in the unit would go unseen.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from jax2sofie.header_fixes import silence_sofie_warnings
 from jax2sofie.lowering.catalog import CASES
 from jax2sofie.runtime import TensorSpec, compile_model
 
-WARNINGS = ("-Wall", "-Wextra", "-Werror")
+WARNINGS = ("-Wall", "-Wextra")
 OPTIMISATIONS = (("-O2",), ("-O3", "-march=native"))
 COMPILERS = ("g++", "clang++")
 
@@ -46,8 +49,9 @@ class Diagnostic:
     line: str
 
 
-# "path:line:col: warning|error: message [-Wflag]"; -Werror makes GCC write [-Werror=flag], Clang [-Werror,-Wflag]
-_DIAGNOSTIC = re.compile(r"^(?P<path>[^\s:][^:]*):\d+:\d+: (?:fatal )?(?:warning|error): (?P<message>.*)$",
+# "path:line:col: warning|error: message [-Wflag]" (a fatal error may have no place); with -Werror, GCC
+# writes [-Werror=flag] and Clang [-Werror,-Wflag]
+_DIAGNOSTIC = re.compile(r"^(?:(?P<path>[^\s:][^:]*):\d+:\d+: )?(?:fatal )?(?:warning|error): (?P<message>.*)$",
                          re.MULTILINE)
 _FLAG = re.compile(r"\[(?:-Werror,)?-W(?:error=)?(?P<flag>[\w+=-]+)\]$")
 
@@ -72,7 +76,7 @@ def parse_diagnostics(stderr: str) -> list[Diagnostic]:
     """The warnings and errors in a compiler's output (the cases' files are `<model>/<file>`, relative)."""
     diagnostics = []
     for match in _DIAGNOSTIC.finditer(stderr):
-        path = Path(match["path"])
+        path = Path(match["path"] or "")
         flag = _FLAG.search(match["message"])
         case = path.parts[-2] if not path.is_absolute() and len(path.parts) >= 2 else ""
         diagnostics.append(Diagnostic(case, flag["flag"] if flag else "", match[0]))
@@ -114,8 +118,8 @@ def require_compilers() -> None:
 
 
 def compile_unit(unit: Path, compiler: str, flags: tuple) -> tuple[subprocess.CompletedProcess, list[Diagnostic]]:
-    build = subprocess.run([compiler, "-std=c++17", *WARNINGS, *flags, "-c", "-o", os.devnull, unit.name],
-                           cwd=unit.parent, capture_output=True, text=True)
+    command = [compiler, "-std=c++17", *WARNINGS, *flags, "-c", "-o", os.devnull, unit.name]
+    build = subprocess.run(command, cwd=unit.parent, capture_output=True, text=True)
     return build, parse_diagnostics(build.stderr)
 
 
@@ -182,7 +186,7 @@ def test_element_loops_count_with_size_t_except_split():
 _GCC = """\
 conv1d_nwc/conv1d_nwc.hxx:171:53: error: typedef ‘j2s_vf16’ locally defined but not used \
 [-Werror=unused-local-typedefs]
-add/add.hxx:107:36: error: unused parameter ‘session’ [-Werror=unused-parameter]
+add/add.hxx:107:36: warning: unused parameter ‘session’ [-Wunused-parameter]
 /usr/include/c++/12/bits/stl_algobase.h:431:30: error: 'void* __builtin_memcpy(void*, const void*, long unsigned int)' \
 forming offset [12, 15] is out of the bounds [0, 12] [-Werror=array-bounds]
 """
@@ -191,8 +195,9 @@ _CLANG = """\
 sizeof(float)))) float' (vector of 8 'float' values) without 'avx' enabled changes the ABI [-Werror,-Wpsabi]
 ./erf_erfc/erf_erfc_test.cpp:67:5: error: loop not vectorized: the optimizer was unable to perform the requested \
 transformation [-Werror,-Wpass-failed=transform-warning]
-./sub_dynbatch/sub_dynbatch.hxx:81:12: error: unused variable 'idx' [-Werror,-Wunused-variable]
+./sub_dynbatch/sub_dynbatch.hxx:81:12: warning: unused variable 'idx' [-Wunused-variable]
 all.cpp:3:10: fatal error: 'missing.hxx' file not found
+fatal error: too many errors emitted, stopping now [-ferror-limit=]
 """
 
 
@@ -200,12 +205,12 @@ def test_diagnostics_are_read_with_their_case_and_flag():
     assert [(d.case, d.flag) for d in parse_diagnostics(_GCC + _CLANG)] == [
         ("conv1d_nwc", "unused-local-typedefs"), ("add", "unused-parameter"), ("", "array-bounds"),
         ("matmul_weight", "psabi"), ("erf_erfc", "pass-failed=transform-warning"),
-        ("sub_dynbatch", "unused-variable"), ("", "")]
+        ("sub_dynbatch", "unused-variable"), ("", ""), ("", "")]
 
 
 def test_only_the_vector_helper_diagnostics_are_attributed_to_them():
     assert [from_vector_helpers(d) for d in parse_diagnostics(_GCC + _CLANG)] == [
-        True, False, False, True, True, False, False]
+        True, False, False, True, True, False, False, False]
 
 
 # --- check(): the harness around the header builds with both compilers, without warnings -------------
@@ -226,5 +231,6 @@ def test_check_harness_compiles_without_warnings(tmp_path, monkeypatch, compiler
     weights = next(p for p in paths if p.suffix == ".dat")
     specs = [[TensorSpec(v.name, v.dtype, v.shape) for v in values] for values in (model.graph.inputs,
                                                                                    model.graph.outputs)]
-    compiled = compile_model(header, weights, model.name, *specs, extra_flags=WARNINGS, cache_dir=tmp_path / "cache")
+    compiled = compile_model(header, weights, model.name, *specs, extra_flags=(*WARNINGS, "-Werror"),
+                             cache_dir=tmp_path / "cache")
     assert compiled.check(model.traced.reference(x), x).passed
