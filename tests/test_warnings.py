@@ -1,6 +1,7 @@
 """The code jax2sofie writes compiles without warnings: the header and `<name>_test.cpp` of every
-catalog case, with static shapes and with a symbolic batch, under `-Wall -Wextra -Werror`, with g++ and
-clang++, at -O2 and at -O3 -march=native.
+catalog case under `-Wall -Wextra -Werror`, with g++ and clang++, at -O2 and at -O3 -march=native; and
+written with a symbolic batch, with g++ at -O2 and clang++ at -O3 -march=native (each compiler and each
+level once: all four would take a third longer).
 
 The cases of a shard are compiled together: one translation unit includes every header (each has its
 own namespace SOFIE_<name>) and every `_test.cpp` inside a namespace of its own (its `main` renamed).
@@ -29,8 +30,10 @@ from jax2sofie.lowering.catalog import CASES
 from jax2sofie.runtime import TensorSpec, compile_model
 
 WARNINGS = ("-Wall", "-Wextra")
-OPTIMISATIONS = (("-O2",), ("-O3", "-march=native"))
 COMPILERS = ("g++", "clang++")
+# (compiler, optimisation, whether the symbolic-batch variants are compiled too)
+CONFIGURATIONS = (("g++", ("-O2",), True), ("g++", ("-O3", "-march=native"), False),
+                  ("clang++", ("-O2",), False), ("clang++", ("-O3", "-march=native"), True))
 
 # the catalog in shards (every N_SHARDS-th case name), one test each: they run in parallel under xdist
 N_SHARDS = 4
@@ -97,17 +100,18 @@ def write_case(directory: Path, name: str, index: int) -> list[str]:
     return [v[0] for v in variants]
 
 
-def write_translation_unit(directory: Path, models: list[str]) -> Path:
-    """`all.cpp`: every model's header, then every `_test.cpp` in a namespace of its own. The standard
-    headers the tests include come first (inside a namespace they would declare nothing)."""
+def write_translation_unit(path: Path, models: list[str]) -> Path:
+    """`path`: every model's header, then every `_test.cpp` in a namespace of its own (the models are
+    folders next to it). The standard headers the tests include come first (inside a namespace they
+    would declare nothing)."""
+    directory = path.parent
     tests = [(directory / m / f"{m}_test.cpp").read_text() for m in models]
     standard = sorted({line for text in tests for line in text.splitlines() if re.fullmatch(r"#include <\w+>", line)})
     headers = [f'#include "{m}/{m}.hxx"\n' for m in models]
     bodies = [f'namespace case_{m} {{\n#define main run\n#include "{m}/{m}_test.cpp"\n#undef main\n}}\n'
               for m in models]
-    unit = directory / "all.cpp"
-    unit.write_text("\n".join(standard) + "\n" + "".join(headers) + "".join(bodies))
-    return unit
+    path.write_text("\n".join(standard) + "\n" + "".join(headers) + "".join(bodies))
+    return path
 
 
 def require_compilers() -> None:
@@ -135,15 +139,16 @@ def test_dynamic_batch_names_do_not_clash_with_cases():
 def test_catalog_compiles_without_warnings(tmp_path, index):
     require_compilers()
     models = [m for k, name in enumerate(_shard(index)) for m in write_case(tmp_path, name, k)]
-    unit = write_translation_unit(tmp_path, models)
+    static = [m for m in models if not m.endswith(_DYNAMIC_SUFFIX)]
+    units = {False: write_translation_unit(tmp_path / "static.cpp", static),
+             True: write_translation_unit(tmp_path / "all.cpp", models)}
     failures, vector_helper_cases = [], set()
-    for compiler in COMPILERS:
-        for flags in OPTIMISATIONS:
-            build, diagnostics = compile_unit(unit, compiler, flags)
-            others = [d.line for d in diagnostics if not from_vector_helpers(d)]
-            vector_helper_cases |= {d.case for d in diagnostics if from_vector_helpers(d)}
-            if others or (build.returncode != 0 and not diagnostics):
-                failures.append(f"{compiler} {' '.join(flags)}:\n" + "\n".join(others[:20] or [build.stderr[-3000:]]))
+    for compiler, flags, with_dynamic in CONFIGURATIONS:
+        build, diagnostics = compile_unit(units[with_dynamic], compiler, flags)
+        others = [d.line for d in diagnostics if not from_vector_helpers(d)]
+        vector_helper_cases |= {d.case for d in diagnostics if from_vector_helpers(d)}
+        if others or (build.returncode != 0 and not diagnostics):
+            failures.append(f"{compiler} {' '.join(flags)}:\n" + "\n".join(others[:20] or [build.stderr[-3000:]]))
     assert not failures, "\n".join(failures)
     if vector_helper_cases:
         pytest.xfail(f"{XFAIL_VECTOR_HELPERS}: {', '.join(sorted(vector_helper_cases))}")
