@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what jax2sofie needs on Debian/Ubuntu (a C++ compiler, CMake, OpenBLAS) and jax2sofie itself
+# Installs what jax2sofie needs on Debian/Ubuntu (a C++ compiler, CMake, OpenBLAS; clang++ for
+# tests/test_warnings.py) and jax2sofie itself
 # with its test dependencies into a Python environment:
 #   - the active virtual environment or conda environment, when `python3` is one;
 #   - otherwise a virtual environment .venv/ in this checkout, made with `python3` (reused when
@@ -13,7 +14,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends g++ cmake make libopenblas-dev
+$SUDO apt-get install -y --no-install-recommends g++ clang cmake make libopenblas-dev
 
 # a minimal Debian/Ubuntu image has no Python at all
 if ! command -v python3 >/dev/null; then

@@ -515,8 +515,8 @@ template <std::size_t... I> Session *create(const char *path, const std::int64_t
       return new Session(std::string(path ? path : ""), static_cast<std::size_t>(sp[kCtorShape[I]])...);
    else if constexpr (std::is_constructible<Session, decltype((void)I, std::size_t{})...>::value)
       return new Session(static_cast<std::size_t>(sp[kCtorShape[I]])...);
-   else
-      static_assert(dependent_false<decltype(path)>,
+   else  // the condition must depend on I: Clang evaluates a non-dependent one when it parses the template
+      static_assert(dependent_false<std::index_sequence<I...>>,
                     "jax2sofie: Session can be constructed neither from (std::string, size_t...) nor (size_t...)");
 }
 
