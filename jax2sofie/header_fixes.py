@@ -311,7 +311,7 @@ private:
                                    (reinterpret_cast<char const *>(p) - static_cast<char const *>(from)));
    }}
 
-   void J2S_RepointAfterCopy(Session const &from)
+   void J2S_RepointAfterCopy([[maybe_unused]] Session const &from)
    {{
 {repoint_copy}   }}
 
@@ -319,7 +319,7 @@ private:
    // std::allocator), so pointers into vectors keep their value; the moved-from Session's are nulled,
    // so that it points into nothing it does not own. Arrays live inside the Session and were copied:
    // pointers into them are re-pointed.
-   void J2S_RepointAfterMove(Session &from) noexcept
+   void J2S_RepointAfterMove([[maybe_unused]] Session &from) noexcept
    {{
 {repoint_move}   }}
 """
