@@ -294,12 +294,16 @@ inline std::string VectorStore(const VectorBlock &block, const std::string &p, c
    return "std::memcpy(" + p + ", &" + v + ", " + std::to_string(block.lanes) + " * sizeof(float));";
 }
 
-/// The statement `a = max(a, 0)` for vector `a` of `width` floats (NaN gives 0, like `v > 0 ? v : 0`),
-/// lane by lane: GCC and Clang differ on ?: over vectors, and both turn this into one vector max.
+/// The statement `a = max(a, 0)` for vector `a` of `width` floats (NaN gives 0, like `v > 0 ? v : 0`):
+/// with GCC and Clang a mask of the lanes above 0 and'ed with the bits (the two differ on ?: over
+/// vectors, and a loop over the lanes, which GCC -O3 unrolls into one scalar per lane, took the vector
+/// out of its register); lane by lane elsewhere.
 inline std::string VectorRelu(const std::string &a, std::int64_t width)
 {
-   return "for (int l = 0; l < " + std::to_string(width) + "; l++) " + a + "[l] = " + a + "[l] > 0.0f ? " + a +
-          "[l] : 0.0f;";
+   const std::string w = std::to_string(width);
+   return "\n#if defined(__GNUC__) || defined(__clang__)\n" + a + " = (j2s_vf" + w + ")((j2s_vi" + w + ")" + a + " & (" +
+          a + " > 0.0f));\n#else\nfor (int l = 0; l < " + w + "; l++) " + a + "[l] = " + a + "[l] > 0.0f ? " + a +
+          "[l] : 0.0f;\n#endif";
 }
 
 /// `a += w * x` for vector accumulator `a`, vector `w` and float `x` (a fused multiply-add where the
@@ -323,6 +327,8 @@ inline std::string VectorTypes(const std::string &body, const std::string &ind)
       if (body.find(t) == std::string::npos)
          continue;
       gnu << ind << "typedef float " << t << " __attribute__((vector_size(" << 4 * w << "), aligned(4), may_alias, unused));\n";
+      if (body.find("j2s_vi" + n) != std::string::npos)
+         gnu << ind << "typedef std::int32_t j2s_vi" << n << " __attribute__((vector_size(" << 4 * w << "), unused));\n";
       other << ind << "struct " << t << " {\n";
       other << ind << "   float v[" << n << "];\n";
       other << ind << "   float &operator[](int l) { return v[l]; }\n";
