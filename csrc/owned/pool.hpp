@@ -11,7 +11,8 @@
 // window 1, stride 1 and no padding.
 //
 // Generated code: one loop per output axis; per output element one loop per axis whose window is
-// larger than 1, with the in-range test hoisted to the loop of its axis.
+// larger than 1. When the last axis is plain (channels-last pooling), its channels are the innermost
+// loop, with one in-range test per window position. The loops are compiled per instruction-set level.
 #pragma once
 
 #include "codegen.hpp"
@@ -75,44 +76,15 @@ protected:
 
    std::string GeneralCode() const
    {
-      const auto &xs = InInfo(0).shape;
-      const auto &ys = OutInfo(0).shape;
-      const std::size_t r = xs.size();
-      // strides of the input, as C++ expressions (an axis may be symbolic)
-      const std::vector<std::string> inStride = codegen::Strides(xs);
+      const std::size_t r = InInfo(0).shape.size();
       std::ostringstream out;
       out << std::setprecision(9);
-      const std::string init = InitLiteral();
       out << "   {\n   float *dst = " << Out(0) << ";\n";
       std::string ind = "   ";
-      // output loops: for axis i, the input offset of the window origin
-      for (std::size_t i = 0; i < r; i++) {
-         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < static_cast<std::int64_t>(" << ys[i].GetVal()
-             << "); y" << i << "++) {\n";
-         ind += "   ";
-         out << ind << "const std::int64_t o" << i << " = y" << i << " * " << fP.strides[i] << " - " << fP.pads[i]
-             << ";\n";
-      }
-      out << ind << "float acc = " << init << ";\n";
-      // window loops: axes with window 1 read at o_i directly (in range unless padded)
-      std::string offset = "0";
-      std::string cond;
-      std::size_t opened = 0;
-      for (std::size_t i = 0; i < r; i++) {
-         const std::string idx = fP.window[i] == 1 ? "o" + std::to_string(i) : "t" + std::to_string(i);
-         if (fP.window[i] > 1) {
-            out << ind << "for (std::int64_t w" << i << " = 0; w" << i << " < " << fP.window[i] << "; w" << i << "++) {\n";
-            ind += "   ";
-            opened++;
-            out << ind << "const std::int64_t t" << i << " = o" << i << " + w" << i << " * " << fP.dilations[i] << ";\n";
-         }
-         const bool mayLeave = fP.window[i] > 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0 || fP.strides[i] != 1;
-         if (mayLeave && !xs[i].isParam) {
-            const std::string test = "(" + idx + " < 0 || " + idx + " >= " + xs[i].GetVal() + ")";
-            cond += (cond.empty() ? "" : " || ") + test;
-         }
-         offset += " + " + idx + " * (" + inStride[i] + ")";
-      }
+      OutputLoops(out, ind, r);
+      out << ind << "float acc = " << InitLiteral() << ";\n";
+      std::string offset, cond;
+      const std::size_t opened = WindowLoops(out, ind, r, offset, cond);
       const std::string value = cond.empty() ? In(0) + "[" + offset + "]"
                                               : "((" + cond + ") ? " + Neutral() + " : " + In(0) + "[" + offset + "])";
       out << ind << "const float v = " << value << ";\n";
@@ -152,38 +124,17 @@ private:
    std::string ChannelsLastCode() const
    {
       const auto &xs = InInfo(0).shape;
-      const auto &ys = OutInfo(0).shape;
-      const std::size_t r = xs.size(), last = r - 1;
-      const std::vector<std::string> inStride = codegen::Strides(xs);
+      const std::size_t last = xs.size() - 1;
       const std::string c = xs[last].GetVal();
       std::ostringstream out;
       out << std::setprecision(9);
       out << "   float *dst = " << Out(0) << ";\n";
       std::string ind = "   ";
-      for (std::size_t i = 0; i < last; i++) {
-         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < static_cast<std::int64_t>(" << ys[i].GetVal()
-             << "); y" << i << "++) {\n";
-         ind += "   ";
-         out << ind << "const std::int64_t o" << i << " = y" << i << " * " << fP.strides[i] << " - " << fP.pads[i]
-             << ";\n";
-      }
+      OutputLoops(out, ind, last);
       out << ind << "float acc[" << c << "];\n";
       out << ind << "for (std::int64_t ch = 0; ch < " << c << "; ch++) acc[ch] = " << InitLiteral() << ";\n";
-      std::string offset = "0", cond;
-      std::size_t opened = 0;
-      for (std::size_t i = 0; i < last; i++) {
-         const std::string idx = fP.window[i] == 1 ? "o" + std::to_string(i) : "t" + std::to_string(i);
-         if (fP.window[i] > 1) {
-            out << ind << "for (std::int64_t w" << i << " = 0; w" << i << " < " << fP.window[i] << "; w" << i << "++) {\n";
-            ind += "   ";
-            opened++;
-            out << ind << "const std::int64_t t" << i << " = o" << i << " + w" << i << " * " << fP.dilations[i] << ";\n";
-         }
-         const bool mayLeave = fP.window[i] > 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0 || fP.strides[i] != 1;
-         if (mayLeave && !xs[i].isParam)
-            cond += std::string(cond.empty() ? "" : " || ") + "(" + idx + " < 0 || " + idx + " >= " + xs[i].GetVal() + ")";
-         offset += " + " + idx + " * (" + inStride[i] + ")";
-      }
+      std::string offset, cond;
+      const std::size_t opened = WindowLoops(out, ind, last, offset, cond);
       const std::string combine = fP.mode == "max" ? "acc[ch] = v > acc[ch] ? v : acc[ch];"
                                 : fP.mode == "min" ? "acc[ch] = v < acc[ch] ? v : acc[ch];"
                                                    : "acc[ch] += v;";
@@ -208,6 +159,50 @@ private:
          out << ind << "}\n";
       }
       return out.str();
+   }
+
+   /// The loops over the output's axes [0, n), each with the input position of its window's origin
+   /// (o<i>); `ind` ends inside them.
+   void OutputLoops(std::ostringstream &out, std::string &ind, std::size_t n) const
+   {
+      const auto &ys = OutInfo(0).shape;
+      for (std::size_t i = 0; i < n; i++) {
+         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < static_cast<std::int64_t>(" << ys[i].GetVal()
+             << "); y" << i << "++) {\n";
+         ind += "   ";
+         out << ind << "const std::int64_t o" << i << " = y" << i << " * " << fP.strides[i] << " - " << fP.pads[i]
+             << ";\n";
+      }
+   }
+
+   /// The window loops of axes [0, n) whose window is larger than 1 (t<i>: the input position read;
+   /// an axis with window 1 reads at o<i>, in range unless padded). Sets `offset` to the input offset
+   /// read and `cond` to the test of a position outside the input ("" when none can be); `ind` ends
+   /// inside the loops; returns how many it opened.
+   std::size_t WindowLoops(std::ostringstream &out, std::string &ind, std::size_t n, std::string &offset,
+                           std::string &cond) const
+   {
+      const auto &xs = InInfo(0).shape;
+      const std::size_t r = xs.size();
+      // strides of the input, as C++ expressions (an axis may be symbolic)
+      const std::vector<std::string> inStride = codegen::Strides(xs);
+      offset = "0";
+      cond.clear();
+      std::size_t opened = 0;
+      for (std::size_t i = 0; i < n; i++) {
+         const std::string idx = fP.window[i] == 1 ? "o" + std::to_string(i) : "t" + std::to_string(i);
+         if (fP.window[i] > 1) {
+            out << ind << "for (std::int64_t w" << i << " = 0; w" << i << " < " << fP.window[i] << "; w" << i << "++) {\n";
+            ind += "   ";
+            opened++;
+            out << ind << "const std::int64_t t" << i << " = o" << i << " + w" << i << " * " << fP.dilations[i] << ";\n";
+         }
+         const bool mayLeave = fP.window[i] > 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0 || fP.strides[i] != 1;
+         if (mayLeave && !xs[i].isParam)
+            cond += std::string(cond.empty() ? "" : " || ") + "(" + idx + " < 0 || " + idx + " >= " + xs[i].GetVal() + ")";
+         offset += " + " + idx + " * (" + inStride[i] + ")";
+      }
+      return opened;
    }
 
    /// What a padded position reads: the neutral element of the reduction. lax.reduce_window (CPU)
