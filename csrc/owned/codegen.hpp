@@ -173,6 +173,15 @@ struct Kernel {
    std::vector<std::string> parameters, arguments;
 };
 
+/// `items` separated by ", ".
+inline std::string CommaList(const std::vector<std::string> &items)
+{
+   std::string s;
+   for (auto &item : items)
+      s += (s.empty() ? "" : ", ") + item;
+   return s;
+}
+
 /// 64-bit FNV-1a of `text`, in hex: the same on every platform, unlike std::hash.
 inline std::string Fingerprint(const std::string &text)
 {
@@ -192,9 +201,7 @@ inline std::string Fingerprint(const std::string &text)
 template <class Body>
 std::pair<std::string, std::string> KernelDefinition(const Kernel &k, Body body)
 {
-   std::string params;
-   for (auto &p : k.parameters)
-      params += (params.empty() ? "" : ", ") + p;
+   const std::string params = CommaList(k.parameters);
    std::vector<std::string> codes;
    std::string all = params;
    for (const Isa &isa : IsaLevels()) {
@@ -213,12 +220,10 @@ std::pair<std::string, std::string> KernelDefinition(const Kernel &k, Body body)
    return {name, s};
 }
 
-/// The kernel's functions, static members of the Session, defined once per model (a macro named after
-/// the model and the kernel guards the definition).
-template <class Body>
-std::string KernelFunctions(const Kernel &k, const std::string &model, Body body)
+/// The kernel's functions (`definition`: KernelDefinition's name and text), static members of the
+/// Session, defined once per model (a macro named after the model and the kernel guards them).
+inline std::string KernelFunctions(const std::pair<std::string, std::string> &definition, const std::string &model)
 {
-   const auto definition = KernelDefinition(k, body);
    const std::string guard = "J2S_" + model + "_" + definition.first;
    return DispatchPrelude() + "#ifndef " + guard + "\n#define " + guard + "\n" + definition.second + "#endif\n";
 }
@@ -226,9 +231,7 @@ std::string KernelFunctions(const Kernel &k, const std::string &model, Body body
 /// The statements in doInfer that call kernel `name` of the CPU's level (or the only one compiled).
 inline std::string KernelCall(const Kernel &k, const std::string &name)
 {
-   std::string args;
-   for (auto &a : k.arguments)
-      args += (args.empty() ? "" : ", ") + a;
+   const std::string args = CommaList(k.arguments);
    auto call = [&](const Isa &isa) { return "Session::" + name + "_" + isa.name + "(" + args + ");\n"; };
    std::string s = "   {\n#if J2S_X86_DISPATCH\n";
    s += "   static const int j2s_isa = J2S_CPU_ISA;\n   (void)j2s_isa;\n";

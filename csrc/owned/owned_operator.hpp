@@ -13,6 +13,7 @@
 #include "SOFIE/ROperator.hxx"
 #include "SOFIE/SOFIE_common.hxx"
 
+#include <optional>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -46,6 +47,7 @@ public:
    void Initialize(SOFIE::RModel &model) final
    {
       fIn.clear();
+      fDefinition.reset();
       fModelName = model.GetName();
       for (auto &name : fInputs) {
          if (!model.CheckIfTensorAlreadyExist(name))
@@ -67,20 +69,14 @@ public:
          throw std::runtime_error("jax2sofie " + fKindName + " called to Generate without being initialized");
       if (!UsesKernel())
          return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" + GenerateCode();
-      KernelScope scope(*this);
-      const codegen::Kernel kernel = MakeKernel();
-      const auto definition = codegen::KernelDefinition(kernel, [this](const codegen::Isa &isa) { return KernelCode(isa); });
-      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" + codegen::KernelCall(kernel, definition.first);
+      return "\n   //------ jax2sofie " + fKindName + " (" + opName + ")\n" +
+             codegen::KernelCall(MakeKernel(), Definition().first);
    }
 
    /// The kernel functions of an operator that UsesKernel (one per instruction-set level).
    std::string GenerateSessionMembersCode(std::string) override
    {
-      if (!UsesKernel())
-         return "";
-      KernelScope scope(*this);
-      return codegen::KernelFunctions(MakeKernel(), fModelName,
-                                      [this](const codegen::Isa &isa) { return KernelCode(isa); });
+      return UsesKernel() ? codegen::KernelFunctions(Definition(), fModelName) : "";
    }
 
    std::vector<std::string> GetStdLibs() override { return {"cmath", "algorithm", "limits", "cstdint"}; }
@@ -152,6 +148,17 @@ protected:
       return k;
    }
 
+   /// The kernel's name and functions (codegen::KernelDefinition), written once per Initialize: the
+   /// Session's members hold the functions and doInfer calls them by that name.
+   const std::pair<std::string, std::string> &Definition()
+   {
+      if (!fDefinition) {
+         KernelScope scope(*this);
+         fDefinition = codegen::KernelDefinition(MakeKernel(), [this](const codegen::Isa &isa) { return KernelCode(isa); });
+      }
+      return *fDefinition;
+   }
+
    /// In()/Out() name the kernel's parameters while one lives.
    struct KernelScope {
       explicit KernelScope(const OwnedOperator &op) : fOp(op) { fOp.fInKernel = true; }
@@ -164,6 +171,7 @@ protected:
    std::vector<TensorInfo> fIn, fOut;
    bool fInitialized = false;
    mutable bool fInKernel = false;
+   std::optional<std::pair<std::string, std::string>> fDefinition;
 };
 
 } // namespace jax2sofie
