@@ -40,8 +40,56 @@ def sofie_type(value: Value) -> "sofie.ETensorType":
                               f"code does not support (supported: {', '.join(d.name for d in SOFIE_TYPES)})") from None
 
 
+# SOFIE 0.1.0 operators that, when all their inputs are constants, compute their output at
+# Initialize and store it as a constant: the first group keeps the element type, the second reads
+# and writes the data as int64 whatever its type (it is meant for shape tensors), which is a read
+# past the end of a float32, int32 or bool buffer and silently wrong numbers.
+SOFIE_FOLDS_TYPED = {"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
+                     "GreaterOrEqual", "And", "Or", "Xor", "Identity", "Transpose", "Where", "Gemm", "Expand"}
+SOFIE_FOLDS_AS_INT64 = {"Concat", "Cast", "Reshape", "Gather", "Slice"}
+
+
+def refuse_sofie_int64_folding(graph: Graph) -> None:
+    """Raise if SOFIE would fold a non-int64 constant as int64 data (see SOFIE_FOLDS_AS_INT64).
+
+    Constness is followed through the operators SOFIE folds, in graph order, as SOFIE's Initialize
+    does. passes.constant_folding folds all of these before emission, so this is a guard: an error
+    here is a missing folder, never a user mistake."""
+    constant = {id(v) for v in graph.constants()}
+    for node in graph.nodes:
+        if not node.inputs or not all(id(v) in constant for v in node.inputs):
+            continue
+        if node.op in SOFIE_FOLDS_AS_INT64:
+            data = node.inputs[0]
+            if np.dtype(data.dtype) != np.int64:
+                raise ConversionError(
+                    f"node '{node.name}' ({node.op}) has only constant inputs of dtype {np.dtype(data.dtype).name}: "
+                    f"SOFIE would fold it reading the data as int64 (wrong numbers), and jax2sofie did not fold "
+                    f"it first (passes.constant_folding has no folder for {node.op} here)"
+                    + (f"\n  at {node.source}" if node.source else ""))
+        if node.op in SOFIE_FOLDS_TYPED or node.op in SOFIE_FOLDS_AS_INT64:
+            constant.update(id(v) for v in node.outputs)
+
+
+def checked_data(value: Value) -> np.ndarray:
+    """The data of a constant as SOFIE will read it: the value's dtype and exactly its byte size.
+
+    PySofie copies as many bytes as the tensor type and shape say, so a buffer of another dtype or
+    size would be read past its end; this is where that is refused."""
+    data = np.ascontiguousarray(value.const)
+    expected = np.dtype(value.dtype)
+    if data.dtype != expected:
+        raise ConversionError(f"constant '{value.name}' holds {data.dtype} data but is declared {expected.name}")
+    shape = sofie_shape(value.shape)
+    if data.nbytes != int(np.prod(shape)) * expected.itemsize:
+        raise ConversionError(f"constant '{value.name}' holds {data.nbytes} bytes, but its shape {list(value.shape)} "
+                              f"of {expected.name} needs {int(np.prod(shape)) * expected.itemsize}")
+    return data.reshape(shape)
+
+
 def emit(graph: Graph) -> "sofie.RModel":
     """Build the RModel for `graph` (not yet generated)."""
+    refuse_sofie_int64_folding(graph)
     # the date only: SOFIE writes it into the header, and the compile cache is keyed by the header's
     # content, so the same model converted twice (a .keras and an .h5 file) compiles once
     rmodel = sofie.RModel(graph.name, datetime.date.today().isoformat())
@@ -52,7 +100,8 @@ def emit(graph: Graph) -> "sofie.RModel":
             rmodel.add_input_tensor_info(value.name, sofie_type(value), sofie_shape(value.shape))
         rmodel.add_input_tensor_name(value.name)
     for value in graph.constants():
-        data = np.ascontiguousarray(value.const).reshape(sofie_shape(value.shape))
+        sofie_type(value)  # a clear error for a dtype the generated code does not have
+        data = checked_data(value)
         if value.is_weight:  # weights go to the weight file
             rmodel.add_initialized_tensor(value.name, sofie_type(value), sofie_shape(value.shape), data)
         else:  # literals and shape operands are written into the header

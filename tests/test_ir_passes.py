@@ -171,3 +171,45 @@ def test_relu_mlp_numbers_unchanged_after_fusion():
     assert "Max" not in counts and "Relu" not in counts and counts["J2S_Dense"] == 3, counts
     assert all(n.attrs.get("activation") == "relu" for n in model.graph.nodes if n.op == "J2S_Dense")
     assert model.check(x).passed
+
+
+def test_constant_stack_is_folded_before_sofie():
+    """A Concat of constants is folded here: SOFIE would fold it reading bool data as int64."""
+    b = GraphBuilder("g")
+    x = b.input("x", (3, 2), np.int32)
+    parts = [b.constant(np.array([[True, False]])), b.constant(np.array([[False, True]]))]
+    stacked = b.op("Concat", parts, (2, 2), np.bool_, dtype="bool", axis=0)
+    b.graph.outputs = [b.op("Cast", [stacked], (2, 2), np.int32, to="int32", dtype="bool")]
+    folded = fold_constants(b.graph)
+    assert folded.nodes == []
+    np.testing.assert_array_equal(folded.outputs[0].const, [[1, 0], [0, 1]])
+
+
+def test_emit_refuses_what_sofie_would_fold_as_int64():
+    """The guard behind the folding: a constant bool Concat that reached SOFIE is an error, not a
+    read past its 2-byte buffers."""
+    from jax2sofie.emit import emit
+    b = GraphBuilder("g")
+    parts = [b.constant(np.array([True, False])), b.constant(np.array([False, True]))]
+    out = b.op("Concat", parts, (4,), np.bool_, dtype="bool", axis=0)
+    b.graph.outputs = [b.op("Cast", [out], (4,), np.float32, to="float32", dtype="bool")]
+    with pytest.raises(jax2sofie.ConversionError, match=r"Concat\) has only constant inputs of dtype bool: SOFIE "
+                                                        r"would fold it reading the data as int64"):
+        emit(b.graph)
+
+
+def test_emit_refuses_constant_data_of_another_dtype_or_size():
+    from jax2sofie.emit import emit
+    from jax2sofie.ir import Value
+    b = GraphBuilder("g")
+    x = b.input("x", (2,), np.float32)
+    wrong_dtype = Value("w", (2,), np.dtype(np.float32), const=np.array([True, False]))
+    b.graph.outputs = [b.op("Add", [x, wrong_dtype], (2,), np.float32)]
+    with pytest.raises(jax2sofie.ConversionError, match="constant 'w' holds bool data but is declared float32"):
+        emit(b.graph)
+    b = GraphBuilder("g")
+    x = b.input("x", (2,), np.float32)
+    short = Value("s", (2,), np.dtype(np.float32), const=np.array([1.0], np.float32))
+    b.graph.outputs = [b.op("Add", [x, short], (2,), np.float32)]
+    with pytest.raises(jax2sofie.ConversionError, match=r"constant 's' holds 4 bytes, but its shape \[2\] of float32 needs 8"):
+        emit(b.graph)

@@ -160,5 +160,18 @@ case("repeat", lambda p, x: (jnp.repeat(x, 2, axis=1), jnp.repeat(x, 3, axis=-1)
 case("stack", lambda p, x, y: (jnp.stack([x, y]), jnp.stack([x, y, x], axis=-1), jnp.stack([x], axis=1)),
      f32(3, 4), f32(3, 4))
 case("stack_int", lambda p, t: jnp.stack([t, t * 2], axis=1), i32(4, 2))
+# stacks of constants that the walker does not fold (a broadcast literal is lowered, not folded):
+# the Concat must be folded by passes.constant_folding, since SOFIE would fold it reading every
+# dtype as int64 (a bool stack read past its buffer and gave [3, 2] here instead of [1, 4])
+case("select_over_constant_conditions",
+     lambda p, t: t * jnp.select([jnp.array([True, False]), jnp.array([False, True])],
+                                 [jnp.array([1, 2]), jnp.array([3, 4])], default=jnp.array([0, 0])),
+     i32(3, 2))
+case("select_float_over_constant_conditions",
+     lambda p, x: x + jnp.select([jnp.array([True, False, False, True]), jnp.array([False, True, False, True]),
+                                  jnp.array([False, False, False, True])],
+                                 [jnp.full(4, 0.25), jnp.arange(4.0), jnp.array([7.0, 8.0, 9.0, 10.0])], default=-1.5),
+     f32(3, 4))
+case("stack_of_constants_axis1", lambda p, x: x * jnp.stack([jnp.ones(3), jnp.arange(3.0)], axis=1), f32(5, 3, 2))
 case("unstack", lambda p, x, y: [u * 2.0 for u in jnp.unstack(x, axis=1)] + list(jnp.unstack(y, axis=-1)),
      f32(2, 3), f32(2, 1))

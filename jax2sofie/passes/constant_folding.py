@@ -2,9 +2,14 @@
 
 JAX equations that depend only on params and literals are already folded by the walker, by
 evaluating them with JAX itself. What is left for this pass are the SOFIE-level nodes that rules
-and other passes create on constants (a transposed or reshaped weight, a cast literal). FOLDERS is
-the one table of the numpy meaning of those operators; the lowering helpers use it too, so a
-weight is folded the same way wherever it is folded.
+and other passes create on constants (a transposed or reshaped weight, a cast literal, a stack of
+constant conditions). FOLDERS is the one table of the numpy meaning of those operators; the
+lowering helpers use it too, so a weight is folded the same way wherever it is folded.
+
+Folding here is also a matter of correctness, not only of speed: SOFIE 0.1.0 folds some operators
+over constant inputs itself and reads their data as int64 whatever its type (Concat, Cast, Reshape,
+Gather, Slice), so a Concat of three bool constants read 48 bytes out of a 6-byte buffer. What SOFIE
+would fold that way must be folded here; emit.refuse_sofie_int64_folding checks that it was.
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ FOLDERS: dict[str, Folder] = {
     "Expand": lambda xs, attrs, shape, dtype: np.broadcast_to(xs[0], shape).copy(),
     "Cast": lambda xs, attrs, shape, dtype: xs[0].astype(dtype),
     "Identity": lambda xs, attrs, shape, dtype: xs[0].copy(),
+    "Concat": lambda xs, attrs, shape, dtype: np.concatenate(xs, axis=attrs["axis"]),
+    # Where(condition, on_true, on_false), broadcasting like numpy
+    "Where": lambda xs, attrs, shape, dtype: np.where(xs[0].astype(bool), xs[1], xs[2]),
 }
 
 
