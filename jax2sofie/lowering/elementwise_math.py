@@ -3,7 +3,7 @@
 Each lowers to SOFIE's own operator where it has one that is right (Erf, Sin, Floor, ...), else to the
 project-owned J2S_Elementwise: one loop over a C++ expression from the table in expressions.py, with
 numpy broadcasting done in the loop's index arithmetic (SOFIE's integer bitwise ops ignore
-broadcasting, its Where rejects integers: SOFIE_PITFALLS.md).
+broadcasting, its Where rejects integers: docs/sofie_workarounds.md).
 """
 from __future__ import annotations
 
