@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="also compile the C++ (needs a C++17 compiler and a BLAS), run it on the --example "
                               "input (random values of --input-shape) and compare with JAX; exit code 1 when "
                               "they disagree")
+    convert.add_argument("--rdf", action="store_true",
+                         help="also write <name>_rdf.hxx, SOFIE_<name>::RDFFunctor for ROOT's RDataFrame (jax2sofie.rdf)")
     convert.add_argument("--strict", action="store_true",
                          help="refuse weights holding NaN/Inf (default: a warning)")
     convert.add_argument("--force", action="store_true",
@@ -207,7 +209,8 @@ def _cmd_convert(args) -> int:
         model = _convert(kind, target, args, inputs, progress)
         progress(f"writing {args.output}")
         reference = inputs if args.example else None  # else random inputs (not the zeros of --input-shape)
-        paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference)
+        paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference,
+                            rdf=args.rdf)
         report = None
         if args.check:
             progress("compiling the C++ and comparing with JAX")

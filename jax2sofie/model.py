@@ -14,6 +14,7 @@ import sofie
 from .emit import emit
 from .header_fixes import fix_header
 from .ir import Graph
+from .rdf_functor import functor_code, functor_filename
 from .runtime import CheckReport, TensorSpec, compile_model
 from .runtime.standalone import write_standalone_test
 from .trace import Traced
@@ -41,7 +42,7 @@ class ConvertedModel:
     # -- writing --------------------------------------------------------------------------------
     def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
               force: bool = False, rtol: float = 1e-4, atol: float = 1e-5,
-              test_inputs: list[np.ndarray] | None = None) -> list[Path]:
+              test_inputs: list[np.ndarray] | None = None, rdf: bool = False) -> list[Path]:
         """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
         weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
@@ -50,6 +51,7 @@ class ConvertedModel:
         test: also write `<name>_test.cpp` and a Makefile: a C++ check that runs the model on a
         reference input and compares with the JAX output (`make test` exits non-zero on mismatch).
         test_inputs: that reference input (default: random inputs, `example_inputs()`).
+        rdf: also write `<name>_rdf.hxx`, the RDataFrame glue SOFIE_<name>::RDFFunctor (jax2sofie.rdf).
         Files are generated in a temporary folder inside `directory` and moved into place only once
         all are complete, so a failure leaves the directory as it was. Existing files are not
         overwritten unless `force` is given.
@@ -69,6 +71,8 @@ class ConvertedModel:
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             fix_header(staging / f"{self.name}.hxx")
+            if rdf:
+                (staging / functor_filename(self.name)).write_text(functor_code(self.graph, self.batch_param is not None))
             if test:
                 arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
                 weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
