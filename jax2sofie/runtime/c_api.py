@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConversionError
 from .toolchain import ToolchainError, find_blas, find_compiler
 
 # element type codes of the C API (J2S_* in the header) and the C type each is passed as; booleans
@@ -33,7 +34,7 @@ API_FUNCTIONS = ("create", "infer", "destroy", "last_error", "max_batch", "dynam
                  "output_dtype", "input_rank", "output_rank", "input_shape", "output_shape")
 
 
-class LibraryInterfaceError(ValueError):
+class LibraryInterfaceError(ConversionError):
     """The model's inputs and outputs cannot be described by the C API (see the module docstring)."""
 
 
@@ -442,10 +443,12 @@ def write_c_api(directory: Path, api: Interface) -> list[Path]:
 
 # -- building -------------------------------------------------------------------------------------------
 
-def build_library(directory: str | Path, name: str, cxxflags: str | None = None, timeout: float = 1800) -> Path:
+def build_library(directory: str | Path, name: str, cxxflags: str | None = None, blas_static: bool = True,
+                  timeout: float = 1800) -> Path:
     """Build `lib<name>.so` in a directory written with `library=True`, with its Makefile (so the build
     is the one a C user gets), the compiler of find_compiler() and, when the Makefile falls back to a
     shared BLAS, find_blas()'s flags. cxxflags: replaces the Makefile's CXXFLAGS (e.g. for sanitizers).
+    blas_static=False: link the shared BLAS even where a static one exists.
     Returns the library's path; raises ToolchainError when the build fails."""
     directory = Path(directory)
     if not (directory / f"{name}_c.cpp").is_file():
@@ -454,6 +457,8 @@ def build_library(directory: str | Path, name: str, cxxflags: str | None = None,
     variables = [f"CXX={shlex.join(compiler.command)}", f"BLAS={shlex.join(find_blas(compiler))}"]
     if cxxflags is not None:
         variables.append(f"CXXFLAGS={cxxflags}")
+    if not blas_static:
+        variables.append("STATIC_BLAS=")
     command = ["make", "--no-print-directory", "-C", str(directory), *variables, f"lib{name}.so"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
