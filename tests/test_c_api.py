@@ -13,76 +13,19 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jax2sofie
+from c_api_support import (ATOL, RTOL, assert_matches, cnn_model, compile_client, mixed, mlp, mlp_params,
+                           random_inputs, read_outputs, write_sets)
 from conftest import package_root
 from jax2sofie.cli import main
 from jax2sofie.runtime import InferenceError
 from jax2sofie.runtime.c_api import API_FUNCTIONS, LibraryInterfaceError, build_library
 
-HERE = Path(__file__).parent
 MAX_BATCH = 6
-RTOL, ATOL = 1e-4, 1e-5
-
-
-def mlp(p, x):
-    return jax.nn.softmax(jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"])
-
-
-def mlp_params():
-    rng = np.random.default_rng(0)
-    return {"w1": rng.standard_normal((16, 32)).astype(np.float32), "b1": rng.standard_normal(32).astype(np.float32),
-            "w2": rng.standard_normal((32, 4)).astype(np.float32)}
-
-
-def mixed(p, x, n):
-    """Two inputs and two outputs of different dtypes (SOFIE's infer returns a std::tuple); the product
-    of two computed matrices stays SOFIE's Gemm, which calls BLAS's sgemm_."""
-    return jax.nn.tanh(x @ p["w"]) @ jnp.swapaxes(x, 1, 2), (n * 3 - 1).sum(axis=1)
-
-
-class CNN(nn.Module):
-    """Padded convolutions (J2S_ConvNHWC, with a scratch buffer member) and a dense layer."""
-
-    @nn.compact
-    def __call__(self, x):
-        x = nn.relu(nn.Conv(4, (3, 3))(x))
-        x = nn.relu(nn.Conv(6, (3, 3))(x))
-        return nn.Dense(5)(x.reshape(x.shape[0], -1))
-
-
-def cnn_model(name: str, batch: int = 2, dynamic_batch: bool = False):
-    image = np.zeros((batch, 8, 8, 2), np.float32)
-    variables = CNN().init(jax.random.PRNGKey(0), image)
-    return jax2sofie.convert(CNN().apply, variables, image, name=name, dynamic_batch=dynamic_batch)
-
-
-def random_inputs(model, batch: int, seed: int) -> list[np.ndarray]:
-    """Inputs of the model's per-example shapes at `batch` (normal floats, small integers)."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for value in model.graph.inputs:
-        shape = (batch, *value.shape[1:])
-        if np.issubdtype(value.dtype, np.integer):
-            arrays.append(rng.integers(-5, 6, shape).astype(value.dtype))
-        else:
-            arrays.append(rng.standard_normal(shape).astype(value.dtype))
-    return arrays
-
-
-def assert_matches(outputs, expected):
-    assert len(outputs) == len(expected)
-    for got, want in zip(outputs, expected):
-        assert got.dtype == want.dtype and got.shape == want.shape
-        if np.issubdtype(want.dtype, np.floating):
-            np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
-        else:
-            np.testing.assert_array_equal(got, want)
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +148,8 @@ def _poisoned_blas(directory: Path) -> Path:
     """A shared library whose sgemm_ writes 42 into C: a wrong BLAS a process might hold."""
     source = directory / "poison.c"
     source.write_text("void sgemm_(const char *ta, const char *tb, const int *m, const int *n, const int *k,\n"
-                      "            const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,\n"
-                      "            const float *beta, float *c, const int *ldc)\n"
+                      "            const float *alpha, const float *a, const int *lda, const float *b,\n"
+                      "            const int *ldb, const float *beta, float *c, const int *ldc)\n"
                       "{ for (int j = 0; j < *n; ++j) for (int i = 0; i < *m; ++i) c[i + j * *ldc] = 42.f; }\n")
     library = directory / "libpoison.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
@@ -377,28 +320,6 @@ def test_inference_releases_the_gil(tmp_path):
 
 # -- from C -------------------------------------------------------------------------------------------
 
-def compile_client(directory: Path, name: str, cflags: tuple[str, ...] = ("-O2",)) -> Path:
-    """tests/c_api_client.c compiled with gcc (plain C) against lib<name>.so in `directory`."""
-    client = directory / "c_api_client"
-    build = subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", *cflags, "-pthread",
-                            f"-DMODEL={name}", f'-DMODEL_HEADER="{name}_c.h"', f"-I{directory}",
-                            str(HERE / "c_api_client.c"), "-o", str(client), f"-L{directory}", f"-l{name}",
-                            f"-Wl,-rpath,{directory}"], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-4000:]
-    return client
-
-
-def write_sets(directory: Path, sets: list[list[np.ndarray]]) -> None:
-    for k, inputs in enumerate(sets):
-        for i, array in enumerate(inputs):
-            np.ascontiguousarray(array).tofile(directory / f"set{k}_input{i}.bin")
-
-
-def read_outputs(directory: Path, model, k: int, batch: int) -> list[np.ndarray]:
-    return [np.fromfile(directory / f"set{k}_output{i}.bin", np.dtype(v.dtype)).reshape((batch, *v.shape[1:]))
-            for i, v in enumerate(model.graph.outputs)]
-
-
 @pytest.mark.parametrize("name, max_batch, batch", [("mlp", 0, 2), ("mixed", MAX_BATCH, 5)])
 def test_a_c_program_built_with_gcc_calls_the_library(built, tmp_path, name, max_batch, batch):
     case = built[name]
@@ -411,14 +332,13 @@ def test_a_c_program_built_with_gcc_calls_the_library(built, tmp_path, name, max
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     if name == "mlp":
-        assert lines[:4] == ["dynamic_batch 0 has_batch 1 weight_file 'mlp.dat'", "input 0 x dtype 1 shape 16",
-                             "output 0 output dtype 1 shape 4", "max_batch 2"]
+        assert lines == ["dynamic_batch 0 has_batch 1 weight_file 'mlp.dat'", "input 0 x dtype 1 shape 16",
+                         "output 0 output dtype 1 shape 4", "sets 2", "max_batch 2"]
     else:
-        assert lines[:6] == ["dynamic_batch 1 has_batch 1 weight_file 'mixed.safetensors'",
-                             "input 0 x dtype 1 shape 4 8", "input 1 n dtype 3 shape 3",
-                             "output 0 output_0 dtype 1 shape 4 4", "output 1 output_1 dtype 3 shape",
-                             f"max_batch {MAX_BATCH}"]
-    assert "sets 2" in lines
+        assert lines == ["dynamic_batch 1 has_batch 1 weight_file 'mixed.safetensors'",
+                         "input 0 x dtype 1 shape 4 8", "input 1 n dtype 3 shape 3",
+                         "output 0 output_0 dtype 1 shape 4 4", "output 1 output_1 dtype 3 shape", "sets 2",
+                         f"max_batch {MAX_BATCH}"]
     for k, inputs in enumerate(sets):
         assert_matches(read_outputs(tmp_path, case.model, k, batch), case.model.traced.reference(*inputs))
 

@@ -405,7 +405,8 @@ const int64_t *{name}_output_shape(int i) {{ return Find(kOutputs, i) ? kOutputs
 
 def _tensor_initializer(tensor: TensorInfo) -> str:
     dims = ", ".join(str(d) for d in tensor.shape)
-    return f'{{"{tensor.name}", {_DTYPE_MACROS[DTYPE_CODES[tensor.dtype]]}, {len(tensor.shape)}, {{{dims}}}, {tensor.size}}}'
+    dtype = _DTYPE_MACROS[DTYPE_CODES[tensor.dtype]]
+    return f'{{"{tensor.name}", {dtype}, {len(tensor.shape)}, {{{dims}}}, {tensor.size}}}'
 
 
 def c_source(api: Interface) -> str:
