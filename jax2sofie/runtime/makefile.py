@@ -47,10 +47,9 @@ def write_makefile(directory: Path, name: str, *, test: bool, library: bool) -> 
     """Write `Makefile` into `directory` with the targets of what was written; return its path."""
     usage = []
     if test:
-        usage.append(f"#   make test            build and run the reference check {name}_test.cpp")
+        usage.append(f"#   make test: build and run the reference check {name}_test.cpp")
     if library:
-        usage.append(f"#   make lib{name}.so{' ' * max(1, 12 - len(name))}build the shared library with the C API of "
-                     f"{name}_c.h")
+        usage.append(f"#   make lib{name}.so: build the shared library with the C API of {name}_c.h")
     text = _HEAD.format(name=name, usage="\n".join(usage))
     if test:
         text += _TEST.format(name=name)
