@@ -209,10 +209,7 @@ def _name_outputs(ctx: LoweringContext, results: list[Value], names: list[str]) 
     inputs = {id(v) for v in ctx.builder.graph.inputs}
     for value, name in zip(results, names):
         if value.is_const or id(value) in inputs or id(value) in seen:
-            if value.dtype != np.float32:  # SOFIE's Identity rejects integer types (SOFIE_PITFALLS.md)
-                raise ctx.error(f"output '{name}' is an input or constant of dtype {value.dtype}: "
-                                "not supported yet (float32 only)")
-            value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype="float32")
+            value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype=np.dtype(value.dtype).name)
         seen.add(id(value))
         value.name = name
         named.append(value)
