@@ -13,10 +13,12 @@
 // Besides <cmath>, an expression may call the helpers of kHelpers (defined as lambdas at the top of
 // the loop's block when the expression names them): j2s_pow2i(n) = 2^n as a float for n in
 // [-126, 127] and j2s_bits(f) = the bits of f as an int32, bit casts that the loop vectorises (ldexp
-// is a call per element), used by the exp of expressions.py.
+// is a call per element), used by the exp of expressions.py; and the special functions of
+// special_functions.hpp (j2s_lgamma(x), ...), static functions of the Session written once per header.
 #pragma once
 
 #include "owned_operator.hpp"
+#include "special_functions.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -62,6 +64,12 @@ protected:
    }
 
    bool UsesKernel() const override { return true; }
+
+   /// The special functions the expression calls (special_functions.hpp), then the kernel.
+   std::string GenerateSessionMembersCode(std::string opName) override
+   {
+      return special::Definitions(fExpression, fModelName) + OwnedOperator::GenerateSessionMembersCode(opName);
+   }
 
    /// The same loops at every level: the compiler vectorises them for the level's registers.
    std::string KernelCode(const codegen::Isa &) override
