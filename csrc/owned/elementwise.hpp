@@ -14,10 +14,12 @@
 // the loop's block when the expression names them): j2s_pow2i(n) = 2^n as a float for n in
 // [-126, 127], j2s_bits(f) = the bits of f as an int32 and j2s_float(b) = the float of bits b, bit
 // casts that the loop vectorises (ldexp is a call per element), used by the exp of expressions.py,
-// bitcast_convert_type, reduce_precision and the total-order comparisons.
+// bitcast_convert_type, reduce_precision and the total-order comparisons; and the special functions
+// of special_functions.hpp (j2s_lgamma(x), ...), static functions of the Session written once per header.
 #pragma once
 
 #include "owned_operator.hpp"
+#include "special_functions.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -63,6 +65,12 @@ protected:
    }
 
    bool UsesKernel() const override { return true; }
+
+   /// The special functions the expression calls (special_functions.hpp), then the kernel.
+   std::string GenerateSessionMembersCode(std::string opName) override
+   {
+      return special::Definitions(fExpression, fModelName) + OwnedOperator::GenerateSessionMembersCode(opName);
+   }
 
    /// The same loops at every level: the compiler vectorises them for the level's registers.
    std::string KernelCode(const codegen::Isa &) override

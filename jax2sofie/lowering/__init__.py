@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     shape,
     slicing,
     sorting,
+    special,
     unsupported,
 )
 from .registry import NOT_SUPPORTED, RULES

@@ -153,26 +153,6 @@ def _clamp(b: ExpressionBuilder, args, dtype, params) -> str:
     return f"({low} > {hi} ? {hi} : {low})"
 
 
-# XLA's float32 erf_inv (M. Giles, "Approximating the erfinv function"): one of two polynomials in
-# w = -log(1 - x^2), chosen by w < 5.
-_ERF_INV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_ERF_INV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
-
-
-def _erf_inv(b: ExpressionBuilder, args, dtype, params) -> str:
-    x = b.share(args[0])
-    w = b.share(f"(-std::log1p(-{x} * {x}))")
-    central = b.share(f"({w} < 5.0f)")
-    z = b.share(f"({central} ? {w} - 2.5f : std::sqrt({w}) - 3.0f)")
-    p = "0.0f"
-    for c, t in zip(_ERF_INV_CENTRAL, _ERF_INV_TAIL):
-        coefficient = f"({central} ? {literal(c, np.float32)} : {literal(t, np.float32)})"
-        p = coefficient if p == "0.0f" else f"({coefficient} + {p} * {z})"
-    return f"(std::fabs({x}) == 1.0f ? {x} * std::numeric_limits<float>::infinity() : {p} * {x})"
-
-
 # tanh(x) = x P(u) / Q(u), u = (x / 9)^2, for |x| <= 9 (beyond, tanh is +-1 in float32), fitted
 # here for the least relative error: at most 3.7e-7 from the exact tanh over all floats (libm's
 # tanhf: 6e-8). A rational function vectorises; libm's tanhf is a call per element through expm1f,
@@ -375,7 +355,8 @@ PRIMITIVES: dict[str, Primitive] = {
     # float math (std:: functions of <cmath> on float: the float overloads)
     "erf": Primitive(_call("std::erf"), FLOAT, sofie_op="Erf"),
     "erfc": Primitive(_call("std::erfc"), FLOAT),
-    "erf_inv": Primitive(_erf_inv, FLOAT),
+    # M. Giles' polynomials as XLA's, with 1 - x^2 formed exactly near +-1 (csrc/owned/special_functions.hpp)
+    "erf_inv": Primitive(_call("j2s_erf_inv"), FLOAT),
     "log1p": Primitive(_call("std::log1p"), FLOAT),
     "expm1": Primitive(_call("std::expm1"), FLOAT),
     "exp2": Primitive(_call("std::exp2"), FLOAT),
