@@ -92,6 +92,15 @@ class LibraryModel:
         self._lib = None  # loaded on the first call
         self._local = threading.local()
 
+    # what _load reads from the library: after unpickling, the first access loads it
+    _FROM_LIBRARY = frozenset({"dynamic_batch", "has_batch", "inputs", "outputs", "max_batch", "weight_path"})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LibraryModel._FROM_LIBRARY and "library_path" in self.__dict__ and self.__dict__.get("_lib") is None:
+            self._load()
+            return self.__dict__[name]
+        raise AttributeError(f"'LibraryModel' object has no attribute '{name}'")
+
     def __repr__(self) -> str:
         return f"<LibraryModel {self.name} from {self.library_path}>"
 

@@ -213,7 +213,44 @@ std::vector<ROOT::RVecF> j2s_cpp_scores(const std::string &file, const std::stri
     return {"columns": {"scores": (excess(ours, reference(x)), len(ours))}}
 
 
+def coffea_jets(workdir: Path) -> dict:
+    """Per-jet scores with jax2sofie.coffea.SofieWrapper over uproot.dask on a 2-process LocalCluster."""
+    import awkward as ak
+    import uproot
+    from dask.distributed import Client, LocalCluster
+    from jax2sofie.coffea import SofieWrapper
+    from jax2sofie.runtime.c_api import build_library
+
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 7, N_EVENTS)
+    flat = rng.standard_normal((int(counts.sum()), 4)).astype(np.float32)
+    jets = ak.unflatten(ak.zip({name: flat[:, i] for i, name in enumerate(["pt", "eta", "phi", "mass"])}), counts)
+    data = workdir / "nano.root"
+    with uproot.recreate(data) as f:  # a TTree (nJet, Jet_pt, ...), as NanoAOD stores jets
+        f.mktree("events", {"Jet": jets.type.content})
+        f["events"].extend({"Jet": jets})
+    model, reference = tagger(dynamic_batch=True, name="coffea_tagger")
+    written = workdir / "coffea_tagger"
+    model.write(written, library=True)
+    library = build_library(written, "coffea_tagger")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        import dask_awkward as dak
+        events = uproot.dask({str(data): "events"}, step_size=N_EVENTS // 3)
+        jets_of_events = dak.zip({name: events[f"Jet_{name}"] for name in ["pt", "eta", "phi", "mass"]})
+        wrapper = SofieWrapper(library, fields=["pt", "eta", "phi", "mass"], max_batch=64)
+        scores = wrapper(jets_of_events).compute()
+    finally:
+        client.close()
+        cluster.close()
+    assert ak.all(ak.num(scores, axis=1) == counts)
+    ours = ak.to_numpy(ak.flatten(scores, axis=1))
+    return {"partitions": int(events.npartitions), "columns": {"jet_scores": (excess(ours, reference(flat)), len(flat))}}
+
+
 SCENARIOS = {
+    "coffea_jets": coffea_jets,
     "scalar_ttree": lambda w: scalar(w, "ttree"),
     "scalar_rntuple": lambda w: scalar(w, "rntuple"),
     "multithreaded": multithreaded,

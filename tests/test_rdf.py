@@ -80,3 +80,11 @@ def test_the_functor_header_compiles_for_cpp_users(tmp_path):
     C++ snippet using DefineSlot (no Python in the loop), numbers as in JAX."""
     report = run_scenario("cpp_define_slot", tmp_path)
     assert_matches(report)
+
+
+def test_coffea_wrapper_over_uproot_dask_on_a_local_cluster(tmp_path):
+    """jax2sofie.coffea.SofieWrapper: jagged jets read with uproot.dask, scored by the model's shared
+    library on two worker processes, unflattened per event like the jets."""
+    report = run_scenario("coffea_jets", tmp_path, timeout=900)
+    assert report["partitions"] > 1
+    assert_matches(report)
