@@ -183,4 +183,20 @@ case("switch_constant_index", lambda p, x: lax.switch(2, [jnp.tanh, jnp.exp, lam
 case("switch_traced_index", lambda p, x, i: lax.switch(i[0] - 1, [jnp.tanh, lambda v: v * 3.0, jnp.exp,
                                                                    lambda v: -v], x),
      f32(2, 3), i32(1), batch=False)  # lax.switch clamps a traced index first (the clamp rule)
+
+
+def _fori_scatter_rows(p, x):
+    # a batch-sized matrix carry written one column block per step (x.at[:, i, :].set(...))
+    def body(i, a):
+        return a.at[:, i, :].set(jnp.tanh(x) * (i + 1.0))
+
+    return lax.fori_loop(0, 3, body, jnp.zeros((x.shape[0], 3, x.shape[1])))
+
+
+case("fori_loop_scatter_scalar_into_vector",
+     lambda p, x: lax.fori_loop(0, 3, lambda i, a: a.at[i].set(x[i] * 2.0), jnp.zeros(3)), f32(3), batch=False)
+case("fori_loop_scatter_row_of_matrix",
+     lambda p, r: lax.fori_loop(0, 3, lambda i, a: a.at[i, :].set(r[i] * (i + 1.0)), jnp.zeros((3, 4))),
+     f32(3, 4), batch=False)
+case("fori_loop_scatter_rows_batched", _fori_scatter_rows, f32(2, 4))
 case("fori_loop_zero_trips", lambda p, x: lax.fori_loop(0, 0, lambda i, c: c + 1.0, x) * 2.0, f32(2))
