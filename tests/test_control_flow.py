@@ -42,6 +42,18 @@ def test_a_condition_that_never_turns_false_stops_at_the_limit():
         model.run(np.ones((3,), np.float32))
 
 
+def test_a_body_that_changes_nothing_runs_not_at_all_or_until_the_limit():
+    def fn(p, x, n):
+        i, v = lax.while_loop(lambda s: s[0] < n[0], lambda s: s, (jnp.int32(0), x))
+        return v * 2.0, i
+
+    model = jax2sofie.convert(fn, None, np.ones((3,), np.float32), np.zeros((1,), np.int32), max_while_trips=10)
+    x = np.arange(3, dtype=np.float32)
+    assert model.check(x, np.zeros((1,), np.int32)).passed
+    with pytest.raises(InferenceError, match="ran more than 10 iterations"):
+        model.run(x, np.ones((1,), np.int32))
+
+
 def test_scan_longer_than_the_unroll_limit_is_refused():
     def fn(p, x):
         return lax.scan(lambda c, _: (c + 1.0, None), x, None, length=5000)[0]

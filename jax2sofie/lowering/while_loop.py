@@ -85,7 +85,9 @@ def _sub_model(ctx: LoweringContext, name: str, closed_jaxpr, consts: list[Value
     outputs: list[Value] = []
     body_outputs: list[int] = []
     for k, value in enumerate(graph.outputs):
-        if is_body and value is carries[k]:
+        # (a body that returns every carry unchanged still has one output: SOFIE needs one)
+        last_chance = k == len(graph.outputs) - 1 and not outputs
+        if is_body and value is carries[k] and not last_chance:
             body_outputs.append(-1)
             continue
         body_outputs.append(len(outputs))
