@@ -7,6 +7,7 @@
 #include "ops_conv.hpp"
 #include "ops_indexing.hpp"
 #include "ops_slicing.hpp"
+#include "ops_control.hpp"
 
 namespace jax2sofie {
 
@@ -97,6 +98,8 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_DynamicSlice", MakeDynamicSlice},
       {"J2S_DynamicUpdateSlice", MakeDynamicUpdateSlice},
       {"J2S_BroadcastTo", MakeBroadcastTo},
+      // control flow: a loop over sub-models (project-owned, csrc/owned/while_loop.hpp)
+      {"J2S_While", MakeWhile},
    };
    return table;
 }

@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="refuse weights holding NaN/Inf (default: a warning)")
     convert.add_argument("--force", action="store_true",
                          help="overwrite existing files in DIR (default: refuse, and leave DIR as it was)")
+    convert.add_argument("--max-while-trips", type=int, default=None, metavar="N",
+                         help="the most steps a while loop whose trip count depends on the inputs runs in the "
+                              "generated code before it throws std::runtime_error (default 1000000)")
 
     check = sub.add_parser("check", help="compile and run DIR/<name>_test.cpp: the C++ against the JAX reference",
                            description="Compile every DIR/<name>_test.cpp with $CXX (or c++, g++, clang++) and "
@@ -196,6 +199,8 @@ def _convert(kind, target, args, inputs, progress=None):
         return keras_frontend.convert(target, **_keras_inputs(args, inputs), name=name, strict=strict,
                                       dynamic_batch=True if dynamic_batch else None)
     options = dict(name=name, strict=strict, dynamic_batch=dynamic_batch, progress=progress)
+    if args.max_while_trips is not None:
+        options["max_while_trips"] = args.max_while_trips
     if isinstance(target, tuple):
         return jax2sofie.convert(target[0], target[1], *inputs, **options)
     return jax2sofie.convert(target, *inputs, **options)

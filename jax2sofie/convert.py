@@ -13,7 +13,7 @@ from .emit import emit
 from .errors import ConversionError
 from .ir import Graph, GraphBuilder, Value, identifier, verify
 from .lowering import check_supported, lower_sub_jaxpr
-from .lowering.context import LoweringContext
+from .lowering.context import DEFAULT_MAX_WHILE_TRIPS, LoweringContext
 from .lowering.source import location_of
 from .model import ConvertedModel
 from .passes import run_passes
@@ -22,7 +22,8 @@ from .trace import Traced, trace, trace_nnx
 
 def convert(target: Any, *args: Any, name: str | None = None, input_names: Sequence[str] | None = None,
             strict: bool = False, dynamic_batch: bool = False,
-            progress: Callable[[str], None] | None = None) -> ConvertedModel:
+            progress: Callable[[str], None] | None = None,
+            max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> ConvertedModel:
     """Convert a JAX function or a Flax model to a SOFIE model.
 
     - `convert(fn, params, *example_inputs)` for `fn(params, *inputs)`; for Flax linen pass
@@ -37,6 +38,10 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
 
     progress: called with the name of each step as it starts ("tracing", "lowering", "generating"),
     for a progress display.
+
+    max_while_trips: the most steps a `lax.while_loop` whose trip count depends on the inputs runs in
+    the generated code; one more throws std::runtime_error (naming the loop's line) instead of
+    returning the result of an unfinished loop.
     """
     if _is_nnx_module(target):
         def trace_with(inputs):
@@ -52,20 +57,22 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
     else:
         raise ConversionError(f"cannot convert a {type(target).__name__}: give a function fn(params, *inputs), "
                               "a Flax linen module's `apply`, or a Flax nnx module")
-    return trace_and_build(trace_with, inputs, name or default_name, strict, dynamic_batch, progress)
+    return trace_and_build(trace_with, inputs, name or default_name, strict, dynamic_batch, progress,
+                           max_while_trips)
 
 
 def trace_and_build(trace_with: Callable[[Sequence[Any]], Traced], inputs: Sequence[Any], name: str,
                     strict: bool = False, dynamic_batch: bool = False,
-                    progress: Callable[[str], None] | None = None) -> ConvertedModel:
+                    progress: Callable[[str], None] | None = None,
+                    max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> ConvertedModel:
     """`trace_with(inputs)` -> lowered model (shared by every frontend); with a symbolic batch (see
     batch_positions) the model is traced at two batch sizes and generalised."""
     batched = batch_positions(inputs, dynamic_batch)
     (progress or _no_progress)("tracing")
     if batched is None:
-        return build(trace_with(inputs), name, strict=strict, progress=progress)
+        return build(trace_with(inputs), name, strict=strict, progress=progress, max_while_trips=max_while_trips)
     return build_dynamic(lambda batch: trace_with(at_batch(inputs, batched, batch)), name, strict=strict,
-                         progress=progress)
+                         progress=progress, max_while_trips=max_while_trips)
 
 
 def _no_progress(step: str) -> None:
@@ -103,43 +110,47 @@ def at_batch(inputs: Sequence[Any], positions: list[list[int]], batch: int) -> l
 
 
 def build(traced: Traced, name: str, strict: bool = False,
-          progress: Callable[[str], None] | None = None) -> ConvertedModel:
+          progress: Callable[[str], None] | None = None,
+          max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> ConvertedModel:
     """Lower a traced model and generate its RModel (shared by every frontend)."""
     step = progress or _no_progress
     step("lowering")
-    graph = lower(traced, name, strict)
+    graph = lower(traced, name, strict, max_while_trips=max_while_trips)
     step("generating")
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=traced)
 
 
 def build_dynamic(trace_at: Callable[[int], Traced], name: str, strict: bool = False,
-                  progress: Callable[[str], None] | None = None) -> ConvertedModel:
+                  progress: Callable[[str], None] | None = None,
+                  max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> ConvertedModel:
     """Like build(), with a symbolic batch: `trace_at(batch)` traces the model at a given batch size."""
     step = progress or _no_progress
     first, second = (trace_at(batch) for batch in TRACE_BATCHES)
     step("lowering")
-    graph = generalise(lower(first, name, strict, traced_batch=True), lower(second, name, strict, traced_batch=True))
+    graph = generalise(lower(first, name, strict, traced_batch=True, max_while_trips=max_while_trips),
+                       lower(second, name, strict, traced_batch=True, max_while_trips=max_while_trips))
     step("generating")
     return ConvertedModel(graph=graph, rmodel=generate(graph), traced=first, batch_param=BATCH_PARAM)
 
 
-def lower(traced: Traced, name: str, strict: bool = False, traced_batch: bool = False) -> Graph:
+def lower(traced: Traced, name: str, strict: bool = False, traced_batch: bool = False,
+          max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> Graph:
     """Traced model -> verified, optimised IR graph (traced_batch: one trace of a symbolic batch)."""
     n_params = len(traced.param_values)
     check_supported(traced.closed, [True] * n_params + [False] * len(traced.input_specs))
     check_types_and_sizes(traced.closed)
 
     builder = GraphBuilder(name)
+    builder.graph.traced_batch = traced_batch  # read by the loops' sub-models, lowered on the way
     params = [builder.constant(value, path, origin=identifier(path))
               for path, value in zip(traced.param_names, traced.param_values)]
     inputs = [builder.input(input_name, spec.shape, spec.dtype)
               for input_name, spec in zip(traced.input_names, traced.input_specs)]
     output_names = [builder.unique_name(n) for n in traced.output_names]
 
-    ctx = LoweringContext(builder, lower_sub_jaxpr, traced.const_names)
+    ctx = LoweringContext(builder, lower_sub_jaxpr, traced.const_names, max_while_trips)
     results = lower_sub_jaxpr(ctx, traced.closed, params + inputs)
     graph = builder.graph
-    graph.traced_batch = traced_batch
     graph.outputs = _name_outputs(ctx, results, output_names)
     verify(graph)
     graph = run_passes(graph)

@@ -70,6 +70,7 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
     rewritten as described in the module docstring.
     """
     _same_structure(graph1, graph2)
+    _generalise_sub_models(graph1, graph2)
     for v1, v2 in zip(graph1.inputs, graph2.inputs):
         shape = symbolic_shape(v1.shape, v2.shape)
         if any(isinstance(d, str) and d != BATCH_PARAM for d in shape):
@@ -99,6 +100,16 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
     for v1, v2 in zip(graph1.outputs, graph2.outputs):
         v1.shape = symbolic_shape(v1.shape, v2.shape)
     return graph1
+
+
+def _generalise_sub_models(graph1: Graph, graph2: Graph) -> None:
+    """The loops' condition and body sub-models, generalised alike (a J2S_While node reads the batch
+    size of a sub-model's inputs from its own inputs' shapes)."""
+    for name, sub1 in graph1.sub_models.items():
+        if name not in graph2.sub_models:
+            raise ConversionError(f"the model's structure depends on the batch size (loop sub-model '{name}'); "
+                                  "convert it with a fixed batch size instead")
+        graph1.sub_models[name] = generalise(sub1, graph2.sub_models[name])
 
 
 def _batch_attrs(shape1, shape2, where: str) -> dict:

@@ -81,6 +81,9 @@ _ARRAY = re.compile(r"(?:mutable\s+)?[\w:]+\s+(?P<name>\w+)\s*\[\s*(?P<length>\d
 _SCALAR = re.compile(r"(?:mutable\s+)?(?:(?:std::)?(?:size_t|u?int(?:8|16|32|64)_t)|bool|char|int|long|unsigned|"
                      r"float|double)\s+(?P<name>\w+)\s*")
 _POINTER = re.compile(r"[\w:]+\s*\*\s*(?P<name>\w+)\s*")
+# the Session of a sub-model (a J2S_While loop's condition or body, whose code comes before this
+# model's in the header): copied and moved by the copy and move operations its own header fix added
+_SUB_SESSION = re.compile(r"SOFIE_\w+::Session\s+(?P<name>\w+)\s*")
 # where a pointer member points: `fTensor_w.data()`, `fTensor_s` (an array), `fVec.data() + 12`,
 # `reinterpret_cast<float*>(fIntermediateMemoryPool.data() + 256)`, `... + memory_result.offsets[idx++])`
 _POINTS_INTO = re.compile(r"(?:reinterpret_cast\s*<[^<>]+>\s*\(\s*)?(?:this->)?(?P<storage>\w+)"
@@ -96,7 +99,7 @@ _OWN_COPY_OR_MOVE = re.compile(r"\s*(?:Session\s*\(\s*(?:const\s+)?Session\b|.*\
 class _Storage:
     """A member that owns its values: a std::vector, an in-object array or a scalar."""
     name: str
-    kind: str  # "vector", "array" or "scalar"
+    kind: str  # "vector", "array", "scalar" or "session" (a sub-model's Session)
     length: int = 0  # of an array
 
 
@@ -225,6 +228,8 @@ def _classify(declarations: list[str]) -> tuple[dict[str, _Storage], dict[str, l
             storages[match["name"]] = _Storage(match["name"], "array", int(match["length"]))
         elif match := _SCALAR.fullmatch(head):
             storages[match["name"]] = _Storage(match["name"], "scalar")
+        elif match := _SUB_SESSION.fullmatch(head):
+            storages[match["name"]] = _Storage(match["name"], "session")
         elif (match := _POINTER.fullmatch(head)) and equals >= 0:
             pointers[match["name"]] = [declaration[equals + 1:].strip()]
         elif head.startswith(("static ", "using ")):
@@ -325,6 +330,10 @@ private:
 """
 
 
+# storage members that a move hands over (their own move operations), rather than copies
+_MOVABLE = ("vector", "session")
+
+
 def _copy_and_move_code(storages: list[_Storage], pointers: list[_Pointer]) -> str:
     """The C++ of the copy and move operations, inserted at the end of the struct (members in declaration
     order, as the compiler initialises them)."""
@@ -332,7 +341,7 @@ def _copy_and_move_code(storages: list[_Storage], pointers: list[_Pointer]) -> s
     arrays = [s for s in storages if s.kind == "array"]
 
     def inits(value: str) -> str:
-        lines = [f"{s.name}({value.format(s.name) if s.kind == 'vector' else 'other.' + s.name})" for s in members]
+        lines = [f"{s.name}({value.format(s.name) if s.kind in _MOVABLE else 'other.' + s.name})" for s in members]
         return "      : " + ",\n        ".join(lines) if lines else ""
 
     def copy_arrays(indent: str) -> str:
@@ -345,7 +354,7 @@ def _copy_and_move_code(storages: list[_Storage], pointers: list[_Pointer]) -> s
         move_ctor_arrays=copy_arrays(" " * 6),
         move_arrays=copy_arrays(" " * 9),
         move_assignments="".join(
-            f"         {s.name} = {'std::move(other.' + s.name + ')' if s.kind == 'vector' else 'other.' + s.name};\n"
+            f"         {s.name} = {'std::move(other.' + s.name + ')' if s.kind in _MOVABLE else 'other.' + s.name};\n"
             for s in members),
         repoint_copy="".join(f"      {_repointed(p, moved=False)}\n" for p in pointers),
         repoint_move="".join(f"      {_repointed(p, moved=True)}\n" for p in pointers),
@@ -427,9 +436,14 @@ def silence_sofie_warnings(code: str) -> str:
     return _INT_ELEMENT_LOOP.sub("for (size_t id = 0; id < ", code)
 
 
+def fix_header_code(code: str) -> str:
+    """Every change above, on the text of one generated header."""
+    return make_session_copyable(silence_sofie_warnings(move_outputs_out_of_infer(drop_repeated_guarded_blocks(code))))
+
+
 def fix_header(path: Path) -> None:
     path = Path(path)
     code = path.read_text()
-    fixed = make_session_copyable(silence_sofie_warnings(move_outputs_out_of_infer(drop_repeated_guarded_blocks(code))))
+    fixed = fix_header_code(code)
     if fixed != code:
         path.write_text(fixed)

@@ -20,6 +20,7 @@ from .runtime import CheckReport, TensorSpec, compile_model
 from .runtime.c_api import interface, write_c_api
 from .runtime.makefile import write_makefile
 from .runtime.standalone import write_standalone_test
+from .sub_models import embed_sub_models, generate_sub_models
 from .trace import Traced
 
 WEIGHT_FORMATS = {
@@ -37,6 +38,8 @@ class ConvertedModel:
         # the name of the symbolic batch size ("bs") of a dynamic-batch model, else None
         self.batch_param = batch_param
         self._compiled: dict[str, Any] = {}  # weight format -> its compiled model
+        # the code of the loops' condition and body sub-models, put into every header written
+        self.sub_model_code = generate_sub_models(graph)
 
     @property
     def name(self) -> str:
@@ -79,6 +82,7 @@ class ConvertedModel:
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             fix_header(staging / f"{self.name}.hxx")
+            embed_sub_models(staging / f"{self.name}.hxx", self.name, self.sub_model_code)
             weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")  # "": none
             if rdf:
                 (staging / functor_filename(self.name)).write_text(functor_code(self.graph, self.batch_param is not None))

@@ -1,6 +1,7 @@
 """Copied and moved Sessions (jax2sofie/header_fixes.py): one C++ program, built with AddressSanitizer and
 UndefinedBehaviorSanitizer, copies and moves the Sessions of several written models (text, embedded and
-safetensors weights, project-owned convolutions with scratch members, a dynamic batch), destroys the
+safetensors weights, project-owned convolutions with scratch members, a dynamic batch, while loops
+whose Sessions hold their condition's and body's Sessions), destroys the
 originals and requires every copy to give the original's outputs bit for bit; a second run infers on
 two copies from two threads at once. Plus the refusals of the header parser."""
 from __future__ import annotations
@@ -46,6 +47,16 @@ class _CNN(nn.Module):
         return nn.Dense(5)(x.reshape(x.shape[0], -1))
 
 
+def _fixed_point(p, x):
+    # a while loop (J2S_While): its Session holds the sub-models' Sessions and the body's output buffers
+    def step(state):
+        h, _ = state
+        new = 0.5 * jax.numpy.tanh(h @ (0.1 * p["w1"][:, :16]) + p["b1"][:16]) + x
+        return new, jax.numpy.max(jax.numpy.abs(new - h))
+
+    return jax.lax.while_loop(lambda s: s[1] > 1e-5, step, (x, np.float32(1.0)))[0]
+
+
 def _models():
     """(model, weights format, batch run) for each Session kind the program exercises."""
     params = _mlp_params()
@@ -59,6 +70,9 @@ def _models():
         (jax2sofie.convert(_mlp, params, x, name="copy_mlp_safetensors"), "safetensors", None),
         (jax2sofie.convert(cnn.apply, variables, image, name="copy_cnn"), "text", None),
         (jax2sofie.convert(cnn.apply, variables, image, name="copy_cnn_dynamic", dynamic_batch=True), "text", BATCH),
+        (jax2sofie.convert(_fixed_point, params, x, name="copy_loop"), "text", None),
+        # run at a batch below the Session's maximum: the loop copies this call's rows only
+        (jax2sofie.convert(_fixed_point, params, x, name="copy_loop_dynamic", dynamic_batch=True), "text", BATCH),
     ]
 
 
@@ -236,18 +250,20 @@ def test_the_models_have_every_kind_of_pointer_member(copy_program):
                      code["copy_cnn_dynamic"])
     assert re.search(r"\nfloat \* tensor_literal_\w+ = fTensor_literal_\w+;", code["copy_mlp_embedded"])
     assert "mutable std::vector<float> fJ2S_pad_" in code["copy_cnn"]
-    assert all(code[name].count("J2S_RepointAfterCopy(other);") == 1 for name in code)
+    assert re.search(r"\n   SOFIE_copy_loop_dynamic_while_body::Session fJ2S_while_body_\w+;", code["copy_loop_dynamic"])
+    # one Session per model, and one per loop's condition and body
+    assert all(code[name].count("J2S_RepointAfterCopy(other);") == (3 if "loop" in name else 1) for name in code)
 
 
 def test_copies_and_moves_outlive_the_original_and_match_it(copy_program):
     lines = copy_program.run("copies")
-    assert sum(line.endswith(": OK") for line in lines) == 5 * 9  # per model: JAX, 4 slots, 4 copies/moves
+    assert sum(line.endswith(": OK") for line in lines) == 7 * 9  # per model: JAX, 4 slots, 4 copies/moves
     assert "copy_cnn_dynamic move-assigned: OK" in lines and "copy_mlp_safetensors slot 3: OK" in lines
 
 
 def test_two_copies_infer_from_two_threads_at_once(copy_program):
     lines = copy_program.run("threads")
-    assert sum(line.endswith("two threads: OK") for line in lines) == 5
+    assert sum(line.endswith("two threads: OK") for line in lines) == 7
 
 
 # -- what the header parser refuses ------------------------------------------------------------------
@@ -272,6 +288,13 @@ def test_pointers_are_repointed_into_their_own_storage():
     assert "tensor_d = J2S_SameOffset(from.tensor_d, from.fDynamicMemoryPool.data(), fDynamicMemoryPool.data());" in code
     assert "tensor_d = from.tensor_d; from.tensor_d = nullptr;" in code  # after a move
     assert code.index("J2S_RepointAfterMove([[maybe_unused]] Session &from)") < code.index("};   // end of Session")
+
+
+def test_sub_model_sessions_are_copied_and_moved_by_their_own_operations():
+    code = make_session_copyable(_session("SOFIE_m_while_body::Session fJ2S_while_body_y;\n"))
+    assert ": fJ2S_while_body_y(other.fJ2S_while_body_y)\n" in code
+    assert ": fJ2S_while_body_y(std::move(other.fJ2S_while_body_y))\n" in code
+    assert "fJ2S_while_body_y = std::move(other.fJ2S_while_body_y);" in code
 
 
 @pytest.mark.parametrize("members, body, message", [

@@ -278,8 +278,15 @@ protected:
    std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
    {
       using namespace indexing_detail;
-      const auto &x = in.at(0).shape, &idx = in.at(1).shape, &u = in.at(2).shape;
+      const auto &x = in.at(0).shape, &idx = in.at(1).shape;
       const std::size_t r = x.size();
+      // a rank-0 update (x.at[i].set(v) with a scalar v) is a [1] tensor in the model, as rank-0
+      // values are everywhere: its rank is the one the dimension numbers say, 0
+      const bool scalarUpdates = idx.size() == 1 && fD.update_window_dims.empty();
+      fUpdates = in.at(2).shape;
+      if (scalarUpdates && fUpdates.size() == 1 && !fUpdates[0].isParam && fUpdates[0].dim == 1)
+         fUpdates.clear();
+      const auto &u = fUpdates;
       if (!IsIndexType(in.at(1).type))
          throw Error(fKindName, "indices must be int32 or int64");
       if (in.at(2).type != in.at(0).type)
@@ -319,7 +326,7 @@ protected:
    std::string GenerateCode() override
    {
       using namespace indexing_detail;
-      const auto &x = InInfo(0).shape, &idx = InInfo(1).shape, &u = InInfo(2).shape;
+      const auto &x = InInfo(0).shape, &idx = InInfo(1).shape, &u = fUpdates;
       const auto sx = Strides(x), su = Strides(u);
       const std::size_t k = fD.scatter_dims_to_operand_dims.size();
       Code c;
@@ -397,6 +404,7 @@ private:
    std::vector<SOFIE::Dim> fSize;       // window size per operand dim
    std::vector<std::size_t> fWindow;    // operand dims that are window dims, in order
    std::vector<std::size_t> fScatterPos; // dims of the updates that are not window dims
+   std::vector<SOFIE::Dim> fUpdates;    // the updates' shape (a rank-0 update has none)
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -92,6 +92,9 @@ class Graph:
     # True for each of the two traces of a model with a symbolic batch (dynamic.py): its sizes are
     # those of one trace batch, and a pass that decides by a size must decide alike in both traces
     traced_batch: bool = False
+    # the condition and body graphs of the J2S_While nodes, by the name their nodes give them
+    # (attributes cond_model / body_model): models of their own, generated into the same header
+    sub_models: dict[str, "Graph"] = field(default_factory=dict)
 
     def constants(self) -> list[Value]:
         """The initialised tensors the graph uses, in first-use order, each once."""

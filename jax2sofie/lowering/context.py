@@ -14,10 +14,16 @@ from ..ir import GraphBuilder, Node, Value, belongs_in_weight_file, identifier
 from ..passes.constant_folding import fold_node
 
 
+# The most steps a loop of the generated code (J2S_While) runs before it throws: a loop that does not
+# converge fails loudly instead of hanging or returning an unfinished result (convert's max_while_trips).
+DEFAULT_MAX_WHILE_TRIPS = 1_000_000
+
+
 class LoweringContext:
     def __init__(self, builder: GraphBuilder, lower_sub: Callable[..., list[Value]],
-                 const_names: dict[int, str] | None = None):
+                 const_names: dict[int, str] | None = None, max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS):
         self.builder = builder
+        self.max_while_trips = int(max_while_trips)
         # id(const) -> readable name of the jaxpr consts that are arrays the function closes over
         # (trace.Traced.const_names)
         self.const_names = const_names or {}

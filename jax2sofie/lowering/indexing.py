@@ -203,6 +203,8 @@ def _scatter_batched(p, x, i, u):
 
 
 case("scatter_add_batching_dims", _scatter_batched, f32(3, 6), i32(3, 4), f32(3, 4))
+case("scatter_scalar_update", lambda p, x, t: (x.at[2].set(x[0] * 3.0), t.at[1].add(t[0])), f32(4), i32(3),
+     batch=False)
 case("scatter_int_and_bool", lambda p, t, m, i, j: (t.at[i].add(3), m.at[i].set(True), t.at[j].max(i)),
      i32(6), boolean(6), i32(4), i32(4), batch=False)
 case("scatter_segment_sum_into_zeros", lambda p, x, s: (jax.ops.segment_sum(x, s, num_segments=5),
