@@ -143,7 +143,8 @@ def svd(ctx: LoweringContext, a: Value, *, full_matrices=True, compute_uv=True, 
     batch = a.shape[:-2]
     outputs = [(batch + (k,), a.dtype)]
     if compute_uv:
-        outputs += [(batch + (m, m if full_matrices else k), a.dtype), (batch + (n if full_matrices else k, n), a.dtype)]
+        outputs += [(batch + (m, m if full_matrices else k), a.dtype),
+                    (batch + (n if full_matrices else k, n), a.dtype)]
     return ctx.builder.op_multi("J2S_Svd", [a], outputs, hint="svd", dtype="float32",
                                 full_matrices=int(bool(full_matrices)), compute_uv=int(bool(compute_uv)))
 
@@ -189,6 +190,12 @@ def _pivoted(x):
     swap rows back, so the pivots and the determinant's sign are exercised."""
     n = x.shape[-1]
     return (jnp.eye(n, dtype=x.dtype) + 0.4 / np.sqrt(n) * x)[..., ::-1, :]
+
+
+def _repeated_eigenvalue(x):
+    """Q diag(1, 2, 2, 3) Q^T with Q orthogonal (from the QR of x): eigenvalue 2 twice."""
+    q = jnp.linalg.qr(x)[0]
+    return (q * jnp.asarray([1.0, 2.0, 2.0, 3.0])) @ _transpose(q)
 
 
 def _canonical_signs(v, *others):
@@ -263,5 +270,13 @@ case("svd_full_tall_and_wide", lambda p, x, y: (
          (lambda u, s, vt: (s, *_canonical_signs(u, vt[..., :3, :]), _transpose(vt[..., 3:, :]) @ vt[..., 3:, :]))(
              *jnp.linalg.svd(y))),
      f32(2, 6, 4), f32(2, 3, 5))
+# rank-deficient (a repeated column): a zero singular value, whose U column is completed to an
+# orthonormal basis (any such column is right: U^T U and the product U S V^T are compared)
+case("svd_rank_deficient", lambda p, x: (lambda u, s, vt: (s, _transpose(u) @ u, (u * s[..., None, :]) @ vt))(
+         *jnp.linalg.svd(jnp.concatenate([x, x[..., :1]], axis=-1), full_matrices=False)), f32(2, 5, 3))
+# a repeated eigenvalue: its eigenvectors are any basis of a plane (V^T V and V diag(w) V^T compared)
+case("eigh_repeated_eigenvalue", lambda p, x: (
+         lambda w, v: (w, _transpose(v) @ v, (v * w[..., None, :]) @ _transpose(v)))(
+         *jnp.linalg.eigh(_repeated_eigenvalue(x))), f32(2, 4, 4))
 case("svd_values_16x16_and_pinv", lambda p, x, y: (jnp.linalg.svd(x, compute_uv=False), jnp.linalg.pinv(y)),
      f32(2, 16, 16), f32(2, 4, 3))
