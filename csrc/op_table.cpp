@@ -6,6 +6,7 @@
 #include "ops_dense.hpp"
 #include "ops_conv.hpp"
 #include "ops_indexing.hpp"
+#include "ops_linalg.hpp"
 #include "ops_slicing.hpp"
 #include "ops_control.hpp"
 
@@ -18,6 +19,17 @@ const std::map<std::string, Factory> &OpTable()
       {"Gemm", MakeGemm},
       {"Einsum", MakeEinsum},
       {"J2S_Dense", MakeDense},
+      // decompositions and solvers (project-owned, csrc/owned/linalg.hpp)
+      {"J2S_Cholesky", MakeJ2SCholesky},
+      {"J2S_TriangularSolve", MakeJ2STriangularSolve},
+      {"J2S_Lu", MakeJ2SLu},
+      {"J2S_LuPivotsToPermutation", MakeJ2SLuPivotsToPermutation},
+      {"J2S_Geqrf", MakeJ2SGeqrf},
+      {"J2S_HouseholderProduct", MakeJ2SHouseholderProduct},
+      {"J2S_Ormqr", MakeJ2SOrmqr},
+      {"J2S_Qr", MakeJ2SQr},
+      {"J2S_Eigh", MakeJ2SEigh},
+      {"J2S_Svd", MakeJ2SSvd},
       // element-wise binary (broadcasting) and n-ary
       {"Add", MakeAdd},
       {"Sub", MakeSub},

@@ -585,6 +585,90 @@ def _conv_nhwc_reference(x, w, b, strides, pads, dilations):
     return y
 
 
+def _canonical_columns(v, *others):
+    """Each column of v with its largest-magnitude component positive (the sign convention of J2S_Eigh
+    and J2S_Svd); `others` get the same sign per row."""
+    largest = np.argmax(np.abs(v), axis=-2)[..., None, :]
+    sign = np.sign(np.take_along_axis(v, largest, axis=-2))
+    return (v * sign,) + tuple(o * np.swapaxes(sign, -1, -2) for o in others)
+
+
+def decomposition_cases():
+    """J2S_Cholesky, J2S_TriangularSolve, J2S_Lu, J2S_LuPivotsToPermutation, the Householder QR ops,
+    J2S_Eigh and J2S_Svd against numpy/scipy in double precision."""
+    import scipy.linalg
+
+    g = f32(2, 4, 4).astype(np.float64)
+    spd = (g @ np.swapaxes(g, -1, -2) / 4 + np.eye(4)).astype(np.float32)
+    tri = (f32(2, 4, 4) + 3 * np.eye(4)).astype(np.float32)
+    rhs_left, rhs_right = f32(2, 4, 3), f32(2, 3, 4)
+    cholesky = np.linalg.cholesky(spd.astype(np.float64))
+    cholesky = np.where(np.tril(np.ones((4, 4), bool)), cholesky, spd)  # potrf leaves the upper triangle
+    lower_t = np.swapaxes(np.tril(tri.astype(np.float64)), -1, -2)
+    upper_unit = np.triu(tri.astype(np.float64), 1) + np.eye(4)
+    lu_in = f32(2, 5, 4)
+    factors = [scipy.linalg.lu_factor(m.astype(np.float64)) for m in lu_in]
+    lu_out = np.stack([f for f, _ in factors]).astype(np.float32)
+    pivots = np.stack([p for _, p in factors]).astype(np.int32)
+
+    def permutation(pv, size):
+        order = np.arange(size)
+        for i, j in enumerate(pv):
+            order[[i, j]] = order[[j, i]]
+        return order.astype(np.int32)
+
+    qr_in = f32(2, 5, 3).astype(np.float64)
+    raw = [scipy.linalg.qr(m, mode="raw")[0] for m in qr_in]
+    reflectors = np.stack([h for h, _ in raw]).astype(np.float32)
+    taus = np.stack([t for _, t in raw]).astype(np.float32)
+    q_full = np.stack([scipy.linalg.qr(m)[0] for m in qr_in])
+    c_left, c_right = f32(2, 5, 2), f32(2, 3, 5)
+    wide = f32(2, 3, 5)
+    q_wide, r_wide = np.linalg.qr(wide.astype(np.float64), mode="complete")
+    w, v = np.linalg.eigh(spd.astype(np.float64))
+    u, sv, vt = np.linalg.svd(lu_in.astype(np.float64), full_matrices=False)
+    u, vt = _canonical_columns(u, vt)
+    return [
+        Case("o_J2S_Cholesky", {"a": spd}, [node("J2S_Cholesky", "ch", ["a"], ["l"], dtype="float32")],
+             {"l": cholesky.astype(np.float32)}),
+        Case("o_J2S_TriangularSolve_left_lower_transposed", {"a": tri, "b": rhs_left},
+             [node("J2S_TriangularSolve", "ts", ["a", "b"], ["x"], left_side=1, lower=1, transpose_a=1,
+                   dtype="float32")],
+             {"x": np.linalg.solve(lower_t, rhs_left).astype(np.float32)}),
+        Case("o_J2S_TriangularSolve_right_upper_unit", {"a": tri, "b": rhs_right},
+             [node("J2S_TriangularSolve", "ts", ["a", "b"], ["x"], lower=0, unit_diagonal=1, dtype="float32")],
+             {"x": np.swapaxes(np.linalg.solve(np.swapaxes(upper_unit, -1, -2), np.swapaxes(rhs_right, -1, -2)),
+                               -1, -2).astype(np.float32)}),
+        Case("o_J2S_Lu", {"a": lu_in}, [node("J2S_Lu", "lu", ["a"], ["lu", "pivots", "perm"], dtype="float32")],
+             {"lu": lu_out, "pivots": pivots, "perm": np.stack([permutation(p, 5) for p in pivots])}),
+        Case("o_J2S_LuPivotsToPermutation", {"p": pivots},
+             [node("J2S_LuPivotsToPermutation", "pp", ["p"], ["perm"], permutation_size=6, dtype="int32")],
+             {"perm": np.stack([permutation(p, 6) for p in pivots])}),
+        Case("o_J2S_Geqrf", {"a": qr_in.astype(np.float32)},
+             [node("J2S_Geqrf", "gq", ["a"], ["h", "tau"], dtype="float32")], {"h": reflectors, "tau": taus}),
+        Case("o_J2S_HouseholderProduct", {"h": reflectors, "tau": taus},
+             [node("J2S_HouseholderProduct", "hp", ["h", "tau"], ["q"], dtype="float32")],
+             {"q": q_full[..., :3].astype(np.float32)}),
+        Case("o_J2S_Ormqr_left_transposed", {"h": reflectors, "tau": taus, "c": c_left},
+             [node("J2S_Ormqr", "om", ["h", "tau", "c"], ["y"], left=1, transpose=1, dtype="float32")],
+             {"y": (np.swapaxes(q_full, -1, -2) @ c_left).astype(np.float32)}),
+        Case("o_J2S_Ormqr_right", {"h": reflectors, "tau": taus, "c": c_right},
+             [node("J2S_Ormqr", "om", ["h", "tau", "c"], ["y"], left=0, transpose=0, dtype="float32")],
+             {"y": (c_right @ q_full).astype(np.float32)}),
+        Case("o_J2S_Qr_complete_wide", {"a": wide},
+             [node("J2S_Qr", "qr", ["a"], ["q", "r"], full_matrices=1, dtype="float32")],
+             {"q": q_wide.astype(np.float32), "r": r_wide.astype(np.float32)}),
+        Case("o_J2S_Eigh", {"a": spd}, [node("J2S_Eigh", "eh", ["a"], ["v", "w"], lower=1, dtype="float32")],
+             {"v": _canonical_columns(v)[0].astype(np.float32), "w": w.astype(np.float32)}),
+        Case("o_J2S_Svd_reduced_tall", {"a": lu_in},
+             [node("J2S_Svd", "sv", ["a"], ["s", "u", "vt"], full_matrices=0, compute_uv=1, dtype="float32")],
+             {"s": sv.astype(np.float32), "u": u.astype(np.float32), "vt": vt.astype(np.float32)}),
+        Case("o_J2S_Svd_values", {"a": wide},
+             [node("J2S_Svd", "sv", ["a"], ["s"], compute_uv=0, dtype="float32")],
+             {"s": np.linalg.svd(wide.astype(np.float64), compute_uv=False).astype(np.float32)}),
+    ]
+
+
 def conv_and_slice_cases():
     """The project-owned J2S_Conv (im2col + sgemm), J2S_ConvNHWC (direct), J2S_Pool and J2S_Slice against numpy."""
     x, w, b = f32(1, 2, 5, 4), f32(3, 2, 3, 3), f32(3)
@@ -625,7 +709,7 @@ def conv_and_slice_cases():
 def all_cases():
     return UNARY + binary_cases() + nary_cases() + reduce_cases() + softmax_cases() + comparison_cases() + \
         logic_cases() + shape_cases() + linalg_cases() + indexing_cases() + elementwise_cases() + \
-        owned_reduce_cases() + conv_and_slice_cases()
+        owned_reduce_cases() + conv_and_slice_cases() + decomposition_cases()
 
 
 CASES = all_cases()

@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     calls,
     control_flow,
     conv,
+    decompositions,
     elementwise,
     elementwise_math,
     equinox_primitives,

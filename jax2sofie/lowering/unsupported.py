@@ -17,7 +17,7 @@ declare_not_supported(
     "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",
     "dot_product_attention_bwd_wrapper", "dot_product_attention_fp8_fwd", "dot_product_attention_fp8_fwd_wrapper",
     "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper", "ragged_dot_general",
-    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper", "custom_linear_solve", "custom_jvp_call_jaxpr",
+    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper", "custom_jvp_call_jaxpr",
     "custom_vmap_call", "linear_call",
 )
 declare_not_supported(
@@ -43,10 +43,10 @@ declare_not_supported(
     "igamma_grad_a",
 )
 declare_not_supported(
-    "matrix decompositions and solvers have no SOFIE operator",
-    "cholesky", "cholesky_update", "eig", "eigh", "geqp3", "geqrf", "hessenberg", "householder_product", "lu",
-    "lu_pivots_to_permutation", "ormqr", "qr", "schur", "svd", "symmetric_product", "triangular_solve",
-    "tridiagonal", "tridiagonal_solve",
+    "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd and triangular "
+    "solves are lowered)",
+    "cholesky_update", "eig", "geqp3", "hessenberg", "schur", "symmetric_product", "tridiagonal",
+    "tridiagonal_solve",
 )
 declare_not_supported(
     "complex numbers and FFTs are not supported by SOFIE",
