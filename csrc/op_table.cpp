@@ -97,6 +97,7 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_DynamicSlice", MakeDynamicSlice},
       {"J2S_DynamicUpdateSlice", MakeDynamicUpdateSlice},
       {"J2S_BroadcastTo", MakeBroadcastTo},
+      {"J2S_BatchReshape", MakeBatchReshape},
    };
    return table;
 }
