@@ -266,3 +266,28 @@ def test_dropout_left_in_training_mode_warns():
     module = NnxMLP(nnx.Rngs(0))  # not .eval(): dropout draws random numbers with its stored key
     with pytest.warns(RuntimeWarning, match=r"random numbers drawn with a fixed key .* training mode"):
         jax2sofie.convert(module, _inputs(2, 16))
+
+
+class RowsTransformerBlock(nnx.Module):
+    """A pre-norm transformer block written over rows: every Linear on (b*t, f), the heads and the
+    residual stream regrouped as (b, t, ...) in between."""
+
+    def __init__(self, rngs):
+        self.norm = nnx.LayerNorm(16, rngs=rngs)
+        self.qkv, self.out = nnx.Linear(16, 48, rngs=rngs), nnx.Linear(16, 16, rngs=rngs)
+        self.up, self.down = nnx.Linear(16, 32, rngs=rngs), nnx.Linear(32, 16, rngs=rngs)
+
+    def __call__(self, x):
+        b, t, f = x.shape
+        q, k, v = (a.reshape(b, t, 4, 4) for a in jnp.split(self.qkv(self.norm(x).reshape(b * t, f)), 3, axis=-1))
+        h = x + self.out(nnx.dot_product_attention(q, k, v).reshape(b * t, f)).reshape(b, t, f)
+        return h + self.down(nnx.gelu(self.up(h.reshape(b * t, f)))).reshape(b, t, f)
+
+
+def test_dynamic_batch_transformer_block_over_rows():
+    model = jax2sofie.convert(RowsTransformerBlock(nnx.Rngs(0)), _inputs(2, 96).reshape(2, 6, 16),
+                              dynamic_batch=True)
+    assert model.graph.op_counts()["J2S_BatchReshape"] >= 4, model.graph.op_counts()
+    for batch in (1, 7, 32):
+        report = model.check(_inputs(batch * 6, 16, seed=batch).reshape(batch, 6, 16))
+        assert report.passed, f"batch {batch}: {report}"
