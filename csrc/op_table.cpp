@@ -110,6 +110,7 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_DynamicSlice", MakeDynamicSlice},
       {"J2S_DynamicUpdateSlice", MakeDynamicUpdateSlice},
       {"J2S_BroadcastTo", MakeBroadcastTo},
+      {"J2S_BatchReshape", MakeBatchReshape},
       // control flow: a loop over sub-models (project-owned, csrc/owned/while_loop.hpp)
       {"J2S_While", MakeWhile},
    };

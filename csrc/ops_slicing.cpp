@@ -2,6 +2,7 @@
 #include "ops_slicing.hpp"
 
 #include "owned/batch_broadcast.hpp"
+#include "owned/batch_reshape.hpp"
 #include "owned/slicing.hpp"
 
 #include <climits>
@@ -59,6 +60,18 @@ OpPtr MakeBroadcastTo(const Node &n)
    CheckDType<J2S_ANY_ELEMENT>(n);
    return std::make_unique<BroadcastToOperator>(n.inputs[0], n.Output(), n.Ints("scale"), n.Ints("offset"),
                                                 n.Str("param"));
+}
+
+// J2S_BatchReshape: input [X]; output dim a is scale[a] * param + offset[a] (param: the batch Dim's
+// name, "bs"), with as many elements as X. The dynamic-batch step (dynamic.py) emits it for a reshape
+// that merges the batch with other axes or splits it off again. dtype float32|int32|int64|bool.
+OpPtr MakeBatchReshape(const Node &n)
+{
+   n.ExpectInputs(1);
+   n.ExpectOutputs(1);
+   CheckDType<J2S_ANY_ELEMENT>(n);
+   return std::make_unique<BatchReshapeOperator>(n.inputs[0], n.Output(), n.Ints("scale"), n.Ints("offset"),
+                                                 n.Str("param"));
 }
 
 } // namespace jax2sofie

@@ -6,9 +6,13 @@ same structure (same operators, attributes and constants); every integer that di
 as it is linear in it, `n = a * batch + c` is solved from the two values. So `b * H` in a reshape works
 without any lowering rule knowing about symbolic sizes.
 
-What is emitted: inputs get SOFIE's `Dim("bs")` in place of the batch; a Reshape target entry `a*bs`
-becomes -1 (SOFIE infers it); an Expand target entry that keeps the input's own batch-sized dimension
-becomes 1 (ONNX broadcasting keeps the input's size there). SOFIE derives every other shape itself.
+What is emitted: inputs get SOFIE's `Dim("bs")` in place of the batch; a Reshape between shapes whose
+batch-dependent dimensions are all the batch itself ((bs, 5, 16) -> (bs, 80)) gets -1 in that entry
+of its target (SOFIE infers it); a Reshape that merges the batch with other axes or splits it off
+again ((bs, 5, 16) -> (bs*5, 16) -> (bs, 5, 16): a dense layer applied per token) becomes
+J2S_BatchReshape, whose output dims are given as `a*bs + c` (SOFIE cannot infer those). An Expand
+target entry that keeps the input's own batch-sized dimension becomes 1 (ONNX broadcasting keeps the
+input's size there). SOFIE derives every other shape itself.
 An Expand to a batch-dependent size along an axis where its input is not batch-sized, and a constant
 operand of batch size (zeros of shape (batch, hidden) as an RNN's first state, a weight broadcast
 over the batch), become J2S_BroadcastTo, whose target shape may hold the batch. Anything else that
@@ -83,6 +87,8 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
     for node1, node2 in zip(graph1.nodes, graph2.nodes):
         if node1.op == "Expand" and node1.inputs[1].is_const and _expand_needs_batch(node1, node2):
             _as_batch_broadcast(node1, node2)
+        if node1.op == "Reshape" and _reshape_needs_batch_dims(node1, node2):
+            _as_batch_reshape(node1, node2)
         for k, (c1, c2) in enumerate(zip(node1.inputs, node2.inputs)):
             # equal_nan: a NaN constant (jnp.where(m, jnp.nan, x)) is the same in both traces
             if not c1.is_const or np.array_equal(np.asarray(c1.const), np.asarray(c2.const), equal_nan=True):
@@ -169,6 +175,48 @@ def _as_batch_broadcast(node1: Node, node2: Node) -> None:
     node1.inputs = node1.inputs[:1]
 
 
+def _batch_dims(shape1, shape2) -> list[Linear | None]:
+    """Per dimension, its size as a function of the batch (None where it is not linear). A graph
+    input's shape is already symbolic here, its batch dimension the plain "bs"."""
+    return [Linear(1, 0) if n1 == BATCH_PARAM else solve(int(n1), int(n2)) for n1, n2 in zip(shape1, shape2)]
+
+
+def _reshape_needs_batch_dims(node1: Node, node2: Node) -> bool:
+    """Whether a Reshape depends on the batch otherwise than by one batch-sized dimension in its input
+    and one in its output, the only case SOFIE's -1 inference takes (see J2S_BatchReshape,
+    csrc/owned/batch_reshape.hpp)."""
+    def varying(shape1, shape2):
+        return [d for d in _batch_dims(shape1, shape2) if d is None or d.a != 0]
+
+    ins = varying(node1.inputs[0].shape, node2.inputs[0].shape)
+    outs = varying(node1.outputs[0].shape, node2.outputs[0].shape)
+    return bool(ins or outs) and not (ins == outs == [Linear(1, 0)])
+
+
+def _as_batch_reshape(node1: Node, node2: Node) -> None:
+    """Make the Reshape a J2S_BatchReshape with output dims `a*bs + c`, once sure that its input and
+    output have the same number of elements at every batch size (not only at the two traced)."""
+    where = node1.where()
+    dims_in = _batch_dims(node1.inputs[0].shape, node2.inputs[0].shape)
+    dims_out = _batch_dims(node1.outputs[0].shape, node2.outputs[0].shape)
+    if any(d is None for d in dims_in + dims_out):
+        raise ConversionError(f"{where}: a reshape with a dimension that is not linear in the batch size is not "
+                              "supported with a dynamic batch; convert with a fixed batch size")
+
+    def size(dims, batch):
+        return int(np.prod([d.a * batch + d.c for d in dims], dtype=np.int64))
+
+    # both sizes are polynomials in the batch of degree <= rank: equal at rank + 1 points, equal everywhere
+    if any(size(dims_in, b) != size(dims_out, b) for b in range(1, max(len(dims_in), len(dims_out)) + 2)):
+        raise ConversionError(f"{where}: a reshape from {[d.text() for d in dims_in]} to "
+                              f"{[d.text() for d in dims_out]} keeps the number of elements only at some batch "
+                              "sizes; convert with a fixed batch size")
+    node1.op = "J2S_BatchReshape"
+    node1.attrs = {"dtype": np.dtype(node1.inputs[0].dtype).name,
+                   **_batch_attrs(node1.outputs[0].shape, node2.outputs[0].shape, where)}
+    node1.inputs = node1.inputs[:1]
+
+
 def _rewrite_shape_operand(node1: Node, node2: Node, k: int) -> None:
     c1, c2 = node1.inputs[k], node2.inputs[k]
     where = node1.where()
@@ -182,20 +230,13 @@ def _rewrite_shape_operand(node1: Node, node2: Node, k: int) -> None:
             continue
         linear = solve(n1, n2)
         if node1.op == "Reshape" and linear == Linear(1, 0):
-            entries.append(-1)
-        elif node1.op == "Reshape" and linear is not None:
-            # SOFIE's Reshape cannot infer -1 when it merges a symbolic size with others
-            raise ConversionError(f"{where}: target dimension {position} is {linear.text()}: a reshape that "
-                                  "merges the batch with other axes is not supported with a dynamic batch yet; "
-                                  "convert with a fixed batch size")
+            entries.append(-1)  # the only batch-dependent entry (others are J2S_BatchReshape's)
         elif node1.op == "Expand" and node1.inputs[0].shape[position] == n1 \
                 and node2.inputs[0].shape[position] == n2:
             entries.append(1)  # the input already has this size: broadcasting keeps it
         else:
             raise ConversionError(f"{where}: target dimension {position} is {linear.text() if linear else '?'}, "
                                   "which cannot be expressed with a dynamic batch")
-    if entries.count(-1) > 1:
-        raise ConversionError(f"{where}: more than one reshaped dimension depends on the batch size")
     c1.const = np.asarray(entries, dtype=c1.const.dtype)
 
 

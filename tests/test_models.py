@@ -206,8 +206,8 @@ def test_dynamic_batch_models():
 
 
 def test_dynamic_batch_rank3_dense_and_batch_products():
-    """A dense layer over (b, t, f) keeps b apart and works; an explicit (b*t, f) reshape is refused
-    clearly (SOFIE's Reshape cannot infer a merged symbolic size)."""
+    """A dense layer over (b, t, f) keeps b apart and works; so does an explicit (b*t, f) reshape and
+    back (J2S_BatchReshape), at batch 1, 7 and 64, each the maximum of its Session."""
     w = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
     model = jax2sofie.convert(lambda p, x: jnp.tanh(x @ p["w"]).sum(axis=1), {"w": w},
                               _inputs(2, 18).reshape(2, 3, 6), dynamic_batch=True)
@@ -218,8 +218,40 @@ def test_dynamic_batch_rank3_dense_and_batch_products():
         b, t, f = x.shape
         return jnp.tanh(x.reshape(b * t, f) @ p["w"]).reshape(b, t, 4).sum(axis=1)
 
-    with pytest.raises(jax2sofie.ConversionError, match=r"target dimension 0 is bs\*3: a reshape that merges"):
-        jax2sofie.convert(merged, {"w": w}, _inputs(2, 18).reshape(2, 3, 6), dynamic_batch=True)
+    model = jax2sofie.convert(merged, {"w": w}, _inputs(2, 18).reshape(2, 3, 6), dynamic_batch=True)
+    assert model.graph.op_counts()["J2S_BatchReshape"] == 2, model.graph  # (b*t, f) and back to (b, t, 4)
+    for batch in (1, 7, 64):
+        report = model.check(_inputs(batch * 3, 6, seed=batch).reshape(batch, 3, 6))
+        assert report.passed, f"batch {batch}: {report}"
+
+
+def test_dynamic_batch_reshape_of_a_size_quadratic_in_the_batch_is_refused():
+    """(b, b) -> (b*b,): 25 and 49 elements at the traced sizes fit 12*bs - 35, which is not b*b; the
+    reshape's sizes are compared at more batch sizes than were traced, and it is refused."""
+    with pytest.raises(jax2sofie.ConversionError, match="keeps the number of elements only at some batch sizes"):
+        jax2sofie.convert(lambda p, x: (x[:, :1] * x[:, 0]).reshape(-1), None, _inputs(2, 3), dynamic_batch=True)
+
+
+class PerObjectModel(nnx.Module):
+    """Objects of an event through an nnx.Linear as rows of (b*n, f), regrouped per event for a
+    masked-free mean, then a head: how per-object (deep sets) models are often written."""
+
+    def __init__(self, rngs):
+        self.embed = nnx.Linear(5, 16, rngs=rngs)
+        self.head = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x):
+        b, n, f = x.shape
+        h = nnx.relu(self.embed(x.reshape(b * n, f)))
+        return self.head(h.reshape(b, n, -1).mean(axis=1))
+
+
+def test_dynamic_batch_per_object_model_merges_the_batch():
+    model = jax2sofie.convert(PerObjectModel(nnx.Rngs(0)), _inputs(2, 40).reshape(2, 8, 5), dynamic_batch=True)
+    assert "J2S_BatchReshape" in model.graph.op_counts(), model.graph
+    for batch in (1, 7, 64):
+        report = model.check(_inputs(batch * 8, 5, seed=batch).reshape(batch, 8, 5))
+        assert report.passed, f"batch {batch}: {report}"
 
 
 def test_structure_depending_on_batch_is_refused():
@@ -234,3 +266,28 @@ def test_dropout_left_in_training_mode_warns():
     module = NnxMLP(nnx.Rngs(0))  # not .eval(): dropout draws random numbers with its stored key
     with pytest.warns(RuntimeWarning, match=r"random numbers drawn with a fixed key .* training mode"):
         jax2sofie.convert(module, _inputs(2, 16))
+
+
+class RowsTransformerBlock(nnx.Module):
+    """A pre-norm transformer block written over rows: every Linear on (b*t, f), the heads and the
+    residual stream regrouped as (b, t, ...) in between."""
+
+    def __init__(self, rngs):
+        self.norm = nnx.LayerNorm(16, rngs=rngs)
+        self.qkv, self.out = nnx.Linear(16, 48, rngs=rngs), nnx.Linear(16, 16, rngs=rngs)
+        self.up, self.down = nnx.Linear(16, 32, rngs=rngs), nnx.Linear(32, 16, rngs=rngs)
+
+    def __call__(self, x):
+        b, t, f = x.shape
+        q, k, v = (a.reshape(b, t, 4, 4) for a in jnp.split(self.qkv(self.norm(x).reshape(b * t, f)), 3, axis=-1))
+        h = x + self.out(nnx.dot_product_attention(q, k, v).reshape(b * t, f)).reshape(b, t, f)
+        return h + self.down(nnx.gelu(self.up(h.reshape(b * t, f)))).reshape(b, t, f)
+
+
+def test_dynamic_batch_transformer_block_over_rows():
+    model = jax2sofie.convert(RowsTransformerBlock(nnx.Rngs(0)), _inputs(2, 96).reshape(2, 6, 16),
+                              dynamic_batch=True)
+    assert model.graph.op_counts()["J2S_BatchReshape"] >= 4, model.graph.op_counts()
+    for batch in (1, 7, 32):
+        report = model.check(_inputs(batch * 6, 16, seed=batch).reshape(batch, 6, 16))
+        assert report.passed, f"batch {batch}: {report}"

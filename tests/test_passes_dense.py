@@ -126,6 +126,62 @@ def test_heads_reshape_bias_and_scale_are_absorbed():
     verify(graph)
 
 
+def test_bias_added_before_the_heads_reshape_is_absorbed():
+    """Dense -> + bias -> reshape into heads (a Linear whose output is split into heads): the reshape
+    must read the J2S_Dense's output, not the Add it absorbed."""
+    b, x = _builder((2, 5, 3))
+    w = b.constant(np.arange(24, dtype=np.float32).reshape(3, 8), "w", origin="w")
+    bias = b.constant(np.arange(8, dtype=np.float32), "b", origin="b")
+    y = b.op("Gemm", [x, w], (2, 5, 8), np.float32, alpha=1.0, beta=0.0)
+    z = b.op("Add", [y, bias], (2, 5, 8), np.float32)
+    r = b.op("Reshape", [z, b.constant(np.array([2, 5, 2, 4], np.int64))], (2, 5, 2, 4), np.float32)
+    b.graph.outputs = [b.op("Mul", [r, b.constant(np.float32(3.0))], (2, 5, 2, 4), np.float32)]
+    graph = fuse_dense(b.graph)
+    assert [n.op for n in graph.nodes] == ["J2S_Dense", "Reshape"]
+    dense, reshape = graph.nodes
+    np.testing.assert_allclose(dense.inputs[2].const, np.arange(8, dtype=np.float32) * 3)
+    assert dense.outputs == [y] and reshape.inputs[0] is y and reshape.outputs == graph.outputs
+    verify(graph)
+
+
+def _attention_core():
+    """q, k, v from nnx.Linear layers, each reshaped into heads, then nnx.dot_product_attention: the
+    bias Add of each Linear comes before its heads reshape."""
+    from flax import nnx
+
+    class Core(nnx.Module):
+        def __init__(self, rngs):
+            self.q, self.k, self.v = (nnx.Linear(16, 16, rngs=rngs) for _ in range(3))
+            self.out = nnx.Linear(16, 16, rngs=rngs)
+
+        def __call__(self, x, memory):
+            def heads(h):
+                return h.reshape(h.shape[0], h.shape[1], 4, 4)
+            y = nnx.dot_product_attention(heads(self.q(x)), heads(self.k(memory)), heads(self.v(memory)))
+            return self.out(y.reshape(x.shape))
+
+    return Core(nnx.Rngs(0))
+
+
+def test_attention_core_with_heads_reshape_after_bias_matches_jax():
+    """Regression: fuse_dense left each heads reshape reading the bias Add it had absorbed (GraphError
+    "reads 'add_2' before it is computed"). Self- and cross-attention (keys longer than queries),
+    static and with a dynamic batch."""
+    rng = np.random.default_rng(3)
+    core = _attention_core()
+    x = rng.standard_normal((2, 5, 16)).astype(np.float32)
+    for memory in (x, rng.standard_normal((2, 7, 16)).astype(np.float32)):
+        model = jax2sofie.convert(core, x, memory)
+        assert model.graph.op_counts()["J2S_Dense"] == 4 and "Add" not in model.graph.op_counts()
+        report = model.check(x, memory)
+        assert report.passed, str(report)
+    model = jax2sofie.convert(core, x, memory, dynamic_batch=True)
+    for batch in (1, 7):
+        xb, mb = (rng.standard_normal((batch,) + a.shape[1:]).astype(np.float32) for a in (x, memory))
+        report = model.check(xb, mb)
+        assert report.passed, f"batch {batch}:\n{report}"
+
+
 def test_per_row_constants_are_not_absorbed():
     b, x = _builder((2, 3))
     w = b.constant(np.ones((3, 4), np.float32), "w", origin="w")

@@ -13,6 +13,19 @@
 
 namespace jax2sofie {
 
+/// The Dim of a size `scale * param + offset` (a plain number where scale is 0; "bs", "(bs*5)", "(bs+1)").
+inline SOFIE::Dim BatchDim(std::int64_t scale, std::int64_t offset, const std::string &param)
+{
+   if (scale == 0)
+      return SOFIE::Dim{static_cast<std::size_t>(offset)};
+   if (scale == 1 && offset == 0)
+      return SOFIE::Dim{param};
+   std::string expr = "(" + param + (scale == 1 ? "" : "*" + std::to_string(scale));
+   if (offset)
+      expr += (offset > 0 ? "+" : "-") + std::to_string(offset > 0 ? offset : -offset);
+   return SOFIE::Dim{expr + ")", static_cast<std::size_t>(-1)};
+}
+
 class BroadcastToOperator final : public OwnedOperator {
 public:
    /// Output dim a is scale[a] * param + offset[a] (a plain number where scale[a] is 0).
@@ -23,7 +36,7 @@ public:
       if (scale.size() != offset.size())
          throw std::runtime_error("J2S_BroadcastTo: scale and offset need one entry per output axis");
       for (std::size_t a = 0; a < scale.size(); a++)
-         fShape.push_back(MakeDim(scale[a], offset[a], param));
+         fShape.push_back(BatchDim(scale[a], offset[a], param));
    }
 
 protected:
@@ -83,18 +96,6 @@ protected:
    }
 
 private:
-   static SOFIE::Dim MakeDim(std::int64_t scale, std::int64_t offset, const std::string &param)
-   {
-      if (scale == 0)
-         return SOFIE::Dim{static_cast<std::size_t>(offset)};
-      if (scale == 1 && offset == 0)
-         return SOFIE::Dim{param};
-      std::string expr = "(" + param + (scale == 1 ? "" : "*" + std::to_string(scale));
-      if (offset)
-         expr += (offset > 0 ? "+" : "-") + std::to_string(offset > 0 ? offset : -offset);
-      return SOFIE::Dim{expr + ")", static_cast<std::size_t>(-1)};
-   }
-
    std::vector<SOFIE::Dim> fShape;
 };
 

@@ -60,6 +60,9 @@ public:
                                   std::to_string(fOutputs.size()) + " outputs");
       for (std::size_t i = 0; i < fOutputs.size(); i++)
          model.AddIntermediateTensor(fOutputs[i], fOut[i].type, fOut[i].shape);
+      // a view shares its input's memory where SOFIE allows it (as its own Reshape does: not for a
+      // graph input or output, nor for bool tensors); else the operator copies
+      fAliased = ViewsInput() && model.AddAliasTensor(fOutputs[0], fInputs[0]);
       fInitialized = true;
    }
 
@@ -86,6 +89,11 @@ protected:
    virtual std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) = 0;
    /// The C++ statements of the operator (inside Session::infer), for an operator without a kernel.
    virtual std::string GenerateCode() { return ""; }
+
+   /// Whether output 0 holds input 0's elements in the same order (a reshape): it may then be an alias
+   /// of the input (Aliased()), whose code only names the input's memory.
+   virtual bool ViewsInput() const { return false; }
+   bool Aliased() const { return fAliased; }
 
    /// Whether the operator's code is a kernel compiled once per instruction-set level and chosen at
    /// run time (codegen::KernelFunctions): for code that is faster with wider vectors than the build's
@@ -169,7 +177,7 @@ protected:
    std::string fKindName, fModelName;
    std::vector<std::string> fInputs, fOutputs;
    std::vector<TensorInfo> fIn, fOut;
-   bool fInitialized = false;
+   bool fInitialized = false, fAliased = false;
    mutable bool fInKernel = false;
    std::optional<std::pair<std::string, std::string>> fDefinition;
 };

@@ -133,6 +133,26 @@ case("broadcast_in_dim", lambda p, x: jnp.broadcast_to(x[:, None, :], (4, 3, 5))
 case("broadcast_scalar_input", lambda p, x, s: x + jnp.broadcast_to(s, (2, 3)), f32(2, 3), f32(), batch=False)
 case("transpose", lambda p, x: jnp.transpose(x, (2, 0, 1)) - 1.0, f32(2, 3, 4))
 case("transpose_2d", lambda p, x: x.T * 1.5, f32(3, 7))
+
+
+def _per_token_dense(p, x):
+    # a dense layer over the rows of (b*t, f), then the tokens regrouped per example: with a dynamic
+    # batch the two reshapes merge the batch with t and split it off again (J2S_BatchReshape)
+    b, t, f = x.shape
+    h = jnp.tanh(x.reshape(b * t, f) @ p["w"] + p["b"])
+    return h.reshape(b, t, -1).sum(axis=1)
+
+
+def _merge_and_split_batch(p, x, t):
+    b = x.shape[0]
+    flat = (x * 2.0).reshape(-1)  # (b*20,): read only as an output, so a copy
+    rows = (x + 1.0).reshape(b * 5, 2, 2)  # (b*5, 2, 2) of an intermediate read again below: an alias
+    back = rows.reshape(b, 5, 4) - x  # split off again
+    return flat, rows * 3.0, back, t.reshape(-1, 2) * 3  # int32 (b*2, 2) of a graph input: a copy
+
+
+case("reshape_merge_batch_dense", _per_token_dense, f32(3, 5, 4), params={"w": f32(4, 6), "b": f32(6)})
+case("reshape_merge_batch_and_back", _merge_and_split_batch, f32(3, 5, 4), i32(3, 4))
 case("reshape_with_dimensions", lambda p, x: lax.reshape(x, (3, 2), dimensions=(1, 0)) + 0.5, f32(2, 3), batch=False)
 
 

@@ -136,7 +136,8 @@ def fuse_dense(graph: Graph) -> Graph:
                 continue
             bias = gemm.inputs[2] if gemm.inputs[2].shape == (n,) else _derived(gemm.inputs[2], data, "_n")
         # Absorb what follows, as long as nothing else reads the values it replaces: one reshape that
-        # keeps each row's N values together (DenseGeneral's heads), then constant adds/subtractions (bias),
+        # keeps each row's N values together (DenseGeneral's heads; before or after the bias), constant
+        # adds/subtractions (bias),
         # constant scales (folded into W and the bias) and one activation, which ends the chain.
         view, reshape, tail = y, None, (n,)
         while not activation:
@@ -173,7 +174,10 @@ def fuse_dense(graph: Graph) -> Graph:
         gemm.inputs = [a, w] + ([bias] if bias is not None else [])
         gemm.attrs = {"dtype": "float32", "activation": activation}
         if reshape is not None:  # the reshape now relabels the finished output
+            # it may have read an absorbed Add's output (Dense bias added before the heads reshape):
+            # it reads the product itself now, which holds what that Add computed
             gemm.outputs = [y]
+            reshape.inputs = [y] + reshape.inputs[1:]
             reshape.outputs = [view]
         else:
             gemm.outputs = [view]
