@@ -41,7 +41,7 @@ class ConvertedModel:
     # -- writing --------------------------------------------------------------------------------
     def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
               force: bool = False, rtol: float = 1e-4, atol: float = 1e-5,
-              test_inputs: list[np.ndarray] | None = None) -> list[Path]:
+              test_inputs: list[np.ndarray] | None = None, test_max_batch: int | None = None) -> list[Path]:
         """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
         weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
@@ -50,6 +50,8 @@ class ConvertedModel:
         test: also write `<name>_test.cpp` and a Makefile: a C++ check that runs the model on a
         reference input and compares with the JAX output (`make test` exits non-zero on mismatch).
         test_inputs: that reference input (default: random inputs, `example_inputs()`).
+        test_max_batch: for a dynamic-batch model, the maximum batch the test's Session is built for
+        (default: the reference input's batch).
         Files are generated in a temporary folder inside `directory` and moved into place only once
         all are complete, so a failure leaves the directory as it was. Existing files are not
         overwritten unless `force` is given.
@@ -68,13 +70,14 @@ class ConvertedModel:
         kept: list[tuple[Path, Path]] = []  # (file, its previous version set aside in the staging folder)
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
-            fix_header(staging / f"{self.name}.hxx")
+            fix_header(staging / f"{self.name}.hxx",
+                       {f"tensor_{v.name}": tuple(v.shape) for v in self.graph.constants() if v.is_weight})
             if test:
                 arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
                 weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
                 write_standalone_test(staging, self.name, weight_file, [v.name for v in self.graph.inputs], arrays,
                                       [v.name for v in self.graph.outputs], self.traced.reference(*arrays),
-                                      rtol, atol, batch=self._batch_of(arrays))
+                                      rtol, atol, batch=self._batch_of(arrays), max_batch=test_max_batch)
             written = sorted(staging.iterdir())
             clashes = [directory / p.name for p in written if (directory / p.name).exists()]
             if clashes and not force:
