@@ -44,6 +44,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ConversionError
 
 
@@ -606,13 +608,35 @@ void J2S_CheckSafetensorsShape(SafetensorsReader const &reader, std::string cons
 """
 
 
+# an embedded weight, `std::vector<float> fTensor_w = { 0.1, ... };` (RModel::GenerateInitializedTensorInfo)
+_EMBEDDED_WEIGHT = re.compile(r"^std::vector<[\w:]+> f(?P<name>Tensor_\w+) = \{", re.MULTILINE)
+
+
+def _check_embedded_weights(code: str, weight_shapes: dict[str, tuple[int, ...]]) -> None:
+    """An embedded weight's initializer must hold exactly its shape's number of values: a shorter one
+    would compile (the vector is as long as its list) and the kernels would read past its end."""
+    for match in _EMBEDDED_WEIGHT.finditer(code):
+        name = "t" + match["name"][1:]  # fTensor_w -> tensor_w
+        if name not in weight_shapes:
+            continue
+        end = code.find("};", match.end())
+        values = code[match.end():end]
+        count = values.count(",") + 1 if values.strip() else 0
+        expected = int(np.prod(weight_shapes[name], dtype=np.int64))
+        if count != expected:
+            raise HeaderFixError(f"the generated header embeds {count} values for weight {name}, whose shape "
+                                 f"{tuple(weight_shapes[name])} has {expected}: not writing a Session that would "
+                                 "read past its weights")
+
+
 def checked_weight_reading(code: str, weight_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
     """Read the weight files with the checks of _WEIGHT_HELPERS; `weight_shapes` (the weights' shapes by
     their names in the header, `tensor_<name>`) adds a check of each safetensors tensor's shape."""
     text = _TEXT_READ.search(code) is not None
     safetensors = _SAFETENSORS_READ.search(code) is not None
     if not (text or safetensors):
-        return code  # weights embedded in the header, or none
+        _check_embedded_weights(code, weight_shapes or {})
+        return code  # weights embedded in the header (checked when written), or none
     declaration = code.find("\nstruct Session;\n")
     if declaration < 0:
         raise HeaderFixError("cannot find `struct Session;` in the generated header, before which jax2sofie "

@@ -9,9 +9,12 @@ offset in SOFIE's one memory pool, where a write past a tensor's end lands in it
 - every catalog case, built for the compiler's baseline: the kernels' run-time dispatch then runs the
   widest level the CPU has (AVX-512 or AVX2), the baseline level never;
 - a selection of catalog cases of every family, whole models (static batch) and dynamic-batch models
-  (a Session built for batch 16, run at batch 1, 7 and 16), built twice: with J2S_NO_DISPATCH at the
-  baseline (the SSE2 / NEON kernels) and with -march=native (the kernels of the build's own level, the
-  widest the machine has).
+  (a Session built for batch 16, run at batch 1, 7 and 16), built for the baseline with the dispatch
+  capped at AVX2 (the AVX2 kernels run) and with -march=native (the kernels compiled for the build's
+  own level, the widest the machine has: AVX-512 here); with J2S_LONG_TESTS=1 also with
+  J2S_NO_DISPATCH (the baseline's own SSE2 / NEON kernels). These builds are at -O0: AddressSanitizer's
+  and UBSan's checks do not depend on the optimisation level, and -O1 compiles the whole models five
+  times slower.
 """
 from __future__ import annotations
 
@@ -160,11 +163,50 @@ def selected_cases() -> list[DriverCase]:
 
 
 # the builds that run each kernel level this machine has: AVX2 through the run-time dispatch of a baseline
-# build (capped at AVX2), AVX-512 compiled for the machine itself, and the baseline level alone (SSE2)
+# build (capped at AVX2), the widest level compiled for the machine itself, and the baseline level alone
 BUILDS = {"baseline_avx2": ["-DJ2S_MAX_ISA=1"], "native": ["-march=native"], "baseline_only": ["-DJ2S_NO_DISPATCH"]}
+LONG = pytest.mark.skipif(not os.environ.get("J2S_LONG_TESTS"), reason="set J2S_LONG_TESTS=1 (a third build)")
 
 
-@pytest.mark.parametrize("build", list(BUILDS))
+@pytest.mark.parametrize("build", ["baseline_avx2", "native", pytest.param("baseline_only", marks=LONG)])
 def test_selected_cases_whole_and_dynamic_models_are_sanitizer_clean(tmp_path, selected_cases, build):
-    output = run_driver(tmp_path, selected_cases, SANITIZE + BUILDS[build], ENV)
+    flags = ["-O0" if flag == "-O1" else flag for flag in SANITIZE] + BUILDS[build]
+    output = run_driver(tmp_path, selected_cases, flags, ENV)
     assert "resnet_block_dyn: OK" in output  # the last check ran
+
+
+def test_separate_intermediates_show_an_overrun_the_pool_hides(tmp_path):
+    """A write one element past an intermediate tensor lands in the next tensor of SOFIE's pool, unseen;
+    with -DJ2S_SEPARATE_INTERMEDIATES AddressSanitizer reports it."""
+    import re
+    import subprocess
+
+    from jax2sofie.runtime import find_blas, find_compiler
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((16, 64)).astype(np.float32), "b": rng.standard_normal(64).astype(np.float32)}
+    x = _x((3, 16))
+    model = jax2sofie.convert(lambda p, x: jax.nn.softmax(jnp.tanh(x @ p["w"] + p["b"])), params, x, name="overrun")
+    model.write(tmp_path, test=True, test_inputs=[x])
+    header = tmp_path / "overrun.hxx"
+    code = header.read_text()
+    pooled = re.search(r"// Allocating memory for intermediate tensor (\w+) with size (\d+) bytes\nfloat\*", code)
+    assert pooled, "no intermediate tensor in the pool"
+    name, size = pooled[1], int(pooled[2])
+    # the bug: right after the first operator, one float written past the tensor's end
+    first_op = code.index("//------ ", code.rindex("inline void doInfer("))  # in the definition, after the declaration
+    header.write_text(code[:first_op] + f"tensor_{name}[{size // 4}] = 1.0f;\n   " + code[first_op:])
+    compiler = find_compiler()
+
+    def run(flags):
+        exe = tmp_path / ("t" + str(len(flags)))
+        build = subprocess.run([*compiler.command, "-std=c++17", *flags, "-o", str(exe), str(tmp_path / "overrun_test.cpp"),
+                                *find_blas(compiler)], capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr[-3000:]
+        return subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, env=ENV)
+
+    pool = run([f for f in SANITIZE if f != "-DJ2S_SEPARATE_INTERMEDIATES"])
+    assert "AddressSanitizer" not in pool.stderr  # inside the pool: nothing to see
+    separate = run(SANITIZE)
+    assert separate.returncode != 0 and "heap-buffer-overflow" in separate.stderr, separate.stderr[-3000:]
+    assert f"j2s_separate_{name}" in separate.stderr or "doInfer" in separate.stderr, separate.stderr[-3000:]

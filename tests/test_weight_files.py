@@ -238,3 +238,21 @@ def test_a_corrupted_file(program, what):
     path.write_bytes(content)
     output = _error(main, path)
     assert tensor in output, output
+
+
+def test_embedded_weights_of_another_length_stop_the_write(tmp_path):
+    """Embedded weights cannot be damaged after the fact (they are compiled in); the header is checked when
+    written: an initializer that does not hold its weight's number of values would make a vector the
+    kernels read past."""
+    from jax2sofie.header_fixes import HeaderFixError, checked_weight_reading
+
+    model = jax2sofie.convert(_mlp, _params(), X, name="mlp")
+    model.write(tmp_path, weights="embedded")
+    code = (tmp_path / "mlp.hxx").read_text()
+    shapes = {f"tensor_{v.name}": tuple(v.shape) for v in model.graph.constants() if v.is_weight}
+    assert checked_weight_reading(code, shapes) == code  # the written header holds every value
+    start = code.index("std::vector<float> fTensor_b1 = {")
+    first_comma = code.index(",", start)
+    short = code[:first_comma] + code[code.index(",", first_comma + 1):]  # one value less
+    with pytest.raises(HeaderFixError, match=r"embeds 63 values for weight tensor_b1, whose shape \(64,\) has 64"):
+        checked_weight_reading(short, shapes)
