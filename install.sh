@@ -73,7 +73,7 @@ fi
 
 rm -f .jax2sofie-env  # until the install below succeeds, ./run says to run ./install.sh
 "$PY" -m pip install --upgrade pip
-"$PY" -m pip install ".[test]"
+"$PY" -m pip install ".[test,hep]"   # hep: ROOT, Dask, coffea (jax2sofie.rdf, jax2sofie.coffea and their tests)
 
 # ./run reads this: the folder whose python, pytest and jax2sofie commands to use
 "$PY" -c 'import os, sys; print(os.path.dirname(os.path.abspath(sys.executable)))' > .jax2sofie-env

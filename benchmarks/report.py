@@ -67,6 +67,14 @@ def write_report(rows, scale, ctx) -> str:
     return "\n".join(out) + "\n"
 
 
+def _floors(ctx) -> str:
+    """Each Python caller's cost of one call on a trivial model: at batch 1, C and D are mostly this."""
+    floors = [f"jax.jit {ctx['jit_floor'] * 1e6:.1f} us" if ctx.get("jit_floor") else "",
+              f"ONNX Runtime {ctx['ort_floor'] * 1e6:.1f} us" if ctx.get("ort_floor") else ""]
+    floors = [f for f in floors if f]
+    return f" (per-call floor, one add on 16 floats: {', '.join(floors)})" if floors else ""
+
+
 def _intro(ctx) -> list[str]:
     builds = ", ".join(f"{b} `{cmd}`" for b, (cmd, _) in ctx["builds"].items())
     defines = (f" Our header is included with {_defines_text(ctx['a_defines'])} (--a-define; SOFIE's is not)."
@@ -89,7 +97,7 @@ def _intro(ctx) -> list[str]:
         f"flags; see `_openblas_core` in benchmarks/run.py).{defines}",
         "- **C** `jax.jit` on CPU and **D** ONNX Runtime (CPU provider) on the jax2onnx model: timed once per "
         "model and batch from Python, so they include their per-call dispatch cost, as they are used"
-        + (f" (ONNX Runtime's floor, one Add on 16 floats: {ctx['ort_floor'] * 1e6:.1f} us)." if ctx['ort_floor'] else "."),
+        + _floors(ctx) + ".",
         f"- Times are microseconds per call, the median of {ctx['repeats']} blocks of at least "
         f"{ctx['min_block_ms']:.1f} ms each. Ratios below 1 mean A is faster. err = max |output - JAX|.",
         "- A and B of one build run in one process, their blocks alternating, so load from other processes hits "

@@ -29,6 +29,7 @@ examples:
   jax2sofie convert mymodels.mlp:fn_and_params --example x.npy --name mlp --weights safetensors -o out/
   jax2sofie convert mymodels.tagger:model --input-shape 8,64 --dynamic-batch -o out/   # any batch size
   jax2sofie convert model.keras --input-shape 1,16 -o out/
+  jax2sofie convert mymodels.mlp:fn_and_params --input-shape 1,16 --name mlp --library -o out/ && make -C out/ libmlp.so
   jax2sofie check out/                   # compile and run out/<name>_test.cpp (C++ vs the JAX reference)
   jax2sofie inspect mymodels.tagger:model --input-shape 1,64
 
@@ -72,10 +73,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="dimension 0 of every input is a batch of any size: Session(weights, max_batch) "
                               "and infer(batch, ...) in C++; the default for a Keras file without "
                               "--input-shape/--example whose batch size is unknown")
+    convert.add_argument("--library", action="store_true",
+                         help="also write a C API (<name>_c.h, <name>_c.cpp, <name>_c.map) and a Makefile target: "
+                              "`make lib<name>.so` in DIR builds a shared library exporting only the C API, "
+                              "for C programs and jax2sofie.load_library")
     convert.add_argument("--check", action="store_true",
                          help="also compile the C++ (needs a C++17 compiler and a BLAS), run it on the --example "
                               "input (random values of --input-shape) and compare with JAX; exit code 1 when "
                               "they disagree")
+    convert.add_argument("--rdf", action="store_true",
+                         help="also write <name>_rdf.hxx, SOFIE_<name>::RDFFunctor for ROOT's RDataFrame (jax2sofie.rdf)")
     convert.add_argument("--strict", action="store_true",
                          help="refuse weights holding NaN/Inf (default: a warning)")
     convert.add_argument("--force", action="store_true",
@@ -207,7 +214,8 @@ def _cmd_convert(args) -> int:
         model = _convert(kind, target, args, inputs, progress)
         progress(f"writing {args.output}")
         reference = inputs if args.example else None  # else random inputs (not the zeros of --input-shape)
-        paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference)
+        paths = model.write(args.output, weights=args.weights, test=True, force=args.force, test_inputs=reference,
+                            rdf=args.rdf, library=args.library)
         report = None
         if args.check:
             progress("compiling the C++ and comparing with JAX")

@@ -161,25 +161,20 @@ _UNSUPPORTED_FLOATS = {"float16", "bfloat16", "float64"}
 
 
 def check_types_and_sizes(closed) -> None:
-    """Refuse models that compute in a float type other than float32 or make a zero-size array, naming
-    the first such line (also inside jitted functions)."""
+    """Refuse models that compute in a float type other than float32, naming the first such line (also
+    inside jitted functions). Zero-size arrays are handled (or refused) by the walker."""
 
     def walk(jaxpr, enclosing: str) -> None:
         for eqn in jaxpr.eqns:
             where = location_of(eqn, enclosing)
             for var in eqn.outvars:
                 dtype = getattr(var.aval, "dtype", None)
-                shape = getattr(var.aval, "shape", ())
                 if dtype is not None and str(dtype) in _UNSUPPORTED_FLOATS:
                     raise ConversionError(
                         f"the model computes in {dtype} ('{eqn.primitive.name}' at {where or 'unknown'}): "
                         "jax2sofie generates float32 code; cast the params and inputs to float32 (with "
                         "jax_enable_x64 on, also the arrays the model makes itself, e.g. "
                         "jnp.array(..., dtype=jnp.float32))")
-                if any(isinstance(d, (int, np.integer)) and d == 0 for d in shape):
-                    raise ConversionError(
-                        f"'{eqn.primitive.name}' at {where or 'unknown'} makes a zero-size array of shape "
-                        f"{tuple(shape)}: zero-size dimensions are not supported (SOFIE has no empty tensors)")
             for sub in jcore.jaxprs_in_params(eqn.params):
                 walk(sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub, where)
 
@@ -208,11 +203,13 @@ def _name_outputs(ctx: LoweringContext, results: list[Value], names: list[str]) 
     seen: set[int] = set()
     inputs = {id(v) for v in ctx.builder.graph.inputs}
     for value, name in zip(results, names):
+        if value.size == 0:  # the header SOFIE writes for an empty output does not compile
+            where = ctx.zero_size_sources.get(id(value), "")
+            raise ConversionError(f"output '{name}' is a zero-size array of shape {tuple(value.shape)}: zero-size "
+                                  "outputs are not supported (SOFIE's generated code cannot hold an empty tensor)"
+                                  + (f"\n  at {where}" if where else ""))
         if value.is_const or id(value) in inputs or id(value) in seen:
-            if value.dtype != np.float32:  # SOFIE's Identity rejects integer types (SOFIE_PITFALLS.md)
-                raise ctx.error(f"output '{name}' is an input or constant of dtype {value.dtype}: "
-                                "not supported yet (float32 only)")
-            value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype="float32")
+            value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype=np.dtype(value.dtype).name)
         seen.add(id(value))
         value.name = name
         named.append(value)

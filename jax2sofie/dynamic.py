@@ -83,7 +83,8 @@ def generalise(graph1: Graph, graph2: Graph) -> Graph:
         if node1.op == "Expand" and node1.inputs[1].is_const and _expand_needs_batch(node1, node2):
             _as_batch_broadcast(node1, node2)
         for k, (c1, c2) in enumerate(zip(node1.inputs, node2.inputs)):
-            if not c1.is_const or np.array_equal(np.asarray(c1.const), np.asarray(c2.const)):
+            # equal_nan: a NaN constant (jnp.where(m, jnp.nan, x)) is the same in both traces
+            if not c1.is_const or np.array_equal(np.asarray(c1.const), np.asarray(c2.const), equal_nan=True):
                 continue
             if c1.shape != c2.shape:  # a constant of batch size: made at run time from its batch-free part
                 if id(c1) not in broadcasts:
@@ -119,7 +120,7 @@ def _broadcast_constant(c1: Value, c2: Value, names: set[str], reader: Node) -> 
     first = tuple(slice(0, 1) if a in varying else slice(None) for a in range(c1.rank))
     small = np.ascontiguousarray(np.asarray(c1.const)[first])
     for c in (c1, c2):
-        if not np.array_equal(np.broadcast_to(small, c.shape), np.asarray(c.const)):
+        if not np.array_equal(np.broadcast_to(small, c.shape), np.asarray(c.const), equal_nan=True):
             raise ConversionError(f"{where}: a constant operand of batch size whose values differ along the batch "
                                   "is not supported with a dynamic batch; convert with a fixed batch size")
 

@@ -1,6 +1,7 @@
 """ConvertedModel: what convert() returns — the RModel, writing it out, and checking it for real."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -14,7 +15,10 @@ import sofie
 from .emit import emit
 from .header_fixes import fix_header
 from .ir import Graph
+from .rdf_functor import functor_code, functor_filename
 from .runtime import CheckReport, TensorSpec, compile_model
+from .runtime.c_api import interface, write_c_api
+from .runtime.makefile import write_makefile
 from .runtime.standalone import write_standalone_test
 from .trace import Traced
 
@@ -41,7 +45,8 @@ class ConvertedModel:
     # -- writing --------------------------------------------------------------------------------
     def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
               force: bool = False, rtol: float = 1e-4, atol: float = 1e-5,
-              test_inputs: list[np.ndarray] | None = None, test_max_batch: int | None = None) -> list[Path]:
+              test_inputs: list[np.ndarray] | None = None, test_max_batch: int | None = None,
+              library: bool = False, rdf: bool = False) -> list[Path]:
         """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
         weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
@@ -52,12 +57,18 @@ class ConvertedModel:
         test_inputs: that reference input (default: random inputs, `example_inputs()`).
         test_max_batch: for a dynamic-batch model, the maximum batch the test's Session is built for
         (default: the reference input's batch).
+        library: also write a C API, `<name>_c.h` and `<name>_c.cpp` (with the version script
+        `<name>_c.map`), and a Makefile whose `make lib<name>.so` builds it into a shared library
+        exporting only the C API (runtime/c_api.py; load it in Python with `jax2sofie.load_library`).
+        rdf: also write `<name>_rdf.hxx`, the RDataFrame glue SOFIE_<name>::RDFFunctor (jax2sofie.rdf).
         Files are generated in a temporary folder inside `directory` and moved into place only once
         all are complete, so a failure leaves the directory as it was. Existing files are not
         overwritten unless `force` is given.
         """
         if weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}, not {weights!r}")
+        # before anything is written: a model the C API cannot describe leaves the directory untouched
+        api = interface(self.name, self.graph.inputs, self.graph.outputs, self.batch_param) if library else None
         directory = Path(directory)
         created = [d for d in (directory, *directory.parents) if not d.exists()]  # removed again on failure
         try:
@@ -72,12 +83,18 @@ class ConvertedModel:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
             fix_header(staging / f"{self.name}.hxx",
                        {f"tensor_{v.name}": tuple(v.shape) for v in self.graph.constants() if v.is_weight})
+            weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")  # "": none
+            if rdf:
+                (staging / functor_filename(self.name)).write_text(functor_code(self.graph, self.batch_param is not None))
             if test:
                 arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
-                weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")
                 write_standalone_test(staging, self.name, weight_file, [v.name for v in self.graph.inputs], arrays,
                                       [v.name for v in self.graph.outputs], self.traced.reference(*arrays),
                                       rtol, atol, batch=self._batch_of(arrays), max_batch=test_max_batch)
+            if api is not None:
+                write_c_api(staging, dataclasses.replace(api, weight_file=weight_file))
+            if test or library:
+                write_makefile(staging, self.name, test=test, library=library)
             written = sorted(staging.iterdir())
             clashes = [directory / p.name for p in written if (directory / p.name).exists()]
             if clashes and not force:

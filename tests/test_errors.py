@@ -104,9 +104,10 @@ def test_randomness_from_a_fixed_key_is_folded_into_a_constant():
     assert model.check(np.arange(3, dtype=np.float32)).passed
 
 
-def test_rank0_int_identity_output_refused_clearly():
-    with pytest.raises(jax2sofie.LoweringError, match="output 'output' is an input"):
-        jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
+def test_int_input_returned_as_output_is_copied():
+    model = jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
+    assert model.graph.op_counts() == {"Identity": 1}
+    assert model.check(np.array([3, -7, 2**31 - 1], np.int32)).passed
 
 
 def test_nan_weights_warn_and_strict_refuses():
@@ -170,9 +171,18 @@ def test_float64_model_is_refused_with_the_line():
             jax2sofie.convert(lambda p, x: x.astype(jnp.float64) * 2, None, np.ones((1, 3), np.float32))
 
 
-def test_zero_size_intermediate_is_refused_with_the_line():
-    with pytest.raises(ConversionError, match=r"test_errors.py:\d+.*zero-size array of shape \(2, 0\)"):
-        jax2sofie.convert(lambda p, x: (x @ p["w"]).sum(-1), {"w": np.ones((3, 0), np.float32)},
+def test_zero_size_output_is_refused_with_the_line():
+    # a zero-size intermediate that drops out converts (catalog: concatenate_drops_zero_size_parts);
+    # an empty output cannot
+    with pytest.raises(ConversionError, match=r"(?s)zero-size array of shape \(2, 0\).*test_errors.py:\d+"):
+        jax2sofie.convert(lambda p, x: (x @ p["w"]) * 2.0, {"w": np.ones((3, 0), np.float32)},
+                          np.ones((2, 3), np.float32))
+
+
+def test_zero_size_operand_next_to_computed_values_is_refused_with_the_line():
+    with pytest.raises(jax2sofie.LoweringError,
+                       match=r"(?s)'pad' reads a zero-size array of shape \(2, 0\).*test_errors.py:\d+"):
+        jax2sofie.convert(lambda p, x: lax.pad(x[:, :0], x[0, 0], ((0, 0, 0), (2, 2, 0))), None,
                           np.ones((2, 3), np.float32))
 
 

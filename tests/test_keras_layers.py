@@ -43,15 +43,13 @@ LAYERS = [
     "AveragePooling2D", "AveragePooling3D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
     "Embedding", "SimpleRNN", "LSTM", "LSTM_return_sequences", "GRU", "Bidirectional", "TimeDistributed",
     "Concatenate", "MultiHeadAttention_mask",
+    # Keras' GRU with reset_after=False slices a zero-size (batch, 0) piece of its bias, which drops out
+    "GRU_reset_before",
 ]
 
 # models in keras_test_models.MODELS that wait for a primitive (or feature) to be lowered: each still
 # fails to convert; when one converts, test_waiting_layers_still_wait says to move it into LAYERS
-WAITING_FOR_PRIMITIVES: dict[str, str] = {
-    # Keras' GRU with reset_after=False slices a zero-size (batch, 0) piece of its bias; zero-size
-    # arrays are refused (SOFIE has no empty tensors), even when they would drop out of the graph
-    "GRU_reset_before": "zero-size array",
-}
+WAITING_FOR_PRIMITIVES: dict[str, str] = {}
 
 # not tested from .h5: the legacy format cannot hold subclassed models, and Keras 3.15 cannot reload an
 # Attention layer from it (its score_mode comes back as a function)

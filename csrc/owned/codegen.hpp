@@ -125,8 +125,8 @@ inline const std::vector<Isa> &IsaLevels()
 ///   J2S_MAX_ISA       the widest level used (-DJ2S_MAX_ISA=1 caps it at AVX2, 0 at the build's flags);
 ///   J2S_MIN_ISA       the level the build's own flags already give (-march=native on an AVX-512 CPU: 2),
 ///                     below which no kernel is compiled: it could never run;
-///   J2S_CPU_ISA       the level of the CPU running the code (GCC/Clang builtins; they check that the
-///                     operating system saves the vector registers too).
+///   J2S_CPU_ISA       the level of the CPU running the code (CPUID, and XGETBV for the registers the
+///                     operating system saves; no libgcc symbol, so ROOT's interpreter can run it too).
 inline std::string DispatchPrelude()
 {
    return R"(#ifndef J2S_DISPATCH_PRELUDE
@@ -148,10 +148,36 @@ inline std::string DispatchPrelude()
 #endif
 #define J2S_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define J2S_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define J2S_CPU_ISA (__builtin_cpu_init(), \
-   (J2S_MAX_ISA >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && \
-    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) ? 2 : \
-   (J2S_MAX_ISA >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0)
+#if J2S_X86_DISPATCH
+/* The widest level this CPU and its operating system run: the CPUID feature bits, and XGETBV for the
+   vector registers the operating system saves. Read with inline assembly in a lambda (usable in any
+   scope, no header): __builtin_cpu_supports needs libgcc's __cpu_model, which a JIT such as ROOT's
+   interpreter cannot resolve. */
+#define J2S_CPU_ISA ([]() -> int { \
+   unsigned r[4] = {0, 0, 0, 0}; \
+   __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(0u), "c"(0u)); \
+   const unsigned max_leaf = r[0]; \
+   __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(1u), "c"(0u)); \
+   if (max_leaf < 7 || !(r[2] & (1u << 27)) || !(r[2] & (1u << 28))) /* OSXSAVE, AVX */ \
+      return 0; \
+   const bool fma = (r[2] & (1u << 12)) != 0; \
+   unsigned xcr0 = 0, xcr0_high = 0; \
+   __asm__ __volatile__("xgetbv" : "=a"(xcr0), "=d"(xcr0_high) : "c"(0u)); \
+   (void)xcr0_high; \
+   const bool ymm_saved = (xcr0 & 0x6u) == 0x6u, zmm_saved = (xcr0 & 0xe6u) == 0xe6u; \
+   __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(7u), "c"(0u)); \
+   const bool avx2 = (r[1] & (1u << 5)) != 0; \
+   const bool avx512 = (r[1] & (1u << 16)) && (r[1] & (1u << 17)) && (r[1] & (1u << 30)) && \
+                       (r[1] & (1u << 31)); /* F, DQ, BW, VL */ \
+   if (J2S_MAX_ISA >= 2 && zmm_saved && avx512 && avx2 && fma) \
+      return 2; \
+   if (J2S_MAX_ISA >= 1 && ymm_saved && avx2 && fma) \
+      return 1; \
+   return 0; \
+}())
+#else
+#define J2S_CPU_ISA 0
+#endif
 #endif
 )";
 }

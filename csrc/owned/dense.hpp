@@ -3,7 +3,7 @@
 // Why not SOFIE's Gemm: (1) it always calls sgemm, which at one row costs several times sgemv
 // (OpenBLAS, 1 thread: 256x256 at M=1 is ~6x slower); (2) for A of rank > 2 it loops over the
 // leading axes with one small sgemm each, while a dense layer is one (prod(...), K) x (K, N)
-// product; (3) its fused sigmoid/tanh are dropped by the CPU code (SOFIE_PITFALLS.md). Here the
+// product; (3) its fused sigmoid/tanh are dropped by the CPU code (docs/sofie_workarounds.md). Here the
 // leading axes are one M (possibly a batch Dim), a few rows go through inline vector code or sgemv,
 // more through one sgemm, or, with the weight stored in panels (panel = 32, chosen at conversion
 // time), through a register-tiled product (PanelCode); bias + activation go with the product. The code

@@ -12,8 +12,9 @@
 //
 // Besides <cmath>, an expression may call the helpers of kHelpers (defined as lambdas at the top of
 // the loop's block when the expression names them): j2s_pow2i(n) = 2^n as a float for n in
-// [-126, 127] and j2s_bits(f) = the bits of f as an int32, bit casts that the loop vectorises (ldexp
-// is a call per element), used by the exp of expressions.py.
+// [-126, 127], j2s_bits(f) = the bits of f as an int32 and j2s_float(b) = the float of bits b, bit
+// casts that the loop vectorises (ldexp is a call per element), used by the exp of expressions.py,
+// bitcast_convert_type, reduce_precision and the total-order comparisons.
 #pragma once
 
 #include "owned_operator.hpp"
@@ -184,6 +185,7 @@ private:
          {"j2s_pow2i", "[](std::int32_t n) { const std::uint32_t bits = static_cast<std::uint32_t>(n + 127) << 23; "
                        "float f; std::memcpy(&f, &bits, sizeof f); return f; }"},
          {"j2s_bits", "[](float f) { std::int32_t bits; std::memcpy(&bits, &f, sizeof bits); return bits; }"},
+         {"j2s_float", "[](std::int32_t bits) { float f; std::memcpy(&f, &bits, sizeof f); return f; }"},
       };
       return helpers;
    }

@@ -3,7 +3,7 @@
 //
 // SOFIE's own Slice computes the output size of a strided slice as (end - start) / step, rounded
 // down (a 0:5:2 slice gets 2 elements, not 3), and its run-time start/end code does not compile in
-// some cases (SOFIE_PITFALLS.md), so slices are done here. Start indices read at run time are
+// some cases (docs/sofie_workarounds.md), so slices are done here. Start indices read at run time are
 // clamped into [0, dim - size] exactly as lax.dynamic_slice / dynamic_update_slice do.
 //
 // A batch-sized (symbolic) axis can only be taken whole; everything else is plain numbers, so the

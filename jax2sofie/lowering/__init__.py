@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     conv,
     elementwise,
     elementwise_math,
+    equinox_primitives,
     indexing,
     linalg,
     pooling,

@@ -32,6 +32,9 @@ class LoweringContext:
         # unrolled loop body folds the same weight-only equations at every step, and must get the same
         # constants back instead of one copy of a transposed or reshaped weight per step
         self.folded_equations: dict[tuple, tuple[list[Value], list[Value]]] = {}
+        # id(empty constant) -> the user's line that made it: the walker's stand-ins for zero-size
+        # results (walker.py), so that one reaching an output can be reported with its line
+        self.zero_size_sources: dict[int, str] = {}
 
     def inline(self, jaxpr, args: Sequence[Value]) -> list[Value]:
         """Lower a sub-jaxpr (Jaxpr or ClosedJaxpr) in place on `args`; returns its outputs."""

@@ -16,7 +16,6 @@ _UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
     "tanh": "Tanh",
     "logistic": "Sigmoid",
     "sqrt": "Sqrt",
-    "abs": "Abs",
 }
 
 
@@ -36,7 +35,8 @@ for _primitive, _op in _UNARY_OPS.items():
     register(_primitive)(_unary_rule(_op))
 
 
-_BINARY_OPS = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "max": "Max", "min": "Min"}
+# add_any: the sum of two tangents or cotangents, left by jax.jvp, jax.linearize and jax.grad
+_BINARY_OPS = {"add": "Add", "add_any": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "max": "Max", "min": "Min"}
 
 
 def _binary_rule(op: str):
@@ -171,12 +171,17 @@ case("comparisons", lambda p, x, y: jnp.where(x < y, x, 0.0) + jnp.where(x >= y,
      + jnp.where(x > 0.5, 1.0, 0.0) + jnp.where(x <= -0.5, 2.0, 0.0), f32(4, 6), f32(4, 6))
 case("eq_ne", lambda p, x, y: jnp.where(x == y, 1.0, 0.0) + jnp.where(x != 0, x, -1.0), f32(3, 3), f32(3, 3))
 case("comparison_output_bool", lambda p, x: x > 0.0, f32(2, 5))
+case("select_nan_constant", lambda p, x: jnp.where(x > 1.0, jnp.nan, x), f32(3, 4))
 case("select_n_mask", lambda p, x, m: jnp.where(m, x, -x), f32(3, 4), boolean(3, 4))
 case("not_mask", lambda p, x, m: jnp.where(~m, x, 0.0), f32(5), boolean(5))
 case("convert_int_to_float", lambda p, x, t: x * t.astype(jnp.float32), f32(2, 4), i32(2, 4))
 case("convert_bool_to_float", lambda p, x: (x > 0).astype(jnp.float32), f32(3, 3))
 case("stop_gradient", lambda p, x: lax.stop_gradient(x) * 2.0, f32(2, 2))
 case("int_arithmetic", lambda p, t, u: (t + u) * u - t, i32(3, 4), i32(3, 4))
+case("add_any_from_jvp", lambda p, x: jax.jvp(lambda y: y * jnp.sin(y), (x,), (x,))[1], f32(3, 4))
+case("add_any_from_grad", lambda p, x: jax.grad(lambda y: jnp.sum(y * jnp.sin(y)))(x), f32(2, 5))
+case("add_any_from_linearize", lambda p, x, t: jax.linearize(lambda y: y * jnp.exp(y), x)[1](t), f32(4, 3),
+     f32(4, 3))
 
 
 def _placement_annotations(p, x):
@@ -187,3 +192,11 @@ def _placement_annotations(p, x):
 
 
 case("placement_annotations_outputs_alias_input", _placement_annotations, f32(3))
+# outputs that are inputs or constants, of each dtype: each is copied by an Identity node
+case("output_is_int_input", lambda p, x, t: (t, x * 2.0), f32(2, 3), i32(2, 3))
+case("output_is_int_input_twice", lambda p, t: (t, t), i32(4, 2))
+case("output_is_bool_input", lambda p, m: m, boolean(3, 4))
+case("output_is_int_constant", lambda p, x: (jnp.arange(5), x + 1.0), f32(2, 3))
+case("output_is_bool_constant", lambda p, x: jnp.array([True, False, True]), f32(2))
+case("output_is_float_constant", lambda p, x: jnp.linspace(0.0, 1.0, 4), f32(2))
+case("output_is_int_param", lambda p, x: (p["table"], x), f32(3), params={"table": i32(2, 3)})

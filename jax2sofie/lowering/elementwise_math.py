@@ -3,7 +3,7 @@
 Each lowers to SOFIE's own operator where it has one that is right (Erf, Sin, Floor, ...), else to the
 project-owned J2S_Elementwise: one loop over a C++ expression from the table in expressions.py, with
 numpy broadcasting done in the loop's index arithmetic (SOFIE's integer bitwise ops ignore
-broadcasting, its Where rejects integers: SOFIE_PITFALLS.md).
+broadcasting, its Where rejects integers: docs/sofie_workarounds.md).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import numpy as np
 
 from ..ir import Value
 from .context import LoweringContext, dtype_attr
-from .expressions import CTYPES, PRIMITIVES, ExpressionBuilder, Template, operand, select_expression
+from .expressions import (CTYPES, PRIMITIVES, ExpressionBuilder, Template, operand, reduce_precision_expression,
+                          select_expression)
 from .registry import register
 
 
@@ -62,7 +63,8 @@ def describe(primitive: str) -> str:
     entry = PRIMITIVES[primitive]
     kinds = "/".join(sorted(entry.dtypes))
     if entry.sofie_op is not None:
-        return f"SOFIE {entry.sofie_op} (float32)"
+        others = "/".join(sorted(entry.dtypes - {"float32"}))
+        return f"SOFIE {entry.sofie_op} (float32)" + (f"; J2S_Elementwise ({others})" if others else "")
     dtype = next(d for d in ("float32", "bool", "int32", "int64") if d in entry.dtypes)
     builder = ExpressionBuilder()
     args = [builder.input(i) for i in range(entry.arity)]
@@ -99,6 +101,45 @@ def select_cases(ctx: LoweringContext, which: Value, cases: Sequence[Value]) -> 
     _check_dtypes(ctx, "select_n", cases, CTYPES)
     return elementwise(ctx, lambda b, args, dtype, params: select_expression(b, args, selector),
                        [which, *cases], cases[0].dtype)
+
+
+# bitcast_convert_type between types of one width: (from, to) -> the C++ bit cast (elementwise.hpp's
+# helpers); the same type is no cast at all
+_BIT_CASTS = {("float32", "int32"): "j2s_bits", ("int32", "float32"): "j2s_float"}
+
+
+@register("bitcast_convert_type")
+def bitcast_convert_type(ctx: LoweringContext, x: Value, *, new_dtype, **_params) -> Value:
+    """J2S_Elementwise bit cast between float32 and int32 (std::memcpy of each element)."""
+    source, target = np.dtype(x.dtype).name, np.dtype(new_dtype).name
+    if source == target:
+        return x
+    cast = _BIT_CASTS.get((source, target))
+    if cast is None:
+        raise ctx.error(f"bitcast_convert_type from {source} to {target} is not supported "
+                        "(float32 <-> int32 only)")
+    return elementwise(ctx, lambda b, args, dtype, params: f"{cast}({args[0]})", [x], np.dtype(target))
+
+
+# float32's own widths: reducing to them (or more) changes nothing
+_FLOAT32_EXPONENT_BITS, _FLOAT32_MANTISSA_BITS = 8, 23
+
+
+@register("reduce_precision")
+def reduce_precision(ctx: LoweringContext, x: Value, *, exponent_bits: int, mantissa_bits: int,
+                     **_params) -> Value:
+    """J2S_Elementwise rounding of float32 to fewer exponent/mantissa bits, bit for bit as XLA.
+
+    bfloat16 is 8/7 bits, float16 5/10; float32's own 8/23 (or more) needs no node."""
+    if x.dtype != np.float32:
+        raise ctx.error(f"reduce_precision of {x.dtype} is not supported (float32 only)")
+    if exponent_bits < 1 or mantissa_bits < 0:
+        raise ctx.error(f"reduce_precision to {exponent_bits} exponent and {mantissa_bits} mantissa bits: "
+                        "a float format needs an exponent bit at least")
+    if exponent_bits >= _FLOAT32_EXPONENT_BITS and mantissa_bits >= _FLOAT32_MANTISSA_BITS:
+        return x
+    return elementwise(ctx, reduce_precision_expression, [x], np.float32,
+                       {"exponent_bits": exponent_bits, "mantissa_bits": mantissa_bits})
 
 
 # -- catalog cases (tests/test_catalog.py compiles and checks each) ---------------------------------------
@@ -157,3 +198,57 @@ case("select_n_bool_values_broadcast_mask",
      boolean(3, 4), boolean(3, 4), i32(3, 4), boolean(3, 1))
 case("select_n_int_selector_broadcast",
      lambda p, w, x: lax.select_n(jnp.broadcast_to(w[:, None] % 2, x.shape), x, -x), i32(4), f32(4, 3))
+case("abs_int", lambda p, t: (jnp.abs(t - 4), jnp.abs(t * 0 + jnp.iinfo(jnp.int32).min)), i32(3, 5))
+case("population_count_clz",
+     lambda p, t: (lax.population_count(t * 123457 - 9), lax.clz(t * 123457 - 9), lax.clz(t - t),
+                   lax.population_count(t - t - 1)), i32(4, 6))
+case("bitcast_float_int",
+     lambda p, x: (lax.bitcast_convert_type(x, jnp.int32),
+                   lax.bitcast_convert_type(lax.bitcast_convert_type(x, jnp.int32) + 1, jnp.float32)),
+     f32(3, 4))
+# t * 1000003 moves through the mantissa of 1.0f (bits 1065353216): floats in [1, 2)
+case("bitcast_int_float", lambda p, t: lax.bitcast_convert_type(t * 1000003 + 1065353216, jnp.float32), i32(2, 7))
+
+
+def _reduced_precisions(p, x):
+    return (lax.reduce_precision(x, 8, 7),  # bfloat16
+            lax.reduce_precision(x * 1e5, 5, 10),  # float16, overflowing to inf
+            lax.reduce_precision(x * 1e-6, 5, 10),  # float16, underflowing to (signed) zero
+            lax.reduce_precision(jnp.sqrt(x), 5, 10),  # NaN stays NaN
+            lax.reduce_precision(x * 20.0, 4, 3),  # float8 e4m3 widths
+            lax.reduce_precision(x, 8, 0),  # no mantissa bit left
+            lax.reduce_precision(x, 8, 23) * 2.0)  # float32 itself: no node
+
+
+case("reduce_precision", _reduced_precisions, f32(4, 8), rtol=0.0, atol=0.0,
+     notes="bit for bit: each result is a rounded bit pattern computed like XLA, from inputs computed alike")
+# total-order comparisons: searchsorted compares its (canonicalised) values with lt_to (side="left")
+# and le_to (side="right")
+def _searchsorted(p, v):
+    edges = jnp.sort(p["edges"])  # folded: the bin edges are a param
+    return (jnp.searchsorted(edges, v, method="compare_all"),
+            jnp.searchsorted(edges, jnp.where(v > 1.0, jnp.nan, v), side="right", method="compare_all"),
+            jnp.digitize(jnp.round(v), jnp.arange(-2.0, 3.0), method="compare_all"))
+
+
+case("searchsorted_lt_to_le_to", _searchsorted, f32(3, 5), params={"edges": f32(6)})
+case("searchsorted_int", lambda p, a, t: jnp.searchsorted(jnp.sort(a), t, side="right", method="compare_all"),
+     i32(5), i32(4, 3), batch=False)
+
+
+def _total_order_edges(p, x, y, t):
+    # values where the total order differs from < and ==: -0.0 < +0.0, NaN of either sign at the ends
+    # (a NaN negated at run time: the sign of a NaN constant is not kept in the generated code)
+    def nan_where(condition, v):
+        return jnp.where(condition, jnp.nan, v)
+
+    special = jnp.stack([x, x * 0.0, -(x * 0.0), nan_where(x > 0.8, x), -nan_where(x < -0.8, x),
+                         jnp.where(x > 1.2, jnp.inf, x), jnp.where(x < -1.2, -jnp.inf, x)])
+    other = jnp.stack([y, y * 0.0, -(y * 0.0), -nan_where(y > 0.8, y), nan_where(y < -0.8, y),
+                       jnp.where(y > 1.2, -jnp.inf, y), -(y * 0.0)])
+    return (lax.lt_to_p.bind(special, other), lax.le_to_p.bind(special, other), lax.eq_to_p.bind(special, other),
+            lax.eq_to_p.bind(special, special), lax.lt_to_p.bind(t, t[::-1]), lax.eq_to_p.bind(t, t[::-1]),
+            lax.eq_to_p.bind(t > 3, t[::-1] > 3))
+
+
+case("total_order_comparisons", _total_order_edges, f32(4, 6), f32(4, 6), i32(4, 6), batch=False)

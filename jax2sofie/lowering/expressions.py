@@ -274,6 +274,92 @@ def _shift_right_arithmetic(b: ExpressionBuilder, args, dtype, params) -> str:
     return f"({args[0]} >> (static_cast<{unsigned}>({s}) < {bits}u ? {s} : {bits - 1}))"
 
 
+def _abs(b: ExpressionBuilder, args, dtype, params) -> str:
+    if dtype == "float32":
+        return f"std::fabs({args[0]})"
+    # negated in unsigned arithmetic: abs(INT_MIN) is INT_MIN in XLA (it wraps), undefined in C
+    unsigned, _ = _UNSIGNED[dtype]
+    x = b.share(args[0])
+    return f"({x} < 0 ? static_cast<{CTYPES[dtype]}>({unsigned}(0) - static_cast<{unsigned}>({x})) : {x})"
+
+
+# The bit counts below are portable bit arithmetic on the unsigned type (no compiler builtins, which
+# MSVC lacks), in a form the loop vectorises: SWAR population count, and clz as the bit width less
+# the population count of x with every bit below its highest set bit set too.
+_UNSIGNED_SUFFIX = {32: "u", 64: "ull"}
+
+
+def _mask(pattern: int, bits: int) -> str:
+    """`pattern` (one byte) repeated over `bits` bits, as an unsigned C++ literal: 0x55 -> 0x55555555u."""
+    return f"{int.from_bytes(bytes([pattern]) * (bits // 8), 'little'):#x}{_UNSIGNED_SUFFIX[bits]}"
+
+
+def _popcount_of_unsigned(b: ExpressionBuilder, u: str, bits: int) -> str:
+    u = b.share(u)
+    pairs = b.share(f"({u} - (({u} >> 1) & {_mask(0x55, bits)}))")  # bit counts of each 2-bit group
+    quads = b.share(f"(({pairs} & {_mask(0x33, bits)}) + (({pairs} >> 2) & {_mask(0x33, bits)}))")
+    # per byte, then the sum of the bytes in the top byte of a multiplication by 0x0101...
+    return f"(((({quads} + ({quads} >> 4)) & {_mask(0x0F, bits)}) * {_mask(0x01, bits)}) >> {bits - 8})"
+
+
+def _population_count(b: ExpressionBuilder, args, dtype, params) -> str:
+    unsigned, bits = _UNSIGNED[dtype]
+    return _popcount_of_unsigned(b, f"static_cast<{unsigned}>({args[0]})", bits)
+
+
+def _clz(b: ExpressionBuilder, args, dtype, params) -> str:
+    unsigned, bits = _UNSIGNED[dtype]
+    smeared = b.share(f"static_cast<{unsigned}>({args[0]})")
+    shift = 1
+    while shift < bits:
+        smeared = b.share(f"({smeared} | ({smeared} >> {shift}))")
+        shift *= 2
+    return f"({bits} - {_popcount_of_unsigned(b, smeared, bits)})"
+
+
+def _total_order_compare(op: str) -> Template:
+    """lt_to / le_to / eq_to: comparisons in IEEE 754's total order, -NaN < -inf < ... < -0 < +0 <
+    ... < inf < NaN (what sort comparators and jnp.searchsorted use). A float's bits as an int32,
+    with the non-sign bits flipped for negative numbers, compare as signed integers in that order;
+    integers compare as they are."""
+    def template(b: ExpressionBuilder, args, dtype, params) -> str:
+        if dtype != "float32":
+            return f"({args[0]} {op} {args[1]})"
+        keys = []
+        for arg in args[:2]:
+            bits = b.share(f"j2s_bits({arg})")
+            keys.append(f"({bits} ^ (({bits} >> 31) & {literal(2**31 - 1, np.int32)}))")
+        return f"({keys[0]} {op} {keys[1]})"
+
+    return template
+
+
+def reduce_precision_expression(b: ExpressionBuilder, args, dtype, params) -> str:
+    """float32 rounded to `mantissa_bits` (to nearest, ties to even) and `exponent_bits` (overflow to
+    inf, underflow - subnormals included - to zero), on the bits: XLA's ReducePrecision step by step.
+    NaN stays NaN (unless no mantissa bit is left, where XLA gives inf too)."""
+    exponent_bits, mantissa_bits = int(params["exponent_bits"]), int(params["mantissa_bits"])
+    x = b.share(args[0])
+    bits = b.share(f"static_cast<std::uint32_t>(j2s_bits({x}))")
+    reduced = bits
+    if mantissa_bits < 23:
+        dropped = 23 - mantissa_bits
+        bias = (1 << (dropped - 1)) - 1  # 0111...: plus the last kept bit, rounds ties to even
+        keep = ~((1 << dropped) - 1) & 0xFFFFFFFF
+        reduced = b.share(f"(({reduced} + ((({reduced} >> {dropped}) & 1u) + {bias}u)) & {keep:#010x}u)")
+    if exponent_bits < 8:
+        reduced_bias = (1 << (exponent_bits - 1)) - 1
+        highest, lowest = (127 + reduced_bias) << 23, (127 - reduced_bias) << 23
+        exponent = b.share(f"({reduced} & 0x7f800000u)")
+        signed_zero = b.share(f"({reduced} & 0x80000000u)")
+        reduced = b.share(f"({exponent} > {highest:#010x}u ? ({signed_zero} | 0x7f800000u) : "
+                          f"({exponent} <= {lowest:#010x}u ? {signed_zero} : {reduced}))")
+    result = f"j2s_float(static_cast<std::int32_t>({reduced}))"
+    if mantissa_bits > 0:
+        result = f"(({bits} & 0x7fffffffu) > 0x7f800000u ? {x} : {result})"
+    return result
+
+
 def select_expression(b: ExpressionBuilder, args: Sequence[str], selector_dtype: str) -> str:
     """select_n(which, *cases): the case numbered by `which` (a bool picks case 1 when true)."""
     which, cases = b.share(args[0]), list(args[1:])
@@ -328,4 +414,11 @@ PRIMITIVES: dict[str, Primitive] = {
     "shift_left": Primitive(_shift_left, INT, arity=2),
     "shift_right_logical": Primitive(_shift_right_logical, INT, arity=2),
     "shift_right_arithmetic": Primitive(_shift_right_arithmetic, INT, arity=2),
+    "abs": Primitive(_abs, FLOAT | INT, sofie_op="Abs"),
+    "population_count": Primitive(_population_count, INT),
+    "clz": Primitive(_clz, INT),
+    # total-order comparisons (sort comparators, jnp.searchsorted)
+    "lt_to": Primitive(_total_order_compare("<"), FLOAT | INT, bool_out=True, arity=2),
+    "le_to": Primitive(_total_order_compare("<="), FLOAT | INT, bool_out=True, arity=2),
+    "eq_to": Primitive(_total_order_compare("=="), FLOAT | INT | BOOL, bool_out=True, arity=2),
 }

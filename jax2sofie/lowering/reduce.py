@@ -2,7 +2,7 @@
 
 Float sums go to SOFIE's ReduceSum; everything SOFIE's Reduce cannot do (integer and bool element types,
 products, and/or/xor, and max/min with NaN propagation) goes to the project-owned J2S_Reduce, and argmax/argmin
-to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (SOFIE_PITFALLS.md),
+to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (docs/sofie_workarounds.md),
 so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
 """
 from __future__ import annotations

@@ -26,8 +26,12 @@ def slice_rule(ctx: LoweringContext, x: Value, *, start_indices, limit_indices, 
 
 @register("concatenate")
 def concatenate(ctx: LoweringContext, *xs: Value, dimension, **_params) -> Value:
-    """SOFIE Concat (float32, int32, int64, bool)."""
-    return ctx.concat(list(xs), dimension)
+    """SOFIE Concat (float32, int32, int64, bool); zero-size parts are left out.
+
+    A zero-size part is an empty constant (walker.py): it adds nothing to the result, so a
+    concatenation with something non-empty keeps its meaning without it."""
+    parts = [x for x in xs if x.size > 0]
+    return ctx.concat(parts, dimension)
 
 
 def _clamped_start(index: Value, dim: int, size: int) -> int:
@@ -115,6 +119,13 @@ case("concatenate_with_weight", lambda p, x: jnp.concatenate([x, jnp.broadcast_t
 case("concatenate_axis0", lambda p, x, y: jnp.concatenate([x, y], axis=0) + 1.0, f32(2, 3), f32(1, 3), batch=False)
 case("concatenate_int_bool", lambda p, t, m: (jnp.concatenate([t, t + 1], axis=1),
                                               jnp.concatenate([m, ~m], axis=1)), i32(3, 2), boolean(3, 2))
+# zero-size parts (empty slices, a (batch, 0) piece, jnp.zeros((n, 0))) drop out of a concatenation
+case("concatenate_drops_zero_size_parts",
+     lambda p, x: (jnp.concatenate([x[:, 0:0], x * 2.0, x[:, 2:2], jnp.zeros((x.shape[0], 0))], axis=1),
+                   jnp.concatenate([jnp.arange(0, dtype=jnp.int32), jnp.arange(3, dtype=jnp.int32)]) + x.shape[1]),
+     f32(3, 4))
+# x @ w with w of shape (4, 0) is empty, and its sum over the empty axis a constant 0
+case("zero_size_product_folds", lambda p, x: (x @ p["w"]).sum(-1) + x[:, 0], f32(3, 4), params={"w": f32(4, 0)})
 
 
 def _dynamic_slice_constant_starts(p, x):

@@ -2,6 +2,12 @@
 
 An equation whose inputs are all constants (it depends only on params and literals) is evaluated
 with JAX itself and becomes a constant; every other equation goes to its rule from the registry.
+
+Zero-size arrays (`x[:, 0:0]`, `jnp.arange(0)`, a (batch, 0) piece of a split bias) hold no data, so
+an equation whose every result is zero-size needs no computation: its results are empty constants
+(SOFIE has no empty tensors at run time). Equations reading them then fold with JAX when all their
+inputs are constants (a sum over an empty axis is a constant 0), and concatenation drops them; any
+other rule that would read one is refused with the user's line (ZERO_SIZE_READERS).
 """
 from __future__ import annotations
 
@@ -22,6 +28,10 @@ from .source import location_of
 # constants, so that a broadcast scalar does not become a big weight (a pass drops such broadcasts
 # where the reader broadcasts anyway, and folds the rest).
 _NOT_FOLDED = {"broadcast_in_dim"}
+
+# The rules that take zero-size (empty constant) operands next to non-constant ones: concatenate
+# leaves them out. Every other rule is kept from seeing one (they are written for tensors SOFIE holds).
+ZERO_SIZE_READERS = {"concatenate"}
 
 
 def lower_sub_jaxpr(ctx: LoweringContext, jaxpr, args: Sequence[Value]) -> list[Value]:
@@ -55,13 +65,37 @@ def lower_jaxpr(ctx: LoweringContext, jaxpr: jcore.Jaxpr, consts: Sequence[Value
         inputs = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
         with ctx.builder.source(location_of(eqn, ctx.builder.current_source)):
-            if all(v.is_const for v in inputs) and not (name in _NOT_FOLDED and name in RULES):
+            if eqn.outvars and all(_is_zero_size(v.aval) for v in eqn.outvars):
+                outputs = [_empty_constant(ctx, v.aval) for v in eqn.outvars]
+            elif all(v.is_const for v in inputs) and not (name in _NOT_FOLDED and name in RULES):
                 outputs = _fold_once(ctx, eqn, inputs)
             else:
                 outputs = _apply_rule(ctx, eqn, inputs)
         for var, value in zip(eqn.outvars, outputs):
             write(var, value)
     return [read(v) for v in jaxpr.outvars]
+
+
+def _is_zero_size(aval) -> bool:
+    shape = getattr(aval, "shape", None)
+    return shape is not None and any(isinstance(d, (int, np.integer)) and d == 0 for d in shape)
+
+
+def _empty_constant(ctx: LoweringContext, aval) -> Value:
+    """The zero-size result of an equation: a constant with no data (see the module's docstring)."""
+    value = ctx.builder.constant(np.zeros(aval.shape, np.dtype(aval.dtype)), "empty")
+    ctx.zero_size_sources[id(value)] = ctx.builder.current_source
+    return value
+
+
+def _check_no_zero_size_inputs(ctx: LoweringContext, name: str, inputs: list[Value]) -> None:
+    if name in ZERO_SIZE_READERS:
+        return
+    for value in inputs:
+        if value.size == 0:
+            raise ctx.error(f"'{name}' reads a zero-size array of shape {tuple(value.shape)} next to computed "
+                            "values: zero-size tensors are not supported there (only where they drop out: in a "
+                            "concatenation, or in a computation on constants alone)")
 
 
 def _fold_once(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
@@ -80,6 +114,7 @@ def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) 
     rule = RULES.get(name)
     if rule is None:  # the pre-scan reports these all at once; this is the safety net
         raise ctx.error(f"no lowering rule for primitive '{name}'")
+    _check_no_zero_size_inputs(ctx, name, inputs)
     result = rule(ctx, *inputs, **eqn.params)
     outputs = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(outputs) != len(eqn.outvars):

@@ -167,7 +167,7 @@ class _Sinker:
         for value in self.graph.outputs:
             resolved = self.resolve(value)
             if resolved is not value and (resolved.is_const or any(resolved is v for v in self.graph.inputs)):
-                # the output must be computed by a node (SOFIE_PITFALLS.md: no operator-less outputs)
+                # the output must be computed by a node (docs/sofie_workarounds.md: no operator-less outputs)
                 self.nodes.append(Node("Identity", [resolved], [value], {"dtype": np.dtype(value.dtype).name},
                                        self.unique(f"identity_{value.name}")))
                 resolved = value

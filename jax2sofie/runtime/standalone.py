@@ -1,4 +1,5 @@
-"""A reference check a C++ user can run without Python: `<name>_test.cpp` + a Makefile.
+"""A reference check a C++ user can run without Python: `<name>_test.cpp` (built by the Makefile's
+`make test`, runtime/makefile.py).
 
 The test embeds one reference input and the JAX output for it, runs the generated Session on the
 input, compares (float: |got - expected| <= atol + rtol * |expected|; integers and booleans: equal)
@@ -89,21 +90,6 @@ int main(int argc, char **argv)
 }}
 """
 
-_MAKEFILE_TEMPLATE = """# Builds and runs the reference check of {name} (needs a C++17 compiler and a BLAS).
-CXX ?= g++
-CXXFLAGS ?= -O2 -std=c++17
-BLAS ?= -lopenblas
-
-{name}_test: {name}_test.cpp {name}.hxx
-\t$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS)
-
-test: {name}_test
-\t./{name}_test
-
-.PHONY: test
-"""
-
-
 def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
     flat = values.ravel()
     if ctype == "double":
@@ -121,7 +107,7 @@ def write_standalone_test(directory: Path, name: str, weight_file: str, input_na
                           inputs: Sequence[np.ndarray], output_names: Sequence[str],
                           expected: Sequence[np.ndarray], rtol: float, atol: float,
                           batch: int | None = None, max_batch: int | None = None) -> list[Path]:
-    """Write `<name>_test.cpp` and `Makefile` into `directory`; return their paths.
+    """Write `<name>_test.cpp` into `directory`; return its path.
 
     batch: for a dynamic-batch model, the batch size of the reference input (`infer` gets it as its
     first argument).
@@ -149,7 +135,5 @@ def write_standalone_test(directory: Path, name: str, weight_file: str, input_na
         session_args="weights" + (f", {max_batch or batch}" if batch is not None else ""),
     )
     test_path = Path(directory) / f"{name}_test.cpp"
-    makefile_path = Path(directory) / "Makefile"
     test_path.write_text(source)
-    makefile_path.write_text(_MAKEFILE_TEMPLATE.format(name=name))
-    return [test_path, makefile_path]
+    return [test_path]
