@@ -21,6 +21,19 @@
   one per operator, so that operators with the same kernel share one function (the 20 steps of an
   unrolled LSTM: 7 kernels for 196 operators). The blocks after the first of each name are dropped:
   the preprocessor would skip them anyway, and they made the header of such a model 2 MB.
+- Weight files are read with checks that name the file and the tensor in the std::runtime_error they
+  throw (`checked_weight_reading`). SOFIE's text reader named neither the file nor, for a value that
+  is not a number, the tensor (std::stof threw std::invalid_argument("stof")); it read a value cut
+  short by a truncated file ("0.12" of "0.1234") as that shorter number and ignored anything after the
+  last tensor. Its safetensors reader named the tensor but not the file and did not read the shape,
+  so a weight file of another model with the same names and element counts loaded silently.
+- `-DJ2S_SEPARATE_INTERMEDIATES` (a checking build, used by the sanitizer tests): SOFIE places every
+  intermediate tensor at an offset in one memory pool (`fIntermediateMemoryPool`, and
+  `fDynamicMemoryPool` sized for the Session's maximum batch), so a kernel that writes past the end of
+  one tensor lands in its neighbour and AddressSanitizer sees nothing. With the macro, doInfer gives
+  every pooled intermediate its own heap block of exactly its size (at the batch of the call), filled
+  with 0xFF bytes (NaN floats) so that a read before any write shows in the outputs. It allocates on
+  every call: for checking, not for production.
 - Warnings: the header and a program including it compile with `-Wall -Wextra -Werror` (GCC, Clang).
   Where SOFIE writes code that warns, the code is changed where a textual change is exact (see
   `silence_sofie_warnings`).
@@ -30,6 +43,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ConversionError
 
@@ -436,14 +451,254 @@ def silence_sofie_warnings(code: str) -> str:
     return _INT_ELEMENT_LOOP.sub("for (size_t id = 0; id < ", code)
 
 
-def fix_header_code(code: str) -> str:
-    """Every change above, on the text of one generated header."""
-    return make_session_copyable(silence_sofie_warnings(move_outputs_out_of_infer(drop_repeated_guarded_blocks(code))))
+# -- a checking build with one allocation per intermediate tensor --------------------------------
+
+# an intermediate tensor SOFIE places in the static pool (RModel::AllocateIntermediateMemory)
+_POOLED_TENSOR = re.compile(r"^ // Allocating memory for intermediate tensor (?P<name>\w+) with size (?P<bytes>\d+) bytes\n"
+                            r"[\w:]+\* tensor_(?P=name) = reinterpret_cast<[\w:]+\*>\(fIntermediateMemoryPool\.data\(\) \+ "
+                            r"\d+\);$", re.MULTILINE)
+# an intermediate tensor of a dynamic-batch model, placed in the dynamic pool by the Session's constructor
+# (RModel::GenerateDynamicTensorInfo): its size in bytes is an expression of the shape parameters (`bs`)
+_DYNAMIC_TENSOR = re.compile(r"^[ \t]*dynamicTensorInfos\.push_back\( \{\d+, \d+, (?P<bytes>[^;\n]*) \}\);"
+                             r" // tensor_(?P<name>\w+)$", re.MULTILINE)
+# doInfer's local name for a Session member (RModel::GenerateSessionCode)
+_SESSION_ALIAS = re.compile(r"^    auto &tensor_(?P<name>\w+) = session\.tensor_(?P=name);\n", re.MULTILINE)
 
 
-def fix_header(path: Path) -> None:
+def separate_intermediates_option(code: str) -> str:
+    """Make doInfer, when the header is built with -DJ2S_SEPARATE_INTERMEDIATES, allocate every pooled
+    intermediate tensor on its own (see the module's docstring); without the macro nothing changes.
+
+    A dynamic tensor's size expression uses the shape parameters, which doInfer has as its own
+    parameters: the block is sized for the batch of the call, not the Session's maximum."""
+    sizes = {m["name"]: m["bytes"] for m in _POOLED_TENSOR.finditer(code)}
+    sizes.update((m["name"], m["bytes"]) for m in _DYNAMIC_TENSOR.finditer(code))
+    if not sizes:
+        return code
+
+    def separate(match: re.Match) -> str:
+        name = match["name"]
+        if name not in sizes:
+            return match[0]  # a weight, a Session-owned scratch buffer: not in a pool
+        return (f"#ifdef J2S_SEPARATE_INTERMEDIATES\n"
+                f"    std::vector<char> j2s_separate_{name}({sizes[name]}, static_cast<char>(0xFF));\n"
+                f"    auto const tensor_{name} = reinterpret_cast<decltype(session.tensor_{name})>"
+                f"(j2s_separate_{name}.data());\n"
+                f"#else\n{match[0]}#endif\n")
+    return _SESSION_ALIAS.sub(separate, code)
+
+
+# -- weight files read with checks ----------------------------------------------------------------
+
+# the Session constructor's reads, as RModel::GenerateSessionCode writes them: text `.dat` and safetensors
+_TEXT_READ = re.compile(r"^(?P<indent>[ \t]*)ReadTensorFromStream\(f, (?P<target>tensor_\w+), \"(?P<name>tensor_\w+)\", "
+                        r"(?P<length>\d+)\);\n", re.MULTILINE)
+_TEXT_CLOSE = re.compile(r"^(?P<indent>[ \t]*)f\.close\(\);\n", re.MULTILINE)
+_SAFETENSORS_READ = re.compile(r"^(?P<indent>[ \t]*)sofie_weights_reader\.Read\(\"(?P<name>tensor_\w+)\", \w+, \d+, "
+                               r"\"\w+\"\);\n", re.MULTILINE)
+# the constructor from a file name, which loads the file and delegates to the one from a blob
+_SAFETENSORS_FROM_FILE = re.compile(r"(?P<head>^Session\(std::string filename =\"[^\"\n]*\"(?:,\s*size_t bs = 0)?\))\n"
+                                    r"(?P<init>\s*: Session\(SafetensorsBlob\{LoadWeightsFromFile\(filename\)\}(?:, bs)?\)) \{\}",
+                                    re.MULTILINE)
+
+# SOFIE's safetensors header scanner skips each tensor's "shape": it is kept (SafetensorsTensorInfo::fShape)
+_SAFETENSORS_SHAPE_PATCHES = [
+    ("   std::string fDtype;\n};", "   std::string fDtype;\n   std::vector<std::uint64_t> fShape; // added by jax2sofie\n};"),
+    ("      std::string dtype;\n      std::uint64_t begin = 0;",
+     "      std::string dtype;\n      std::vector<std::uint64_t> shape;\n      std::uint64_t begin = 0;"),
+    ("            } else if (member == \"data_offsets\") {",
+     "            } else if (member == \"shape\") { // read by jax2sofie\n"
+     "               Expect('[');\n"
+     "               SkipWhitespace();\n"
+     "               if (!TryConsume(']')) {\n"
+     "                  while (true) {\n"
+     "                     SkipWhitespace();\n"
+     "                     shape.push_back(ParseUInt());\n"
+     "                     SkipWhitespace();\n"
+     "                     if (TryConsume(']'))\n"
+     "                        break;\n"
+     "                     Expect(',');\n"
+     "                  }\n"
+     "               }\n"
+     "            } else if (member == \"data_offsets\") {"),
+    ("SafetensorsTensorInfo{fDataBegin + begin, fDataBegin + end, dtype}",
+     "SafetensorsTensorInfo{fDataBegin + begin, fDataBegin + end, dtype, shape}"),
+    ("private:\n   const char *fData;\n   std::size_t fSize;",
+     "   // the shape the file gives tensor `name` (added by jax2sofie); null when the tensor is not in it\n"
+     "   const std::vector<std::uint64_t> *J2S_Shape(const std::string &name) const\n"
+     "   {\n"
+     "      auto it = fTensors.find(name);\n"
+     "      return it == fTensors.end() ? nullptr : &it->second.fShape;\n"
+     "   }\n\n"
+     "private:\n   const char *fData;\n   std::size_t fSize;"),
+]
+
+_WEIGHT_HELPERS = r"""
+// --- Weight reading with checks (added by jax2sofie, jax2sofie/header_fixes.py): every error is a
+// std::runtime_error naming the weight file and the tensor ---
+[[noreturn]] inline void J2S_WeightError(std::string const &file, std::string const &tensor, std::string const &what)
+{
+   throw std::runtime_error("jax2sofie: weight file '" + file + "', tensor " + tensor + ": " + what);
+}
+
+// One tensor of SOFIE's text weight file: `name length` on a line, then `length` numbers. Unlike
+// SOFIE's ReadTensorFromStream, a value must be a whole number ("1.5x" is refused, not read as 1.5)
+// and the file must go on after it: a value at the very end of the file, with no newline after it,
+// was cut short by a truncation ("0.12" of "0.1234"; the files SOFIE writes end with a newline).
+template <class T>
+void J2S_ReadTensorFromStream(std::istream &is, std::string const &file, T &target, std::string const &name,
+                              std::size_t expectedLength)
+{
+   std::string found, token;
+   if (!(is >> found))
+      J2S_WeightError(file, name, "the file ends before this tensor (truncated?)");
+   if (found != name)
+      J2S_WeightError(file, name, "found tensor '" + found.substr(0, 80) +
+                                     "' in its place: a weight file of another model, or a damaged one");
+   if (!(is >> token))
+      J2S_WeightError(file, name, "the file ends before the tensor's length (truncated?)");
+   char *end = nullptr;
+   errno = 0;
+   const unsigned long long length = std::strtoull(token.c_str(), &end, 10);
+   if (token.empty() || token[0] == '-' || *end != '\0' || errno == ERANGE)
+      J2S_WeightError(file, name, "its length '" + token.substr(0, 80) + "' is not a number");
+   if (length != expectedLength)
+      J2S_WeightError(file, name, "the file holds " + token + " values, the model needs " +
+                                     std::to_string(expectedLength) + ": a weight file of another model?");
+   for (std::size_t i = 0; i < expectedLength; ++i) {
+      if (!(is >> token))
+         J2S_WeightError(file, name, "the file ends after " + std::to_string(i) + " of its " +
+                                        std::to_string(expectedLength) + " values (truncated?)");
+      if (is.eof())
+         J2S_WeightError(file, name, "value " + std::to_string(i) + " '" + token.substr(0, 80) +
+                                        "' ends the file with no newline after it: the file is truncated");
+      float value;
+      if (token == "inf" || token == "-inf" || token == "nan") {
+         value = token == "nan" ? std::numeric_limits<float>::quiet_NaN()
+                                : (token[0] == '-' ? -1 : 1) * std::numeric_limits<float>::infinity();
+      } else {
+         errno = 0;
+         value = std::strtof(token.c_str(), &end);
+         // ERANGE with a finite result is an underflow (a subnormal value): kept, as std::stof did not
+         if (end == token.c_str() || *end != '\0' || (errno == ERANGE && std::isinf(value)))
+            J2S_WeightError(file, name, "value " + std::to_string(i) + " '" + token.substr(0, 80) +
+                                           "' is not a float32 number");
+      }
+      target[i] = value;
+   }
+}
+
+// After the model's last tensor only white space may follow: more is a weight file of another model
+inline void J2S_ExpectEndOfWeights(std::istream &is, std::string const &file, std::string const &last)
+{
+   std::string extra;
+   if (is >> extra)
+      J2S_WeightError(file, last, "the file goes on after this tensor, the model's last, with '" +
+                                     extra.substr(0, 80) + "': a weight file of another model?");
+}
+
+// The shape a safetensors file gives a tensor must be the model's (its byte size is checked by SOFIE).
+// A template: text-weight headers have no SafetensorsReader.
+template <class SafetensorsReader>
+void J2S_CheckSafetensorsShape(SafetensorsReader const &reader, std::string const &name,
+                                      std::vector<std::uint64_t> const &expected)
+{
+   auto text = [](std::vector<std::uint64_t> const &shape) {
+      std::string t = "(";
+      for (std::size_t i = 0; i < shape.size(); ++i)
+         t += (i ? ", " : "") + std::to_string(shape[i]);
+      return t + (shape.size() == 1 ? ",)" : ")");
+   };
+   const std::vector<std::uint64_t> *shape = reader.J2S_Shape(name);
+   if (shape != nullptr && *shape != expected)
+      throw std::runtime_error("tensor " + name + " has shape " + text(*shape) + " in the file, the model needs " +
+                               text(expected) + ": a weight file of another model?");
+}
+"""
+
+
+# an embedded weight, `std::vector<float> fTensor_w = { 0.1, ... };` (RModel::GenerateInitializedTensorInfo)
+_EMBEDDED_WEIGHT = re.compile(r"^std::vector<[\w:]+> f(?P<name>Tensor_\w+) = \{", re.MULTILINE)
+
+
+def _check_embedded_weights(code: str, weight_shapes: dict[str, tuple[int, ...]]) -> None:
+    """An embedded weight's initializer must hold exactly its shape's number of values: a shorter one
+    would compile (the vector is as long as its list) and the kernels would read past its end."""
+    for match in _EMBEDDED_WEIGHT.finditer(code):
+        name = "t" + match["name"][1:]  # fTensor_w -> tensor_w
+        if name not in weight_shapes:
+            continue
+        end = code.find("};", match.end())
+        values = code[match.end():end]
+        count = values.count(",") + 1 if values.strip() else 0
+        expected = int(np.prod(weight_shapes[name], dtype=np.int64))
+        if count != expected:
+            raise HeaderFixError(f"the generated header embeds {count} values for weight {name}, whose shape "
+                                 f"{tuple(weight_shapes[name])} has {expected}: not writing a Session that would "
+                                 "read past its weights")
+
+
+def checked_weight_reading(code: str, weight_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
+    """Read the weight files with the checks of _WEIGHT_HELPERS; `weight_shapes` (the weights' shapes by
+    their names in the header, `tensor_<name>`) adds a check of each safetensors tensor's shape."""
+    text = _TEXT_READ.search(code) is not None
+    safetensors = _SAFETENSORS_READ.search(code) is not None
+    if not (text or safetensors):
+        _check_embedded_weights(code, weight_shapes or {})
+        return code  # weights embedded in the header (checked when written), or none
+    declaration = code.find("\nstruct Session;\n")
+    if declaration < 0:
+        raise HeaderFixError("cannot find `struct Session;` in the generated header, before which jax2sofie "
+                             "adds the checked weight reading")
+    if safetensors:
+        for old, new in _SAFETENSORS_SHAPE_PATCHES:
+            if code.count(old) != 1:
+                raise HeaderFixError(f"SOFIE's safetensors reader does not have the form jax2sofie extends: "
+                                     f"{old.strip()[:60]!r} (another SOFIE version?)")
+            code = code.replace(old, new)
+        declaration = code.find("\nstruct Session;\n")
+    code = code[:declaration] + _WEIGHT_HELPERS + code[declaration:]
+    if text:
+        reads = list(_TEXT_READ.finditer(code))
+        last = reads[-1]["name"]
+        code = _TEXT_READ.sub(lambda m: f'{m["indent"]}J2S_ReadTensorFromStream(f, filename, {m["target"]}, '
+                                        f'"{m["name"]}", {m["length"]});\n', code)
+        close = _TEXT_CLOSE.search(code, code.rfind(f'"{last}"'))
+        if close is None:
+            raise HeaderFixError("cannot find the end of the weight reading (`f.close();`) in the generated Session")
+        code = (code[:close.start()] + f'{close["indent"]}J2S_ExpectEndOfWeights(f, filename, "{last}");\n'
+                + code[close.start():])
+    if safetensors:
+        def with_shape_check(match: re.Match) -> str:
+            shape = (weight_shapes or {}).get(match["name"])
+            if shape is None:
+                return match[0]
+            dims = ", ".join(str(int(d)) for d in shape)
+            return f'{match[0]}{match["indent"]}J2S_CheckSafetensorsShape(sofie_weights_reader, "{match["name"]}", {{{dims}}});\n'
+        code = _SAFETENSORS_READ.sub(with_shape_check, code)
+        # errors of the blob (truncated, malformed JSON, missing tensor, ...) get the file's name
+        code, found = _SAFETENSORS_FROM_FILE.subn(
+            lambda m: (f"{m['head']} try\n{m['init']} {{}}\n"
+                       "catch (std::runtime_error const &error) {\n"
+                       "   throw std::runtime_error(\"jax2sofie: weight file '\" + filename + \"': \" + error.what());\n"
+                       "}"), code)
+        if found != 1:
+            raise HeaderFixError("cannot find the Session constructor that loads the safetensors file")
+    return code
+
+
+def fix_header_code(code: str, weight_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
+    """Every change of this module, on the text of one generated header; `weight_shapes`: see
+    checked_weight_reading."""
+    fixed = checked_weight_reading(drop_repeated_guarded_blocks(code), weight_shapes)
+    fixed = silence_sofie_warnings(move_outputs_out_of_infer(fixed))
+    return make_session_copyable(separate_intermediates_option(fixed))
+
+
+def fix_header(path: Path, weight_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+    """Apply every change of this module to the header at `path`."""
     path = Path(path)
     code = path.read_text()
-    fixed = fix_header_code(code)
+    fixed = fix_header_code(code, weight_shapes)
     if fixed != code:
         path.write_text(fixed)

@@ -48,7 +48,8 @@ class ConvertedModel:
     # -- writing --------------------------------------------------------------------------------
     def write(self, directory: str | os.PathLike, *, weights: str = "text", test: bool = False,
               force: bool = False, rtol: float = 1e-4, atol: float = 1e-5,
-              test_inputs: list[np.ndarray] | None = None, library: bool = False, rdf: bool = False) -> list[Path]:
+              test_inputs: list[np.ndarray] | None = None, test_max_batch: int | None = None,
+              library: bool = False, rdf: bool = False) -> list[Path]:
         """Write `<name>.hxx` and its weights into `directory`; return the paths written.
 
         weights: "text" (`<name>.dat`, SOFIE's default), "safetensors" (`<name>.safetensors`) or
@@ -57,6 +58,8 @@ class ConvertedModel:
         test: also write `<name>_test.cpp` and a Makefile: a C++ check that runs the model on a
         reference input and compares with the JAX output (`make test` exits non-zero on mismatch).
         test_inputs: that reference input (default: random inputs, `example_inputs()`).
+        test_max_batch: for a dynamic-batch model, the maximum batch the test's Session is built for
+        (default: the reference input's batch).
         library: also write a C API, `<name>_c.h` and `<name>_c.cpp` (with the version script
         `<name>_c.map`), and a Makefile whose `make lib<name>.so` builds it into a shared library
         exporting only the C API (runtime/c_api.py; load it in Python with `jax2sofie.load_library`).
@@ -81,7 +84,8 @@ class ConvertedModel:
         kept: list[tuple[Path, Path]] = []  # (file, its previous version set aside in the staging folder)
         try:
             self._rmodel_for(weights).output_generated(str(staging / f"{self.name}.hxx"))
-            fix_header(staging / f"{self.name}.hxx")
+            fix_header(staging / f"{self.name}.hxx",
+                       {f"tensor_{v.name}": tuple(v.shape) for v in self.graph.constants() if v.is_weight})
             embed_sub_models(staging / f"{self.name}.hxx", self.name, self.sub_model_code)
             weight_file = next((p.name for p in staging.iterdir() if p.suffix != ".hxx"), "")  # "": none
             if rdf:
@@ -90,7 +94,7 @@ class ConvertedModel:
                 arrays = self._as_inputs(test_inputs) if test_inputs else self.example_inputs()
                 write_standalone_test(staging, self.name, weight_file, [v.name for v in self.graph.inputs], arrays,
                                       [v.name for v in self.graph.outputs], self.traced.reference(*arrays),
-                                      rtol, atol, batch=self._batch_of(arrays))
+                                      rtol, atol, batch=self._batch_of(arrays), max_batch=test_max_batch)
             if api is not None:
                 write_c_api(staging, dataclasses.replace(api, weight_file=weight_file))
             if test or library:

@@ -1,5 +1,6 @@
 """Whole models through the public API: Flax linen, Flax nnx and a plain JAX function, each converted,
-compiled and checked against JAX at batch 1 and batch 64 (rtol 1e-4, atol 1e-5)."""
+compiled and checked against JAX at batch 1 and batch 64 (rtol 1e-4, atol 1e-5) and within the error budget
+of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/check.py)."""
 from __future__ import annotations
 
 import flax.linen as nn
@@ -63,7 +64,7 @@ def test_linen_mlp(batch):
     model = jax2sofie.convert(module.apply, variables, x)
     assert model.name == "LinenMLP"
     report = model.check(x)
-    assert report.passed, str(report)
+    assert report.passed and report.within_budget, str(report)
     # the C++ of a different input still matches (the check is not tied to the example input)
     other = _inputs(batch, 16, seed=1)
     assert model.check(other).passed
@@ -79,7 +80,7 @@ def test_jet_tagger(batch):
     variables = module.init(jax.random.PRNGKey(1), x)
     model = jax2sofie.convert(module.apply, variables, x, name="jet_tagger")
     report = model.check(x)
-    assert report.passed, str(report)
+    assert report.passed and report.within_budget, str(report)
     # dense + bias + activation (relu, and the final sigmoid) fuse into one J2S_Dense each
     assert model.graph.op_counts() == {"J2S_Dense": 5}
 
@@ -92,7 +93,7 @@ def test_nnx_mlp(batch):
     model = jax2sofie.convert(module, x)
     assert model.graph.inputs[0].name == "x"
     report = model.check(x)
-    assert report.passed, str(report)
+    assert report.passed and report.within_budget, str(report)
     assert {"hidden_kernel", "out_bias"} <= {v.name for v in model.graph.constants() if v.is_weight}
 
 
@@ -107,7 +108,7 @@ def test_plain_function(batch):
     x = _inputs(batch, 32)
     model = jax2sofie.convert(layer_norm_mlp, params, x)
     report = model.check(x)
-    assert report.passed, str(report)
+    assert report.passed and report.within_budget, str(report)
 
 
 def test_shape_dtype_struct_inputs_and_random_check():
@@ -200,7 +201,7 @@ def test_dynamic_batch_models():
         assert [str(d) for d in model.graph.inputs[0].shape] == ["bs", str(features)]
         for batch in (1, 7, 64):
             report = model.check(_inputs(batch, features, seed=batch))
-            assert report.passed, f"{model.name} at batch {batch}: {report}"
+            assert report.passed and report.within_budget, f"{model.name} at batch {batch}: {report}"
     header = tagger.rmodel.return_generated()
     assert "size_t bs" in header
 

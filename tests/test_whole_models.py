@@ -1,6 +1,8 @@
 """Small whole models people actually deploy, written the way they are written in Flax and plain
 jax.numpy: converted, compiled and checked against JAX at batch 1 and 16, with a static and with a
-dynamic batch (one compiled Session run at several batch sizes)."""
+dynamic batch (one compiled Session run at several batch sizes). Each stays within the error budget
+of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/check.py), deep
+ones (a 4-block transformer encoder, a 24-block residual MLP) included."""
 from __future__ import annotations
 
 import flax.linen as nn
@@ -81,6 +83,9 @@ def _padding_mask(batch, length, seed=0):
 def _check(model, *inputs):
     report = model.check(*inputs)
     assert report.passed, f"{model.name}:\n{report}"
+    # the error budget of a whole model (jax2sofie.runtime.check.SCALE_BUDGET): max |error| <= 1e-5 max |output|
+    assert report.within_budget, f"{model.name} exceeds the error budget:\n{report}"
+    return report
 
 
 @pytest.mark.parametrize("batch", BATCHES)
@@ -124,3 +129,39 @@ def test_deep_sets_dynamic_batch():
                               name="deep_sets_dyn", dynamic_batch=True)
     for batch in (1, 7, 16):
         _check(model, _x((batch, 30, 4), batch), _padding_mask(batch, 30, batch))
+
+
+class DeepEncoder(nn.Module):
+    """Four post-norm encoder blocks (seq 16, d 64) and a mean-pooled linear head."""
+
+    @nn.compact
+    def __call__(self, x, key_mask):
+        for _ in range(4):
+            x = EncoderBlock()(x, key_mask)
+        return nn.Dense(8)(x.mean(axis=1))
+
+
+class DeepResidualMLP(nn.Module):
+    """24 pre-norm residual blocks (LayerNorm, 64 -> 128 gelu -> 64) and a final LayerNorm: the depth at
+    which rounding could add up."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(64)(x)
+        for _ in range(24):
+            x = x + nn.Dense(64)(nn.gelu(nn.Dense(128)(nn.LayerNorm()(x))))
+        return nn.LayerNorm()(x)
+
+
+def test_deep_encoder_within_the_error_budget():
+    module = DeepEncoder()
+    x, key_mask = _x((4, 16, 64)), _padding_mask(4, 16)
+    variables = module.init(jax.random.PRNGKey(0), x, key_mask)
+    _check(jax2sofie.convert(module.apply, variables, x, key_mask, name="deep_encoder"), x, key_mask)
+
+
+def test_deep_residual_mlp_within_the_error_budget():
+    module = DeepResidualMLP()
+    x = _x((16, 32))
+    variables = module.init(jax.random.PRNGKey(0), x)
+    _check(jax2sofie.convert(module.apply, variables, x, name="deep_residual_mlp"), x)

@@ -496,13 +496,16 @@ class OutputDetail:
     actual_value: object = None
     n_mismatched: int = 0
     reason: Optional[str] = None
+    # max |a - e| over the finite expected values, divided by the output's scale max |e| (see SCALE_BUDGET)
+    max_scaled_error: float = 0.0
 
     def __str__(self):
         head = f"{self.name} {self.dtype}{list(self.shape)}"
         if self.worst_index is None and not math.isfinite(self.max_abs_error):
             body = ""
         else:
-            body = f" max abs {self.max_abs_error:.3g}, max rel {self.max_rel_error:.3g}"
+            body = (f" max abs {self.max_abs_error:.3g}, max rel {self.max_rel_error:.3g}, "
+                    f"max abs/scale {self.max_scaled_error:.3g}")
             if self.worst_index is not None and (not self.passed or self.max_abs_error > 0):
                 body += (f", worst at {self.worst_index}: expected {self.expected_value!r}, "
                          f"got {self.actual_value!r}")
@@ -510,9 +513,20 @@ class OutputDetail:
         return f"{head}:{body} -> {status}"
 
 
+# The error budget of a whole model: max |got - expected| <= SCALE_BUDGET * max |expected|, per output,
+# over its finite values (max_scaled_error). An error relative to the output's scale, not to each
+# element: an element near zero that is the sum of large terms (a residual, a normalised activation)
+# carries the rounding of those terms, so a per-element relative error says little of a deep model,
+# while an error relative to the largest output does not grow with depth unless the computation
+# really drifts. The largest value, not the RMS: a sparse output (softmax, a one-hot-like sigmoid) has
+# a small RMS next to the values that matter. Checked by the whole-model tests; check() reports it.
+SCALE_BUDGET = 1e-5
+
+
 @dataclass
 class CheckReport:
-    """Result of :func:`compare`; truthy when every output passed."""
+    """Result of :func:`compare`; truthy when every output passed. ``max_scaled_error``: the largest
+    output's max_scaled_error (see SCALE_BUDGET); not part of ``passed``, which is rtol/atol."""
 
     passed: bool
     max_abs_error: float
@@ -523,6 +537,12 @@ class CheckReport:
     cached: bool = False
     rtol: float = 1e-4
     atol: float = 1e-5
+    max_scaled_error: float = 0.0
+
+    @property
+    def within_budget(self) -> bool:
+        """Every output within the error budget max |got - expected| <= SCALE_BUDGET * max |expected|."""
+        return self.max_scaled_error <= SCALE_BUDGET
 
     def __bool__(self):
         return bool(self.passed)
@@ -535,7 +555,8 @@ class CheckReport:
         status = "PASSED" if self.passed else f"FAILED ({len(self.failures)} of {len(self.outputs)} outputs)"
         lines = [
             f"{status}: max abs error {self.max_abs_error:.3g}, max rel error {self.max_rel_error:.3g} "
-            f"(rtol={self.rtol:g}, atol={self.atol:g}); compile {self.compile_seconds:.2f}s"
+            f"(rtol={self.rtol:g}, atol={self.atol:g}), max abs error / output scale {self.max_scaled_error:.3g} "
+            f"(budget {SCALE_BUDGET:g}{'' if self.within_budget else ': EXCEEDED'}); compile {self.compile_seconds:.2f}s"
             f"{' (cached)' if self.cached else ''}, run {self.run_seconds * 1e3:.3f} ms"
         ]
         lines += [f"  [{i}] {o}" for i, o in enumerate(self.outputs)]
@@ -553,7 +574,7 @@ def _compare_one(name, e: np.ndarray, a: np.ndarray, rtol: float, atol: float) -
     inf = math.inf
     if e.shape != a.shape:
         return OutputDetail(name, tuple(a.shape), str(a.dtype), inf, inf, False,
-                            reason=f"shape mismatch: expected {tuple(e.shape)}, got {tuple(a.shape)}")
+                            reason=f"shape mismatch: expected {tuple(e.shape)}, got {tuple(a.shape)}", max_scaled_error=inf)
     reasons = []
     if e.dtype != a.dtype:
         reasons.append(f"dtype mismatch: expected {e.dtype}, got {a.dtype}")
@@ -563,7 +584,8 @@ def _compare_one(name, e: np.ndarray, a: np.ndarray, rtol: float, atol: float) -
         if not ok:
             reasons.append("values differ (non-numeric dtype)")
         return OutputDetail(name, tuple(a.shape), str(a.dtype), 0.0 if ok else inf, 0.0 if ok else inf,
-                            ok and not reasons, reason="; ".join(reasons) or None)
+                            ok and not reasons, reason="; ".join(reasons) or None,
+                            max_scaled_error=0.0 if ok else inf)
     if e.size == 0:
         return OutputDetail(name, tuple(a.shape), str(a.dtype), 0.0, 0.0, not reasons,
                             reason="; ".join(reasons) or None)
@@ -609,7 +631,19 @@ def _compare_one(name, e: np.ndarray, a: np.ndarray, rtol: float, atol: float) -
     return OutputDetail(
         name, tuple(a.shape), str(a.dtype), float(np.max(diff)) if e.size else 0.0,
         float(np.max(rel)) if e.size else 0.0, not reasons, worst, _scalar(e[worst]), _scalar(a[worst]), n_bad,
-        "; ".join(reasons) or None)
+        "; ".join(reasons) or None, _scaled_error(ef, diff, mag))
+
+
+def _scaled_error(expected: np.ndarray, diff: np.ndarray, mag: np.ndarray) -> float:
+    """max |a - e| / max |e| over the finite expected values (SCALE_BUDGET); 0 when they all match exactly,
+    inf for an all-zero output that does not."""
+    finite = np.isfinite(expected)
+    if not finite.any():
+        return 0.0
+    worst, scale = float(np.max(diff[finite])), float(np.max(mag[finite]))
+    if worst == 0:
+        return 0.0
+    return worst / scale if scale > 0 else math.inf
 
 
 def compare(expected, actual, rtol: float = 1e-4, atol: float = 1e-5, *, names=None, compile_seconds: float = 0.0,
@@ -634,14 +668,16 @@ def compare(expected, actual, rtol: float = 1e-4, atol: float = 1e-5, *, names=N
         if i >= len(actual):
             e = expected[i]
             details.append(OutputDetail(names[i], tuple(e.shape), str(e.dtype), math.inf, math.inf, False,
-                                        reason="missing: no actual output"))
+                                        reason="missing: no actual output", max_scaled_error=math.inf))
         elif i >= len(expected):
             a = actual[i]
             details.append(OutputDetail(names[i], tuple(a.shape), str(a.dtype), math.inf, math.inf, False,
-                                        reason="unexpected extra actual output"))
+                                        reason="unexpected extra actual output",
+                                        max_scaled_error=math.inf))
         else:
             details.append(_compare_one(names[i], expected[i], actual[i], rtol, atol))
     max_abs = max((d.max_abs_error for d in details), default=0.0)
     max_rel = max((d.max_rel_error for d in details), default=0.0)
+    max_scaled = max((d.max_scaled_error for d in details), default=0.0)
     return CheckReport(all(d.passed for d in details), max_abs, max_rel, details, compile_seconds, run_seconds, cached,
-                       rtol, atol)
+                       rtol, atol, max_scaled)

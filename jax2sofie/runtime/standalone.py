@@ -106,12 +106,16 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
 def write_standalone_test(directory: Path, name: str, weight_file: str, input_names: Sequence[str],
                           inputs: Sequence[np.ndarray], output_names: Sequence[str],
                           expected: Sequence[np.ndarray], rtol: float, atol: float,
-                          batch: int | None = None) -> list[Path]:
+                          batch: int | None = None, max_batch: int | None = None) -> list[Path]:
     """Write `<name>_test.cpp` into `directory`; return its path.
 
-    batch: for a dynamic-batch model, the batch size of the reference input (the Session is built for
-    it and `infer` gets it as its first argument).
+    batch: for a dynamic-batch model, the batch size of the reference input (`infer` gets it as its
+    first argument).
+    max_batch: the maximum batch the Session is built for (default: `batch`); a larger one checks a
+    Session run below its maximum, as it is used.
     """
+    if batch is not None and max_batch is not None and max_batch < batch:
+        raise ValueError(f"max_batch {max_batch} is smaller than the reference input's batch {batch}")
     arrays = []
     for input_name, array in zip(input_names, inputs):
         arrays.append(_c_array(_C_TYPES[np.dtype(array.dtype)], f"input_{input_name}", np.asarray(array)))
@@ -128,7 +132,7 @@ def write_standalone_test(directory: Path, name: str, weight_file: str, input_na
         n_outputs=len(expected),
         weight_file=weight_file,
         input_args=", ".join(([f"{batch}"] if batch is not None else []) + [f"input_{n}" for n in input_names]),
-        session_args="weights" + (f", {batch}" if batch is not None else ""),
+        session_args="weights" + (f", {max_batch or batch}" if batch is not None else ""),
     )
     test_path = Path(directory) / f"{name}_test.cpp"
     test_path.write_text(source)
