@@ -41,33 +41,48 @@ def sofie_type(value: Value) -> "sofie.ETensorType":
 
 
 # SOFIE 0.1.0 operators that, when all their inputs are constants, compute their output at
-# Initialize and store it as a constant: the first group keeps the element type, the second reads
-# and writes the data as int64 whatever its type (it is meant for shape tensors), which is a read
-# past the end of a float32, int32 or bool buffer and silently wrong numbers.
+# Initialize and store it as a constant, keeping the element type ...
 SOFIE_FOLDS_TYPED = {"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
                      "GreaterOrEqual", "And", "Or", "Xor", "Identity", "Transpose", "Where", "Gemm", "Expand"}
-SOFIE_FOLDS_AS_INT64 = {"Concat", "Cast", "Reshape", "Gather", "Slice"}
+# ... and those that fold int64 data only (shape tensors), checking the type: Reshape, Slice, Gather.
+SOFIE_FOLDS_INT64_ONLY = {"Reshape", "Slice", "Gather"}
+
+
+def sofie_misreads_constants(node) -> bool:
+    """Whether SOFIE 0.1.0 would fold `node`, whose inputs are all constants, reading its data as
+    int64 whatever its type: Concat does for any type (a read past the end of a float32, int32 or
+    bool buffer: silently wrong numbers), Cast to int64 for a type it does not convert (bool)."""
+    dtype = np.dtype(node.inputs[0].dtype)
+    if node.op == "Concat":
+        return dtype != np.int64
+    if node.op == "Cast":
+        return node.attrs.get("to") == "int64" and dtype not in (np.float32, np.int32, np.int64)
+    return False
+
+
+def _sofie_folds(node) -> bool:
+    if node.op in SOFIE_FOLDS_TYPED or node.op in ("Concat", "Cast"):
+        return True
+    return node.op in SOFIE_FOLDS_INT64_ONLY and np.dtype(node.inputs[0].dtype) == np.int64
 
 
 def refuse_sofie_int64_folding(graph: Graph) -> None:
-    """Raise if SOFIE would fold a non-int64 constant as int64 data (see SOFIE_FOLDS_AS_INT64).
+    """Raise if SOFIE would fold constants reading them as int64 (see sofie_misreads_constants).
 
     Constness is followed through the operators SOFIE folds, in graph order, as SOFIE's Initialize
-    does. passes.constant_folding folds all of these before emission, so this is a guard: an error
+    does. passes.constant_folding folds such nodes before emission, so this is a guard: an error
     here is a missing folder, never a user mistake."""
     constant = {id(v) for v in graph.constants()}
     for node in graph.nodes:
         if not node.inputs or not all(id(v) in constant for v in node.inputs):
             continue
-        if node.op in SOFIE_FOLDS_AS_INT64:
-            data = node.inputs[0]
-            if np.dtype(data.dtype) != np.int64:
-                raise ConversionError(
-                    f"node '{node.name}' ({node.op}) has only constant inputs of dtype {np.dtype(data.dtype).name}: "
-                    f"SOFIE would fold it reading the data as int64 (wrong numbers), and jax2sofie did not fold "
-                    f"it first (passes.constant_folding has no folder for {node.op} here)"
-                    + (f"\n  at {node.source}" if node.source else ""))
-        if node.op in SOFIE_FOLDS_TYPED or node.op in SOFIE_FOLDS_AS_INT64:
+        if sofie_misreads_constants(node):
+            raise ConversionError(
+                f"node '{node.name}' ({node.op}) has only constant inputs of dtype {np.dtype(node.inputs[0].dtype).name}: "
+                f"SOFIE would fold it reading the data as int64 (wrong numbers), and jax2sofie did not fold "
+                f"it first (passes.constant_folding has no folder for {node.op} here)"
+                + (f"\n  at {node.source}" if node.source else ""))
+        if _sofie_folds(node):
             constant.update(id(v) for v in node.outputs)
 
 

@@ -6,9 +6,9 @@ and other passes create on constants (a transposed or reshaped weight, a cast li
 constant conditions). FOLDERS is the one table of the numpy meaning of those operators; the
 lowering helpers use it too, so a weight is folded the same way wherever it is folded.
 
-Folding here is also a matter of correctness, not only of speed: SOFIE 0.1.0 folds some operators
-over constant inputs itself and reads their data as int64 whatever its type (Concat, Cast, Reshape,
-Gather, Slice), so a Concat of three bool constants read 48 bytes out of a 6-byte buffer. What SOFIE
+Folding here is also a matter of correctness, not only of speed: SOFIE 0.1.0 folds a Concat over
+constant inputs itself and reads the data as int64 whatever its type (and a Cast of bool constants
+to int64), so a Concat of three bool constants read 48 bytes out of a 6-byte buffer. What SOFIE
 would fold that way must be folded here; emit.refuse_sofie_int64_folding checks that it was.
 """
 from __future__ import annotations
