@@ -120,12 +120,6 @@ class Graph:
                 users.setdefault(id(value), []).append(node)
         return users
 
-    def replace_uses(self, old: Value, new: Value) -> None:
-        """Make every reader of `old` (nodes and graph outputs) read `new` instead."""
-        for node in self.nodes:
-            node.inputs = [new if v is old else v for v in node.inputs]
-        self.outputs = [new if v is old else v for v in self.outputs]
-
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for node in self.nodes:

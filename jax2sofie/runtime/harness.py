@@ -65,10 +65,6 @@ class TensorSpec:
                 raise ValueError(f"TensorSpec {self.name!r}: negative dim {d} in {shape}")
         object.__setattr__(self, "shape", shape)
 
-    @property
-    def is_static(self) -> bool:
-        return all(isinstance(d, int) for d in self.shape)
-
     def symbols(self) -> list:
         """Names of the shape parameters used by this spec's dims, in order of appearance."""
         out = []

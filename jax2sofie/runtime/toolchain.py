@@ -30,7 +30,6 @@ __all__ = [
     "Compiler",
     "find_compiler",
     "find_blas",
-    "blas_link_flags",
     "clear_caches",
 ]
 
@@ -203,11 +202,6 @@ def find_blas(compiler: Compiler | None = None) -> tuple:
     with _lock:
         _blas_cache[key] = result
     return result
-
-
-def blas_link_flags() -> tuple:
-    """Shorthand for ``find_blas(find_compiler())``."""
-    return find_blas(find_compiler())
 
 
 def clear_caches() -> None:
