@@ -7,18 +7,29 @@ from __future__ import annotations
 from .registry import declare_not_supported
 
 declare_not_supported(
-    "not supported yet (model coverage is growing: convolution, pooling, indexing, more elementwise ops)",
-    # elementwise
+    "not supported yet: the high half of an integer product (lax.mul_hi)",
     "mulhi",
-    # shape and indexing
-    # convolution, pooling, approximate top-k
+)
+declare_not_supported(
+    "the gradient of window pooling (jax.grad through lax.reduce_window): not supported yet; the pooling "
+    "itself is lowered",
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add",
-    # fused attention and friends
+)
+declare_not_supported(
+    "a fused attention kernel of cuDNN (GPU only): jax.nn.dot_product_attention(..., implementation='xla') "
+    "traces to matrix products and a softmax, which are lowered",
     "dot_product_attention_fwd", "dot_product_attention_fwd_wrapper", "dot_product_attention_bwd",
     "dot_product_attention_bwd_wrapper", "dot_product_attention_fp8_fwd", "dot_product_attention_fp8_fwd_wrapper",
-    "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper", "ragged_dot_general",
-    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper", "custom_jvp_call_jaxpr",
-    "custom_vmap_call", "linear_call",
+    "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper",
+)
+declare_not_supported(
+    "not supported yet: grouped (ragged) and block-scaled (quantized) matrix products",
+    "ragged_dot_general", "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper",
+)
+declare_not_supported(
+    "not supported yet: a custom rule primitive that current tracing keeps only for custom_vmap and "
+    "linear_transpose (custom_jvp and custom_vjp functions are inlined)",
+    "custom_jvp_call_jaxpr", "custom_vmap_call", "linear_call",
 )
 declare_not_supported(
     "an Equinox primitive not lowered yet (the buffer updates of its loops, its calls kept out of line)",
