@@ -14,6 +14,7 @@ from .errors import ConversionError
 from .ir import Graph, GraphBuilder, Value, identifier, verify
 from .lowering import check_supported, lower_sub_jaxpr
 from .lowering.context import LoweringContext
+from .lowering.elementwise_math import elementwise
 from .lowering.source import location_of
 from .model import ConvertedModel
 from .passes import run_passes
@@ -209,10 +210,13 @@ def _name_outputs(ctx: LoweringContext, results: list[Value], names: list[str]) 
     inputs = {id(v) for v in ctx.builder.graph.inputs}
     for value, name in zip(results, names):
         if value.is_const or id(value) in inputs or id(value) in seen:
-            if value.dtype != np.float32:  # SOFIE's Identity rejects integer types (SOFIE_PITFALLS.md)
-                raise ctx.error(f"output '{name}' is an input or constant of dtype {value.dtype}: "
-                                "not supported yet (float32 only)")
-            value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype="float32")
+            if value.dtype == np.float32:
+                value = ctx.builder.op("Identity", [value], value.shape, value.dtype, dtype="float32")
+            elif not value.is_const:  # SOFIE's Identity rejects integer types (SOFIE_PITFALLS.md): a copy loop
+                value = elementwise(ctx, lambda builder, args, dtype, params: args[0], [value], value.dtype)
+            else:
+                raise ctx.error(f"output '{name}' is a constant of dtype {value.dtype}: not supported yet "
+                                "(float32 only)")
         seen.add(id(value))
         value.name = name
         named.append(value)

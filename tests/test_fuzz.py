@@ -47,7 +47,10 @@ KNOWN_REFUSALS = {
     r"dynamic conversion: ConversionError: .*a reshape that merges the batch with other axes is not supported":
         "a dot_general contracting or batching over an axis other than the last reshapes the batch together "
         "with other axes, which SOFIE's Reshape cannot infer for a symbolic batch",
+    r"(static|dynamic) conversion: ConversionError: node '\w+' \(Expand\): unsupported dtype 'bool'":
+        "broadcasting a bool value (jnp.broadcast_to of a mask) lowers to SOFIE's Expand, which has no bool form",
 }
+_REFUSAL_REASONS = list(KNOWN_REFUSALS.values())
 
 # shrunk programs that once failed (and pass now)
 REGRESSIONS = [
@@ -55,12 +58,19 @@ REGRESSIONS = [
     Program((2, 3), (("binary", "mul", (1, 3)), ("dense", 3, 4), ("binary", "add", (4,)), ("unary", "relu"))),
     # jnp.negative / jnp.abs of int32 values were refused ('Neg' is lowered for float32 only)
     Program((2, 2, 3), (("cond", "data", "neg", "abs"),), "int32"),
+    # an int32 or bool output that is the input itself (a flip of a size-1 axis is no operation) was refused
+    Program((3, 1), (("flip", 1),), "int32"),
+    Program((2, 3), (("reduce", "any", 1, True), ("flip", 1)), "bool"),
 ]
 
 # shrunk programs that fail: strict xfails, so that a fix shows up
 KNOWN_BUGS = [
     pytest.param(Program((2, 3, 4), (("dense_axis", 1, 5),)), True, id="dense_axis_symbolic_batch",
-                 marks=pytest.mark.xfail(strict=True, reason=KNOWN_REFUSALS[next(iter(KNOWN_REFUSALS))])),
+                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
+    pytest.param(Program((1, 4, 5, 3), (("broadcast", 2),), "bool"), True, id="broadcast_bool",
+                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[1])),
+    pytest.param(Program((1, 4, 1), (("broadcast_axis", 2, 3),), "bool"), True, id="broadcast_bool_axis",
+                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[1])),
 ]
 
 
