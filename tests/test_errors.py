@@ -104,9 +104,11 @@ def test_randomness_from_a_fixed_key_is_folded_into_a_constant():
     assert model.check(np.arange(3, dtype=np.float32)).passed
 
 
-def test_rank0_int_identity_output_refused_clearly():
-    with pytest.raises(jax2sofie.LoweringError, match="output 'output' is an input"):
-        jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
+def test_int_identity_output_is_copied():
+    """An int32 output that is the input itself: SOFIE's Identity is float-only, a J2S_Elementwise copies it."""
+    model = jax2sofie.convert(lambda p, t: lax.stop_gradient(t), None, np.ones(3, np.int32))
+    assert model.graph.op_counts() == {"J2S_Elementwise": 1}
+    assert model.check(np.arange(3, dtype=np.int32)).passed
 
 
 def test_nan_weights_warn_and_strict_refuses():
