@@ -39,6 +39,7 @@ settings.load_profile(PROFILE)
 
 N_PROGRAMS = int(os.environ.get("FUZZ_PROGRAMS", "3000" if PROFILE == "long" else "240"))
 FIRST_SEED = int(os.environ.get("FUZZ_FIRST_SEED", "0"))
+CHUNK = 400  # programs checked together
 MIN_PER_FAMILY = 8  # of the default 240 programs (each family is the focus of 16)
 
 # Refusals with a clear error that are known limitations, not wrong results: a program whose every
@@ -100,12 +101,16 @@ def describe_failures(failures, shrink_first: int = 3) -> str:
 
 def test_programs_match_jax(programs, tmp_path):
     start, cpu = time.perf_counter(), _cpu_seconds()
-    run = check_programs(programs, tmp_path)
-    refused = [o for o in run.failures if not unexpected(o.problems)]
-    failures = [o for o in run.failures if unexpected(o.problems)]
+    outcomes, seconds = [], collections.Counter()
+    for first in range(0, len(programs), CHUNK):  # a long run in parts: the converted models take memory
+        run = check_programs(programs[first:first + CHUNK], tmp_path / f"part{first // CHUNK}")
+        outcomes += run.outcomes
+        seconds.update(run.seconds)
+    refused = [o for o in outcomes if o.problems and not unexpected(o.problems)]
+    failures = [o for o in outcomes if unexpected(o.problems)]
     print(f"\n{len(programs)} programs ({sum(p.dynamic for p in programs)} also with a symbolic batch) in "
           f"{time.perf_counter() - start:.0f} s ({_cpu_seconds() - cpu:.0f} CPU s; stages "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in run.seconds.items())
+          + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
           + f"); {len(refused)} with a known refusal, {len(failures)} failing")
     print("families:", dict(sorted(family_counts(programs).items())))
     assert not failures, f"{len(failures)} of {len(programs)} programs fail:" + describe_failures(failures)
