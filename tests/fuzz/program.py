@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import jax
@@ -252,8 +252,8 @@ def draw_program(draw, family: str | None = None) -> Program:
         first = draw_step(draw, Val(shape, dtype, 0), family, tries=40)
         if first is not None:
             steps = [first]
-    with_weights = [i for i, (name, *args) in enumerate(steps) if KINDS[name].weights(Program(
-        shape, tuple(steps), dtype).vals()[i], tuple(args))]
-    captured = tuple(i for i in with_weights if draw.integer(0, 2) == 0)
-    return Program(shape, tuple(steps), dtype, captured)
+    program = Program(shape, tuple(steps), dtype)
+    vals = program.vals()
+    with_weights = [i for i, (name, *args) in enumerate(steps) if KINDS[name].weights(vals[i], tuple(args))]
+    return replace(program, captured=tuple(i for i in with_weights if draw.integer(0, 2) == 0))  # a third closed over
 
