@@ -68,6 +68,11 @@ REGRESSIONS = [
 KNOWN_BUGS = [
     pytest.param(Program((2, 3, 4), (("dense_axis", 1, 5),)), True, id="dense_axis_symbolic_batch",
                  marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
+    # (x @ w + b).reshape(1, 6, 4, 16): passes/dense.py takes the bias Add into J2S_Dense and looks through the
+    # reshape, but leaves the Reshape reading the removed Add ("reads 'add_3' before it is computed"); without
+    # the bias, or without the reshape, it converts
+    pytest.param(Program((1, 6, 8), (("dense", 8, 64, True), ("split", 4))), True, id="dense_bias_then_split",
+                 marks=pytest.mark.xfail(strict=True, reason="GraphError: J2S_Dense bias fusion through a reshape")),
     pytest.param(Program((1, 4, 5, 3), (("broadcast", 2),), "bool"), True, id="broadcast_bool",
                  marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[1])),
     pytest.param(Program((1, 4, 1), (("broadcast_axis", 2, 3),), "bool"), True, id="broadcast_bool_axis",
