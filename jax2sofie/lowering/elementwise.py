@@ -6,7 +6,7 @@ import numpy as np
 from ..ir import Value
 from .context import LoweringContext
 from ..passes.elementwise_fusion import FASTER_ALONE
-from .elementwise_math import bitwise_not, select_cases, table_op
+from .elementwise_math import bitwise_not, elementwise, select_cases, table_op
 from .registry import register
 
 _UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
@@ -19,15 +19,24 @@ _UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
 }
 
 
+# SOFIE's Neg and Abs are float-only; on integers (jnp.negative, jnp.abs of an int32 array) they are one
+# J2S_Elementwise loop (wrapping like XLA is not needed: INT_MIN has no int32 negation in either)
+_INTEGER_FORMS = {"Neg": lambda b, args, dtype, params: f"(-{args[0]})",
+                  "Abs": lambda b, args, dtype, params: (lambda x: f"({x} < 0 ? -{x} : {x})")(b.share(args[0]))}
+
+
 def _unary_rule(op: str):
     def rule(ctx: LoweringContext, x: Value, **_params) -> Value:
+        if op in _INTEGER_FORMS and np.dtype(x.dtype).name in ("int32", "int64"):
+            return elementwise(ctx, _INTEGER_FORMS[op], [x], x.dtype)
         if x.dtype != np.float32:
             raise ctx.error(f"'{op}' is lowered for float32 only, got {x.dtype}")
         return ctx.unary(op, x)
 
     rule.__qualname__ = f"unary_rule[{op}]"
     rule.__doc__ = f"SOFIE {op}" + (f" (then the vectorisable J2S_Elementwise {op.lower()} of fuse_elementwise)"
-                                    if op in FASTER_ALONE else "")
+                                    if op in FASTER_ALONE else "") + (
+        "; J2S_Elementwise on int32/int64" if op in _INTEGER_FORMS else "")
     return rule
 
 
@@ -153,6 +162,7 @@ from jax import lax  # noqa: E402
 from .catalog import boolean, case, f32, i32, positive  # noqa: E402
 
 case("add", lambda p, x, y: x + y, f32(3, 5), f32(3, 5))
+case("neg_abs_int32", lambda p, x: -(x - 4) + jnp.abs(x - 4) * 3, i32(3, 5))
 case("add_scalar_literal", lambda p, x: 2.5 + x, f32(4, 1))
 case("sub", lambda p, x, y: x - y, f32(2, 3, 4), f32(2, 3, 4))
 case("mul_broadcast_row", lambda p, x, y: x * y[None, :], f32(6, 5), f32(5), batch=False)
