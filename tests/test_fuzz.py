@@ -45,9 +45,6 @@ MIN_PER_FAMILY = 8  # of the default 240 programs (each family is the focus of 1
 # Refusals with a clear error that are known limitations, not wrong results: a program whose every
 # problem matches one of these passes (each has an xfail example in KNOWN_BUGS, which fails once it is lifted)
 KNOWN_REFUSALS = {
-    r"dynamic conversion: ConversionError: .*a reshape that merges the batch with other axes is not supported":
-        "a dot_general contracting or batching over an axis other than the last reshapes the batch together "
-        "with other axes, which SOFIE's Reshape cannot infer for a symbolic batch",
     r"(static|dynamic) conversion: ConversionError: node '\w+' \(Expand\): unsupported dtype 'bool'":
         "broadcasting a bool value (jnp.broadcast_to of a mask) lowers to SOFIE's Expand, which has no bool form",
 }
@@ -62,21 +59,19 @@ REGRESSIONS = [
     # an int32 or bool output that is the input itself (a flip of a size-1 axis is no operation) was refused
     Program((3, 1), (("flip", 1),), "int32"),
     Program((2, 3), (("reduce", "any", 1, True), ("flip", 1)), "bool"),
+    # a dot_general over an axis other than the last merges the batch with other axes (was refused with a
+    # symbolic batch; J2S_BatchReshape now)
+    Program((2, 3, 4), (("dense_axis", 1, 5),)),
+    # (x @ w + b).reshape(1, 6, 4, 16): the bias fused into J2S_Dense left the Reshape reading the removed Add
+    Program((1, 6, 8), (("dense", 8, 64, True), ("split", 4))),
 ]
 
 # shrunk programs that fail: strict xfails, so that a fix shows up
 KNOWN_BUGS = [
-    pytest.param(Program((2, 3, 4), (("dense_axis", 1, 5),)), True, id="dense_axis_symbolic_batch",
-                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
-    # (x @ w + b).reshape(1, 6, 4, 16): passes/dense.py takes the bias Add into J2S_Dense and looks through the
-    # reshape, but leaves the Reshape reading the removed Add ("reads 'add_3' before it is computed"); without
-    # the bias, or without the reshape, it converts
-    pytest.param(Program((1, 6, 8), (("dense", 8, 64, True), ("split", 4))), True, id="dense_bias_then_split",
-                 marks=pytest.mark.xfail(strict=True, reason="GraphError: J2S_Dense bias fusion through a reshape")),
     pytest.param(Program((1, 4, 5, 3), (("broadcast", 2),), "bool"), True, id="broadcast_bool",
-                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[1])),
+                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
     pytest.param(Program((1, 4, 1), (("broadcast_axis", 2, 3),), "bool"), True, id="broadcast_bool_axis",
-                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[1])),
+                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
 ]
 
 
