@@ -269,6 +269,8 @@ def _cmd_check(args) -> int:
             continue
         run = subprocess.run([str(binary)], cwd=directory, capture_output=True, text=True)
         print(run.stdout, end="")
+        if run.returncode != 0 and run.stderr.strip():  # e.g. a weight file the Session refuses
+            print(f"{test.name}: {run.stderr.strip()[-2000:]}")
         failed += run.returncode != 0
     print(f"check: {len(tests) - failed} of {len(tests)} passed")
     return 1 if failed else 0

@@ -442,10 +442,34 @@ def _drop_unused_reduced_lengths(code: str) -> str:
     return _REDUCED_LENGTH.sub(dropped, code)
 
 
+_DO_INFER_DEFINITION = re.compile(r"^inline void doInfer\(\[\[maybe_unused\]\] Session const &session, (?P<params>[^)]*)\) \{\n",
+                                  re.MULTILINE)
+
+
+def _mark_unused_do_infer_parameters(code: str) -> str:
+    """[[maybe_unused]] on the parameters doInfer's body never reads (a model whose outputs are
+    constants does not read its input; a static part of a dynamic-batch model not its size)."""
+    match = _DO_INFER_DEFINITION.search(code)
+    if match is None:
+        return code
+    end = code.find("\n}\n", match.end())
+    body = code[match.end():end if end >= 0 else len(code)]
+    params = []
+    for param in match["params"].split(","):
+        name = re.findall(r"\w+", param)[-1] if re.findall(r"\w+", param) else ""
+        unused = name and "maybe_unused" not in param and not re.search(rf"\b{name}\b", body)
+        params.append(f"[[maybe_unused]] {param.strip()}" if unused else param.strip())
+    if not any("[[maybe_unused]]" in param for param in params):
+        return code
+    signature = f"inline void doInfer([[maybe_unused]] Session const &session, {', '.join(params)}) {{\n"
+    return code[:match.start()] + signature + code[match.end():]
+
+
 def silence_sofie_warnings(code: str) -> str:
     """Change the code SOFIE writes that -Wall -Wextra warns about (unused parameter and variables,
     signed/unsigned loop comparisons) into equivalent code that does not warn."""
     code = _DO_INFER_SESSION.sub("doInfer([[maybe_unused]] Session const &session,", code)
+    code = _mark_unused_do_infer_parameters(code)
     code = _UNUSED_IDX.sub(r"\g<pool>", code)
     code = _drop_unused_reduced_lengths(code)
     return _INT_ELEMENT_LOOP.sub("for (size_t id = 0; id < ", code)

@@ -58,12 +58,12 @@ class Residual(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="jax2sofie_tests")
-class Whitening(layers.Layer):
-    """Uses a Cholesky decomposition: a primitive jax2sofie does not support (for the error test)."""
+class Spectrum(layers.Layer):
+    """Uses an FFT (complex numbers): primitives jax2sofie does not support (for the error test)."""
 
     def call(self, x):
-        gram = keras.ops.matmul(keras.ops.transpose(x), x) + keras.ops.eye(x.shape[-1])
-        return keras.ops.matmul(x, keras.ops.linalg.cholesky(gram))
+        real, imag = keras.ops.fft((x, keras.ops.zeros_like(x)))
+        return real * real + imag * imag
 
 
 def _functional(inputs, outputs, name):
@@ -218,7 +218,7 @@ MODELS = {
     "Functional_multi_io": _multi_io,
     "Subclassed": _subclassed,
     "CustomLayer": single(lambda: [L.Dense(6), ScaledSwish()], (5,)),
-    "Unsupported_Cholesky": single(lambda: [L.Dense(3), Whitening(name="whitening")], (4,)),
+    "Unsupported_FFT": single(lambda: [L.Dense(4), Spectrum(name="spectrum")], (4,)),
 }
 
 

@@ -63,10 +63,17 @@ def test_convert_nnx_module_and_check(models_module, tmp_path, capsys):
     assert main(["check", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Tagger: OK" in printed and "check: 1 of 1 passed" in printed
-    (out / "Tagger.dat").write_text((out / "Tagger.dat").read_text().replace("tensor_dense_kernel 24\n",
-                                                                               "tensor_dense_kernel 24\n9 "))
+    # a changed weight value: the numbers differ
+    weights = (out / "Tagger.dat").read_text()
+    head, values = weights.split("tensor_dense_kernel 24\n", 1)
+    (out / "Tagger.dat").write_text(head + "tensor_dense_kernel 24\n9.5 " + values.split(" ", 1)[1])
     assert main(["check", str(out)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+    # a value too many: the Session refuses the file, and the check says why
+    (out / "Tagger.dat").write_text(weights.replace("tensor_dense_kernel 24\n", "tensor_dense_kernel 24\n9 "))
+    assert main(["check", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "check: 0 of 1 passed" in printed and "weight file" in printed and "tensor_dense_kernel" in printed
 
 
 def test_dynamic_batch_and_linen_module_with_variables(models_module, tmp_path, capsys):

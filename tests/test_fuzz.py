@@ -4,7 +4,7 @@ steps_*.py the kinds of steps, families.py the families every run must reach).
 
 - test_programs_match_jax: a fixed list of seeded programs (FUZZ_PROGRAMS of them, default 240; 3000
   with HYPOTHESIS_PROFILE=long), all compiled in a few bundles (tests/fuzz/bundle.py). A failing
-  program is shrunk and printed as `Program(...)`: keep it in REGRESSIONS (or KNOWN_BUGS) below.
+  program is shrunk and printed as `Program(...)`: keep it in REGRESSIONS below once fixed.
 - test_hypothesis_programs_match_jax: the same generator driven by hypothesis, one program per example,
   which hypothesis shrinks on failure (HYPOTHESIS_PROFILE=long: 300 of them).
 - test_generator_reaches_every_family: the seeded programs reach every family at least
@@ -43,12 +43,9 @@ CHUNK = 400  # programs checked together
 MIN_PER_FAMILY = 8  # of the default 240 programs (each family is the focus of 16)
 
 # Refusals with a clear error that are known limitations, not wrong results: a program whose every
-# problem matches one of these passes (each has an xfail example in KNOWN_BUGS, which fails once it is lifted)
-KNOWN_REFUSALS = {
-    r"(static|dynamic) conversion: ConversionError: node '\w+' \(Expand\): unsupported dtype 'bool'":
-        "broadcasting a bool value (jnp.broadcast_to of a mask) lowers to SOFIE's Expand, which has no bool form",
-}
-_REFUSAL_REASONS = list(KNOWN_REFUSALS.values())
+# problem matches one of these patterns passes (none at present: add one with a REGRESSIONS-style program
+# and a strict xfail test of it when a limitation is accepted)
+KNOWN_REFUSALS: dict[str, str] = {}
 
 # shrunk programs that once failed (and pass now)
 REGRESSIONS = [
@@ -64,15 +61,11 @@ REGRESSIONS = [
     Program((2, 3, 4), (("dense_axis", 1, 5),)),
     # (x @ w + b).reshape(1, 6, 4, 16): the bias fused into J2S_Dense left the Reshape reading the removed Add
     Program((1, 6, 8), (("dense", 8, 64, True), ("split", 4))),
+    # broadcasting a bool mask was refused (SOFIE's Expand has no bool form): now through int32
+    Program((1, 4, 5, 3), (("broadcast", 2),), "bool"),
+    Program((1, 4, 1), (("broadcast_axis", 2, 3),), "bool"),
 ]
 
-# shrunk programs that fail: strict xfails, so that a fix shows up
-KNOWN_BUGS = [
-    pytest.param(Program((1, 4, 5, 3), (("broadcast", 2),), "bool"), True, id="broadcast_bool",
-                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
-    pytest.param(Program((1, 4, 1), (("broadcast_axis", 2, 3),), "bool"), True, id="broadcast_bool_axis",
-                 marks=pytest.mark.xfail(strict=True, reason=_REFUSAL_REASONS[0])),
-]
 
 
 def seeded_programs(first: int, count: int) -> list[Program]:
@@ -127,13 +120,6 @@ def test_hypothesis_programs_match_jax(data):
 def test_regressions_match_jax(tmp_path):
     run = check_programs(REGRESSIONS, tmp_path)
     assert not run.failures, describe_failures(run.failures, shrink_first=0)
-
-
-@pytest.mark.parametrize("program, dynamic", KNOWN_BUGS)
-def test_known_bugs(program, dynamic, tmp_path):
-    assert program.dynamic == dynamic
-    run = check_programs([program], tmp_path)
-    assert run.outcomes[0].passed, "\n".join(run.outcomes[0].problems)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -137,9 +137,19 @@ def test_catalog_compiles_without_warnings(tmp_path, index):
 
 def test_do_infer_session_may_be_unused():
     code = ("inline void doInfer(Session const &session, float const* tensor_x, float *tensor_y );\n"
-            "inline void doInfer(Session const &session, float const* tensor_x, float *tensor_y ) {\n")
+            "inline void doInfer(Session const &session, float const* tensor_x, float *tensor_y ) {\n"
+            "   tensor_y[0] = tensor_x[0];\n}\n")
     assert silence_sofie_warnings(code) == code.replace("(Session const &session,",
                                                         "([[maybe_unused]] Session const &session,")
+
+
+def test_do_infer_parameters_it_does_not_read_may_be_unused():
+    """A model whose output is a constant never reads its input (nor, with a dynamic batch, bs)."""
+    code = ("inline void doInfer(Session const &session, size_t bs,float const* tensor_x, float *tensor_y ) {\n"
+            "   tensor_y[0] = 1.0f;\n}\n")
+    assert silence_sofie_warnings(code) == (
+        "inline void doInfer([[maybe_unused]] Session const &session, [[maybe_unused]] size_t bs, "
+        "[[maybe_unused]] float const* tensor_x, float *tensor_y) {\n   tensor_y[0] = 1.0f;\n}\n")
 
 
 def test_memory_pool_counter_is_dropped_only_when_unused():

@@ -124,6 +124,8 @@ class LoweringContext:
         shape = tuple(int(d) for d in shape)
         if x.shape == shape:
             return x
+        if x.dtype == np.bool_:  # SOFIE's Expand has no bool form: broadcast as int32 0/1 (exact)
+            return self.cast(self.expand(self.cast(x, np.int32), shape), np.bool_)
         out = self.builder.op("Expand", [x, self.shape_tensor(shape)], shape, x.dtype, dtype=_dtype_attr(x.dtype))
         return out
 
