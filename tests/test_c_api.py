@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -159,7 +160,10 @@ def _poisoned_blas(directory: Path) -> Path:
 
 def _python(script: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root(), *sys.path[1:]]))
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    # not from the checkout's root: `python -c` puts the working folder first on sys.path, and the
+    # checkout's jax2sofie/ sources (no built module) would shadow the installed package
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600,
+                          cwd=tempfile.gettempdir())
 
 
 def test_bad_input_gets_clear_errors(built, tmp_path):

@@ -15,15 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import package_root
 
 import ROOT  # noqa: E402,F401  the "hep" extra (pip install ".[hep]"; install.sh installs it)
 
 SCENARIOS = Path(__file__).with_name("rdf_scenarios.py")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def run_scenario(name: str, tmp_path: Path, timeout: int = 600) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    # the jax2sofie this process imports (installed, or a source tree with its built module), never the
+    # checkout's sources by accident; the scenario runs in tmp_path, away from the checkout's root
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")])),
                JAX2SOFIE_CACHE_DIR=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, str(SCENARIOS), name, str(tmp_path)], capture_output=True, text=True,
                             timeout=timeout, env=env, cwd=tmp_path)
