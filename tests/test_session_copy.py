@@ -22,19 +22,12 @@ from jax2sofie import header_fixes
 from jax2sofie.header_fixes import HeaderFixError, make_session_copyable
 from jax2sofie.runtime import find_blas, find_compiler
 
+# the MLP ends in a softmax: SOFIE keeps its -inf literal in an in-object array, which a pointer member
+# points at
+from c_api_support import mlp as _mlp, mlp_params as _mlp_params
+
 SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 MAX_BATCH, BATCH = 4, 3  # the dynamic-batch Session's maximum batch, and the batch it runs
-
-
-def _mlp(p, x):
-    # softmax: SOFIE keeps its -inf literal in an in-object array, which a pointer member points at
-    return jax.nn.softmax(jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"])
-
-
-def _mlp_params():
-    rng = np.random.default_rng(0)
-    return {"w1": rng.standard_normal((16, 32)).astype(np.float32), "b1": rng.standard_normal(32).astype(np.float32),
-            "w2": rng.standard_normal((32, 4)).astype(np.float32)}
 
 
 class _CNN(nn.Module):
