@@ -160,13 +160,14 @@ def _files_in(directory: Path) -> ModelFiles:
         raise ConversionError(f"{directory} has {functors[0].name} but not the model's header {header.name}")
     weights = next((directory / f"{name}{suffix}" for suffix in (".dat", ".safetensors")
                     if (directory / f"{name}{suffix}").exists()), None)
-    if weights is None and "SafetensorsBlob" not in header.read_text() and _reads_weight_file(header):
+    if weights is None and _reads_weight_file(header.read_text()):
         raise ConversionError(f"the weight file of '{name}' ({name}.dat or {name}.safetensors) is not in {directory}")
     return ModelFiles(name, header.resolve(), functors[0].resolve(), weights.resolve() if weights else None)
 
 
-def _reads_weight_file(header: Path) -> bool:
-    return "std::ifstream f;" in header.read_text()
+def _reads_weight_file(code: str) -> bool:
+    """Whether a written header reads a text weight file (neither embedded nor safetensors weights)."""
+    return "SafetensorsBlob" not in code and "std::ifstream f;" in code
 
 
 def _register(files: ModelFiles) -> bool:
