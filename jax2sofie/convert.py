@@ -17,7 +17,7 @@ from .lowering.context import DEFAULT_MAX_WHILE_TRIPS, LoweringContext
 from .lowering.source import location_of
 from .model import ConvertedModel
 from .passes import run_passes
-from .trace import Traced, trace, trace_nnx
+from .trace import Traced, _argument_names, trace, trace_nnx
 
 
 def convert(target: Any, *args: Any, name: str | None = None, input_names: Sequence[str] | None = None,
@@ -47,6 +47,7 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
         def trace_with(inputs):
             return trace_nnx(target, inputs, input_names)
         inputs, default_name = args, type(target).__name__
+        labels = input_names or _argument_names(type(target).__call__, len(inputs), skip_first=True)
     elif callable(target):
         if not args:
             raise ConversionError("convert(fn, params, *example_inputs): the params argument is missing")
@@ -54,20 +55,23 @@ def convert(target: Any, *args: Any, name: str | None = None, input_names: Seque
         def trace_with(inputs):
             return trace(target, args[0], inputs, input_names)
         inputs, default_name = args[1:], _function_name(target)
+        labels = input_names or _argument_names(target, len(inputs), skip_first=True)
     else:
         raise ConversionError(f"cannot convert a {type(target).__name__}: give a function fn(params, *inputs), "
                               "a Flax linen module's `apply`, or a Flax nnx module")
     return trace_and_build(trace_with, inputs, name or default_name, strict, dynamic_batch, progress,
-                           max_while_trips)
+                           max_while_trips, input_labels=labels)
 
 
 def trace_and_build(trace_with: Callable[[Sequence[Any]], Traced], inputs: Sequence[Any], name: str,
                     strict: bool = False, dynamic_batch: bool = False,
                     progress: Callable[[str], None] | None = None,
-                    max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS) -> ConvertedModel:
+                    max_while_trips: int = DEFAULT_MAX_WHILE_TRIPS,
+                    input_labels: Sequence[str] | None = None) -> ConvertedModel:
     """`trace_with(inputs)` -> lowered model (shared by every frontend); with a symbolic batch (see
-    batch_positions) the model is traced at two batch sizes and generalised."""
-    batched = batch_positions(inputs, dynamic_batch)
+    batch_positions) the model is traced at two batch sizes and generalised. input_labels: the inputs'
+    names, for error messages."""
+    batched = batch_positions(inputs, dynamic_batch, input_labels)
     (progress or _no_progress)("tracing")
     if batched is None:
         return build(trace_with(inputs), name, strict=strict, progress=progress, max_while_trips=max_while_trips)
@@ -79,11 +83,15 @@ def _no_progress(step: str) -> None:
     pass
 
 
-def batch_positions(inputs: Sequence[Any], dynamic_batch: bool) -> list[list[int]] | None:
+def batch_positions(inputs: Sequence[Any], dynamic_batch: bool,
+                    input_labels: Sequence[str] | None = None) -> list[list[int]] | None:
     """Per input, the positions of its batch dimension; None for a static model.
 
     The batch is the symbolic dimension of ShapeDtypeStruct inputs (one symbol for all inputs), or
-    dimension 0 of every input with `dynamic_batch=True`.
+    dimension 0 of every input with `dynamic_batch=True`. That dimension must then have one size in
+    every example input: inputs whose first dimensions differ are not one batch (an outer product of
+    a 4- and a 3-vector), and generalising them to one symbol would give a model that computes
+    something else at every other batch size.
     """
     symbols = {str(d) for x in inputs for d in getattr(x, "shape", ()) if not isinstance(d, (int, np.integer))}
     if len(symbols) > 1:
@@ -94,8 +102,25 @@ def batch_positions(inputs: Sequence[Any], dynamic_batch: bool) -> list[list[int
     if dynamic_batch:
         if any(len(getattr(x, "shape", ())) == 0 for x in inputs):
             raise ConversionError("dynamic_batch=True needs every input to have a batch dimension (dimension 0)")
+        _check_one_batch_size(inputs, input_labels)
         return [[0] for _ in inputs]
     return None
+
+
+def _check_one_batch_size(inputs: Sequence[Any], input_labels: Sequence[str] | None) -> None:
+    firsts = [int(x.shape[0]) for x in inputs]
+    if len(set(firsts)) <= 1:
+        return
+    labels = list(input_labels or [])
+    described = ", ".join(
+        f"'{labels[i]}' (input {i}, shape {tuple(int(d) for d in x.shape)}) has {firsts[i]}" if i < len(labels)
+        else f"input {i} (shape {tuple(int(d) for d in x.shape)}) has {firsts[i]}"
+        for i, x in enumerate(inputs))
+    raise ConversionError(
+        "dynamic_batch=True takes dimension 0 of every input as one batch, but the example inputs' first "
+        f"dimensions differ: {described}. Give example inputs with one batch size, or, where dimension 0 of "
+        "some input is not a batch, convert with static shapes (dynamic_batch=False) or mark the batch "
+        "explicitly with jax.ShapeDtypeStruct inputs whose shapes come from jax.export.symbolic_shape")
 
 
 def at_batch(inputs: Sequence[Any], positions: list[list[int]], batch: int) -> list[Any]:

@@ -60,7 +60,8 @@ def convert_loaded(model, inputs: list, name: str, dynamic_batch: bool, strict: 
     """Convert a model of this process' JAX-backend Keras at the given example inputs."""
     names = list(input_names) if input_names else input_names_of(model, len(inputs))
     try:
-        return trace_and_build(lambda xs: trace_model(model, xs, names), inputs, name, strict, dynamic_batch)
+        return trace_and_build(lambda xs: trace_model(model, xs, names), inputs, name, strict, dynamic_batch,
+                               input_labels=names)
     except UnsupportedPrimitivesError as exc:
         raise with_layer_names(exc, model) from None
     except ConversionError as exc:

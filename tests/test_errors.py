@@ -195,3 +195,18 @@ def test_unwritable_output_directory(tmp_path):
     with pytest.raises(OSError, match=r"cannot write model 'model' into .*file/out"):
         model.write(blocker / "out")
     assert blocker.read_text() == "not a directory"
+
+
+def test_dynamic_batch_refuses_inputs_whose_first_dimensions_differ():
+    """An outer product of a 4- and a 3-vector has no batch: one symbol for both first dimensions would
+    compute something else than JAX at every batch size."""
+    with pytest.raises(ConversionError) as info:
+        jax2sofie.convert(lambda p, row, column: jnp.outer(row, column), None, np.ones(4, np.float32),
+                          np.ones(3, np.float32), dynamic_batch=True)
+    message = str(info.value)
+    assert "dynamic_batch=True" in message and "first dimensions differ" in message
+    assert "'row' (input 0, shape (4,)) has 4" in message and "'column' (input 1, shape (3,)) has 3" in message
+    # the same function converts with static shapes
+    model = jax2sofie.convert(lambda p, row, column: jnp.outer(row, column), None, np.ones(4, np.float32),
+                              np.ones(3, np.float32))
+    assert model.graph.outputs[0].shape == (4, 3)

@@ -139,7 +139,7 @@ def _take_fill(p, x, ids, row):
             jnp.take(x, t, axis=1, mode="clip"), jnp.take(ids, row - 3, axis=1))
 
 
-case("gather_take_fill_and_clip", _take_fill, f32(3, 5), i32(3, 8), i32(4))
+case("gather_take_fill_and_clip", _take_fill, f32(3, 5), i32(3, 8), i32(4), batch=False)
 case("gather_take_along_axis", lambda p, x, i, j: (jnp.take_along_axis(x, i, axis=1),
                                                    jnp.take_along_axis(x, j - 1, axis=-1)),
      f32(4, 9), i32(4, 3), i32(4, 1))

@@ -96,7 +96,7 @@ case("matmul_weight", lambda p, x: x @ p["w"], f32(4, 16), params={"w": f32(16, 
 case("matmul_weight_transposed", lambda p, x: x @ p["w"].T, f32(3, 5), params={"w": f32(7, 5)})
 case("matmul_two_inputs", lambda p, x, y: x @ y, f32(4, 6), f32(6, 3), batch=False)
 case("matmul_lhs_transposed", lambda p, x, y: x.T @ y, f32(6, 4), f32(6, 3))
-case("matmul_rhs_transposed_input", lambda p, x, y: x @ y.T, f32(4, 6), f32(3, 6))
+case("matmul_rhs_transposed_input", lambda p, x, y: x @ y.T, f32(4, 6), f32(3, 6), batch=False)
 case("matvec", lambda p, x: p["w"] @ x, f32(5), params={"w": f32(3, 5)}, batch=False)
 case("dot_vectors", lambda p, x, y: jnp.dot(x, y) * x, f32(6), f32(6))
 case("matmul_rank3_activation", lambda p, x: x @ p["w"], f32(2, 3, 4), params={"w": f32(4, 5)})
@@ -104,7 +104,7 @@ case("batched_matmul", lambda p, x, y: jnp.einsum("bij,bjk->bik", x, y), f32(3, 
 case("attention_scores", lambda p, q, k: jnp.einsum("bqhd,bkhd->bhqk", q, k), f32(2, 4, 3, 8), f32(2, 5, 3, 8))
 case("einsum_two_contractions", lambda p, x: jnp.einsum("nij,ijk->nk", x, p["w"]), f32(2, 3, 4),
      params={"w": f32(3, 4, 5)})
-case("outer_product", lambda p, x, y: jnp.outer(x, y), f32(4), f32(3))
+case("outer_product", lambda p, x, y: jnp.outer(x, y), f32(4), f32(3), batch=False)
 # einsum patterns: several batch axes, batch axes not leading, several contracting axes, rank-1 operands
 case("einsum_attention_bhqd", lambda p, q, k: jnp.einsum("bhqd,bhkd->bhqk", q, k), f32(2, 3, 4, 8), f32(2, 3, 5, 8))
 case("einsum_two_batch_axes", lambda p, x, y: jnp.einsum("abij,abjk->abik", x, y), f32(2, 3, 4, 5), f32(2, 3, 5, 1))
