@@ -19,6 +19,20 @@ def custom_derivative_call(ctx: LoweringContext, *args: Value, call_jaxpr, **_pa
     return ctx.inline(call_jaxpr, args)
 
 
+@register("custom_vmap_call")
+def custom_vmap(ctx: LoweringContext, *args: Value, call, **_params) -> list[Value]:
+    """jax.custom_batching.custom_vmap: outside jax.vmap the function is its plain `call` (a converted
+    jaxpr is past any vmap, whose batching rule has already run when JAX traced); the rule is dropped."""
+    return ctx.inline(call, args)
+
+
+@register("linear_call")
+def linear_call(ctx: LoweringContext, *args: Value, callee, **_params) -> list[Value]:
+    """jax.custom_derivatives.linear_call: the value is `callee` on every argument (its constants and
+    residuals come first, as JAX evaluates it); the transpose rule only matters to autodiff."""
+    return ctx.inline(callee.jaxpr, args)
+
+
 @register("remat2")
 def remat(ctx: LoweringContext, *args: Value, jaxpr, **_params) -> list[Value]:
     """jax.checkpoint only changes what is saved for the backward pass: inline the plain jaxpr."""
@@ -43,4 +57,22 @@ case("jit_inlined", lambda p, x: jax.jit(jnp.tanh)(x) + 1.0, f32(2, 3))
 case("nested_jit", lambda p, x: jax.jit(lambda y: jax.jit(jnp.exp)(y) * 2.0)(x), f32(4))
 case("custom_jvp_relu", lambda p, x: jax.nn.relu(x), f32(3, 4))
 case("custom_vjp", lambda p, x: _scaled(x), f32(5))
+@jax.custom_batching.custom_vmap
+def _sine_twice(x):
+    return jnp.sin(x) * 2.0
+
+
+@_sine_twice.def_vmap
+def _sine_twice_vmap(axis_size, in_batched, x):
+    return _sine_twice(x), in_batched[0]
+
+
+def _linear_scale(x, w):
+    """linear_call with a residual (w) and a linear argument (x): callee(w, x) = x * w."""
+    return jax.custom_derivatives.linear_call(lambda w_, y: y * w_, lambda w_, ct: ct * w_, w, x)
+
+
+case("custom_vmap_call", lambda p, x: _sine_twice(x) + 1.0, f32(3, 4))
+case("custom_vmap_call_under_vmap", lambda p, x: jax.vmap(_sine_twice)(x), f32(3, 4))
+case("linear_call", lambda p, x: _linear_scale(x, p["w"]), f32(3, 4), params={"w": f32(4)})
 case("checkpoint", lambda p, x: jax.checkpoint(lambda y: jnp.tanh(y) * y)(x), f32(2, 2))

@@ -6,10 +6,16 @@ Most differ from the identity (or from plain JAX) only in how JAX transforms the
 when JAX traces; `select_if_vmap` and `unvmap_any/all/max` batch in their own way under jax.vmap. A
 jaxpr being converted is past any vmap (the batch of the generated code is dimension 0 of the
 inputs, not a vmapped axis), so each has its unbatched meaning here: identity, "the first case", and
-a reduction over every axis. Equinox's loop buffers (`maybe_set`), non-inlined calls (`noinline`) and
-its generic `vprim` are declared unsupported in unsupported.py.
+a reduction over every axis.
+
+Equinox's loop buffer update (`maybe_set`), its calls kept out of line (`noinline`) and its batched
+primitive (`vprim`, a vmap of another Equinox primitive) are defined by the Python function Equinox
+evaluates them with (the primitive's `impl`): the rules trace that function at the values' shapes and
+lower what it traces to in place.
 """
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 from ..ir import Value
 from .context import LoweringContext
@@ -43,6 +49,52 @@ register("unvmap_all")(_unvmap_rule("and", "jnp.all"))
 register("unvmap_max")(_unvmap_rule("max", "jnp.max"))
 
 
+def inline_impl(ctx: LoweringContext, primitive_name: str, impl: Callable, args: Sequence[Value],
+                concrete: Sequence[int] = (), **params) -> list[Value]:
+    """Trace `impl(*args, **params)` at the shapes of `args` and lower the result in place. The args at
+    `concrete` positions must be constants: the impl reads their values while it traces."""
+    import jax
+
+    for i in concrete:
+        if not args[i].is_const:
+            raise ctx.error(f"'{primitive_name}': argument {i} must be a constant (Equinox reads its value when it "
+                            "evaluates the primitive), but it is computed from the inputs")
+    traced_args = [a for i, a in enumerate(args) if i not in concrete]
+
+    def with_constants(*values):
+        remaining = iter(values)
+        return impl(*[args[i].const if i in concrete else next(remaining) for i in range(len(args))], **params)
+
+    closed = jax.make_jaxpr(with_constants)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in traced_args])
+    return ctx.inline(closed, traced_args)
+
+
+@register("noinline")
+def equinox_noinline(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
+    """equinox.internal.noinline: the wrapped function, inlined (argument 0 is the literal index that
+    names it in Equinox's table of functions)."""
+    from equinox.internal._noinline import noinline_p
+
+    return inline_impl(ctx, "noinline", noinline_p.impl, args, concrete=(0,), **params)
+
+
+@register("maybe_set")
+def equinox_maybe_set(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
+    """The buffer write of Equinox's loops (`buffer.at[i].set(x)`, kept where the predicate holds): a
+    scatter and a select, as Equinox evaluates it."""
+    from equinox.internal import maybe_set_p
+
+    return inline_impl(ctx, "maybe_set", maybe_set_p.impl, args, **params)
+
+
+@register("vprim")
+def equinox_vprim(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
+    """An Equinox primitive under jax.vmap: jax.vmap of its unbatched definition, as Equinox evaluates it."""
+    from equinox.internal._primitive import _vprim_p
+
+    return inline_impl(ctx, "vprim", _vprim_p.impl, args, **params)
+
+
 # -- catalog cases (tests/test_catalog.py compiles and checks each) ---------------------------------------
 # Equinox is a test dependency, not one of jax2sofie: the cases import it when they run.
 import jax.numpy as jnp  # noqa: E402
@@ -65,5 +117,32 @@ def _identities_and_select_if_vmap(p, x, y):
     return eqxi.select_if_vmap_p.bind(jnp.any(y > 0), checked + 1.0, announced), announced * y
 
 
+def _noinline_call(p, x):
+    import equinox.internal as eqxi
+
+    return eqxi.noinline(lambda y: jnp.tanh(y) * 2.0)(x) + 1.0
+
+
+def _buffer_write(p, x, i):
+    """Equinox's buffer write (maybe_set) at a row picked by an input (the first dimension is rows of
+    one buffer, not a batch)."""
+    from equinox.internal._loop.common import _maybe_set
+
+    row = i[0] % x.shape[0]
+    return _maybe_set(jnp.array(True), x, x[row] * 2.0 + 1.0, row, kwargs={}, makes_false_steps=False)
+
+
+def _buffer_write_per_row(p, x, i):
+    """The same write under jax.vmap, one per row (vprim of maybe_set)."""
+    import jax
+    from equinox.internal._loop.common import _maybe_set
+
+    return jax.vmap(lambda xs, j: _maybe_set(jnp.array(True), xs, -xs[j], j, kwargs={}, makes_false_steps=False))(
+        x, i[:, 0] % x.shape[1])
+
+
+case("equinox_noinline", _noinline_call, f32(3, 4))
+case("equinox_maybe_set", _buffer_write, f32(3, 4), i32(1), batch=False)
+case("equinox_vprim", _buffer_write_per_row, f32(3, 4), i32(3, 1))
 case("equinox_unvmap_reductions", _unvmap_reductions, f32(3, 4), i32(3, 2))
 case("equinox_identities_and_select_if_vmap", _identities_and_select_if_vmap, f32(2, 5), f32(2, 5))

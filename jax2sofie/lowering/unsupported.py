@@ -27,13 +27,9 @@ declare_not_supported(
     "ragged_dot_general", "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper",
 )
 declare_not_supported(
-    "not supported yet: a custom rule primitive that current tracing keeps only for custom_vmap and "
-    "linear_transpose (custom_jvp and custom_vjp functions are inlined)",
-    "custom_jvp_call_jaxpr", "custom_vmap_call", "linear_call",
-)
-declare_not_supported(
-    "an Equinox primitive not lowered yet (the buffer updates of its loops, its calls kept out of line)",
-    "maybe_set", "noinline", "vprim",
+    "a legacy custom-derivative primitive that current JAX tracing does not produce (custom_jvp_call, "
+    "custom_vjp_call, custom_vmap_call and linear_call are inlined)",
+    "custom_jvp_call_jaxpr",
 )
 declare_not_supported(
     "kept by JAX for old callers only: it has no abstract evaluation rule, so no traced function contains it",
