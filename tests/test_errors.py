@@ -210,3 +210,15 @@ def test_dynamic_batch_refuses_inputs_whose_first_dimensions_differ():
     model = jax2sofie.convert(lambda p, row, column: jnp.outer(row, column), None, np.ones(4, np.float32),
                               np.ones(3, np.float32))
     assert model.graph.outputs[0].shape == (4, 3)
+
+
+def test_searchsorted_default_method_names_uint32_and_the_methods_that_convert():
+    sorted_values = np.sort(np.linspace(-2.0, 3.0, 10).astype(np.float32))
+    queries = np.linspace(-3.0, 4.0, 12, dtype=np.float32).reshape(3, 4)
+    with pytest.raises(ConversionError) as info:
+        jax2sofie.convert(lambda p, q, s: jnp.searchsorted(s, q), None, queries, sorted_values)
+    message = str(info.value)
+    assert "on uint32 is not supported" in message and "method='compare_all'" in message
+    model = jax2sofie.convert(lambda p, q, s: jnp.searchsorted(s, q, method="compare_all"), None, queries,
+                              sorted_values)
+    assert model.check(queries, sorted_values).passed

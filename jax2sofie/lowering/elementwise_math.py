@@ -36,10 +36,18 @@ def elementwise(ctx: LoweringContext, template: Template, inputs: Sequence[Value
                   to=dtype_attr(out_dtype))
 
 
+# unsigned integers have no tensors in the generated code; the usual source is jnp.searchsorted, whose
+# default method ('scan') bisects with uint32 bounds
+_UNSIGNED_HINT = ("; the generated code has no unsigned integer tensors. jnp.searchsorted computes in uint32 "
+                  "with its default method: pass method='compare_all' (or method='sort'), which converts")
+
+
 def _check_dtypes(ctx: LoweringContext, primitive: str, inputs: Sequence[Value], allowed) -> str:
     dtype = np.dtype(inputs[0].dtype).name
     if dtype not in allowed:
-        raise ctx.error(f"'{primitive}' on {dtype} is not supported (supported: {', '.join(sorted(allowed))})")
+        hint = _UNSIGNED_HINT if dtype.startswith("uint") else ""
+        raise ctx.error(f"'{primitive}' on {dtype} is not supported (supported: {', '.join(sorted(allowed))})"
+                        + hint)
     return dtype
 
 
@@ -202,6 +210,16 @@ case("abs_int", lambda p, t: (jnp.abs(t - 4), jnp.abs(t * 0 + jnp.iinfo(jnp.int3
 case("population_count_clz",
      lambda p, t: (lax.population_count(t * 123457 - 9), lax.clz(t * 123457 - 9), lax.clz(t - t),
                    lax.population_count(t - t - 1)), i32(4, 6))
+def _mulhi_wide(p, x, y, t):
+    """lax.mulhi on int32 values spread over +-2e9 (x * 5e8 truncated, |x| clipped to 4), and against
+    the extremes of int32 (whose product needs all 64 bits)."""
+    a = (jnp.clip(x, -4.0, 4.0) * 5e8).astype(jnp.int32)
+    b = (jnp.clip(y, -4.0, 4.0) * 5e8).astype(jnp.int32)
+    return (lax.mulhi(a, b), lax.mulhi(a, jnp.int32(jnp.iinfo(jnp.int32).min)),
+            lax.mulhi(t - 4, jnp.int32(jnp.iinfo(jnp.int32).max)))
+
+
+case("mulhi_int32", _mulhi_wide, f32(3, 5), f32(3, 5), i32(3, 5))
 case("bitcast_float_int",
      lambda p, x: (lax.bitcast_convert_type(x, jnp.int32),
                    lax.bitcast_convert_type(lax.bitcast_convert_type(x, jnp.int32) + 1, jnp.float32)),

@@ -254,6 +254,13 @@ def _shift_right_arithmetic(b: ExpressionBuilder, args, dtype, params) -> str:
     return f"({args[0]} >> (static_cast<{unsigned}>({s}) < {bits}u ? {s} : {bits - 1}))"
 
 
+def _mulhi(b: ExpressionBuilder, args, dtype, params) -> str:
+    """The high 32 bits of the full 64-bit signed product (lax.mul_hi on int32): exact in int64, and
+    the arithmetic right shift of a negative int64 is the one every compiler does (defined from C++20)."""
+    x, y = args
+    return f"static_cast<std::int32_t>((static_cast<std::int64_t>({x}) * static_cast<std::int64_t>({y})) >> 32)"
+
+
 def _abs(b: ExpressionBuilder, args, dtype, params) -> str:
     if dtype == "float32":
         return f"std::fabs({args[0]})"
@@ -396,6 +403,7 @@ PRIMITIVES: dict[str, Primitive] = {
     "shift_right_logical": Primitive(_shift_right_logical, INT, arity=2),
     "shift_right_arithmetic": Primitive(_shift_right_arithmetic, INT, arity=2),
     "abs": Primitive(_abs, FLOAT | INT, sofie_op="Abs"),
+    "mulhi": Primitive(_mulhi, frozenset({"int32"}), arity=2),
     "population_count": Primitive(_population_count, INT),
     "clz": Primitive(_clz, INT),
     # total-order comparisons (sort comparators, jnp.searchsorted)

@@ -7,10 +7,6 @@ from __future__ import annotations
 from .registry import declare_not_supported
 
 declare_not_supported(
-    "not supported yet: the high half of an integer product (lax.mul_hi)",
-    "mulhi",
-)
-declare_not_supported(
     "the gradient of window pooling (jax.grad through lax.reduce_window): not supported yet; the pooling "
     "itself is lowered",
     "select_and_scatter", "select_and_scatter_add", "select_and_gather_add",
