@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     indexing,
     linalg,
     pooling,
+    pooling_gradients,
     reduce,
     shape,
     slicing,

@@ -15,12 +15,13 @@ lower what it traces to in place.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import functools
 
 from ..ir import Value
 from .context import LoweringContext
 from .reduce import reduce_axes
 from .registry import register
+from .traced_function import inline_function
 
 
 @register("nonbatchable", "nontraceable", "nondifferentiable_backward", "announce_jaxpr")
@@ -49,33 +50,13 @@ register("unvmap_all")(_unvmap_rule("and", "jnp.all"))
 register("unvmap_max")(_unvmap_rule("max", "jnp.max"))
 
 
-def inline_impl(ctx: LoweringContext, primitive_name: str, impl: Callable, args: Sequence[Value],
-                concrete: Sequence[int] = (), **params) -> list[Value]:
-    """Trace `impl(*args, **params)` at the shapes of `args` and lower the result in place. The args at
-    `concrete` positions must be constants: the impl reads their values while it traces."""
-    import jax
-
-    for i in concrete:
-        if not args[i].is_const:
-            raise ctx.error(f"'{primitive_name}': argument {i} must be a constant (Equinox reads its value when it "
-                            "evaluates the primitive), but it is computed from the inputs")
-    traced_args = [a for i, a in enumerate(args) if i not in concrete]
-
-    def with_constants(*values):
-        remaining = iter(values)
-        return impl(*[args[i].const if i in concrete else next(remaining) for i in range(len(args))], **params)
-
-    closed = jax.make_jaxpr(with_constants)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in traced_args])
-    return ctx.inline(closed, traced_args)
-
-
 @register("noinline")
 def equinox_noinline(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
     """equinox.internal.noinline: the wrapped function, inlined (argument 0 is the literal index that
     names it in Equinox's table of functions)."""
     from equinox.internal._noinline import noinline_p
 
-    return inline_impl(ctx, "noinline", noinline_p.impl, args, concrete=(0,), **params)
+    return inline_function(ctx, functools.partial(noinline_p.impl, **params), args, concrete=(0,), what="noinline")
 
 
 @register("maybe_set")
@@ -84,7 +65,7 @@ def equinox_maybe_set(ctx: LoweringContext, *args: Value, **params) -> list[Valu
     scatter and a select, as Equinox evaluates it."""
     from equinox.internal import maybe_set_p
 
-    return inline_impl(ctx, "maybe_set", maybe_set_p.impl, args, **params)
+    return inline_function(ctx, functools.partial(maybe_set_p.impl, **params), args, what="maybe_set")
 
 
 @register("vprim")
@@ -92,7 +73,7 @@ def equinox_vprim(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
     """An Equinox primitive under jax.vmap: jax.vmap of its unbatched definition, as Equinox evaluates it."""
     from equinox.internal._primitive import _vprim_p
 
-    return inline_impl(ctx, "vprim", _vprim_p.impl, args, **params)
+    return inline_function(ctx, functools.partial(_vprim_p.impl, **params), args, what="vprim")
 
 
 # -- catalog cases (tests/test_catalog.py compiles and checks each) ---------------------------------------

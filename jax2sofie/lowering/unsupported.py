@@ -7,9 +7,9 @@ from __future__ import annotations
 from .registry import declare_not_supported
 
 declare_not_supported(
-    "the gradient of window pooling (jax.grad through lax.reduce_window): not supported yet; the pooling "
-    "itself is lowered",
-    "select_and_scatter", "select_and_scatter_add", "select_and_gather_add",
+    "a window select-and-scatter with a scatter function of its own (no JAX function traces to it; the "
+    "gradients of max and min pooling, select_and_scatter_add and select_and_gather_add, are lowered)",
+    "select_and_scatter",
 )
 declare_not_supported(
     "a fused attention kernel of cuDNN (GPU only): jax.nn.dot_product_attention(..., implementation='xla') "
