@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     reduce,
     shape,
     slicing,
+    small_linalg,
     sorting,
     special,
     unsupported,

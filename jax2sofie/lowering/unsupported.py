@@ -46,10 +46,9 @@ declare_not_supported(
     "igamma_grad_a",
 )
 declare_not_supported(
-    "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd and triangular "
-    "solves are lowered)",
-    "cholesky_update", "eig", "geqp3", "hessenberg", "schur", "symmetric_product", "tridiagonal",
-    "tridiagonal_solve",
+    "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd, triangular and "
+    "tridiagonal solves, cholesky_update and symmetric_product are lowered)",
+    "eig", "geqp3", "hessenberg", "schur", "tridiagonal",
 )
 declare_not_supported(
     "complex numbers and FFTs are not supported by SOFIE",

@@ -1,0 +1,164 @@
+"""Small linear algebra defined by a JAX function: tridiagonal_solve, cholesky_update, symmetric_product.
+
+Each is traced in place from a JAX function of lowered primitives (traced_function.py):
+
+- cholesky_update and symmetric_product: the functions JAX itself computes them with on CPU
+  (`_cholesky_update_jax_fn`: one Givens rotation per row; `_symmetric_product_jax_fn`:
+  alpha * A A^T + beta * C), so the generated code does what JAX does, operation for operation.
+- tridiagonal_solve: JAX calls LAPACK's gtsv on CPU, Gaussian elimination with partial pivoting (a row
+  is swapped with the next when the next's subdiagonal entry is larger in magnitude). It is written
+  here as the same elimination, as two lax.scans (elimination down the rows, back substitution up),
+  with the same operations in the same order as gtsv; a singular system gives NaN everywhere in its
+  solution, as JAX does (it replaces the solution when gtsv reports a zero pivot).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..ir import Value
+from .context import LoweringContext
+from .registry import register
+from .traced_function import inline_function
+
+
+# systems of up to this many rows are eliminated in straight-line code (a loop in the generated code
+# costs more than the few operations of each row); longer ones in a loop
+UNROLL_ROWS = 16
+
+
+def _scan(step, init, xs, reverse=False):
+    """lax.scan, unrolled in Python for short sequences (the same operations either way)."""
+    length = xs[0].shape[0]
+    if length + 1 > UNROLL_ROWS:
+        return lax.scan(step, init, xs, reverse=reverse)
+    carry, outs = init, []
+    for i in (reversed(range(length)) if reverse else range(length)):
+        carry, out = step(carry, tuple(x[i] for x in xs))
+        outs.append(out)
+    if reverse:
+        outs.reverse()
+    return carry, jax.tree_util.tree_map(lambda *rows: jnp.stack(rows), *outs)
+
+
+def _gtsv(dl, d, du, b):
+    """One system: dl, d, du of shape (m,) (dl[0] and du[m-1] are not read), b of shape (m, k)."""
+    m = d.shape[0]
+    if m == 1:
+        return jnp.where(d[0] == 0, jnp.nan, b / d[0])
+    sub, sup = dl[1:], du[:-1]  # LAPACK's DL (A[i+1, i]) and DU (A[i, i+1]), m - 1 each
+    sup_next = jnp.concatenate([sup[1:], jnp.zeros((1,), sup.dtype)])  # A[i+1, i+2]; none for the last
+
+    def eliminate(row, xs):
+        # row i as elimination left it: (diagonal, first superdiagonal, right-hand side); row i + 1 as given
+        di, ui, bi = row
+        li, d1, u1, b1 = xs
+        keep = jnp.abs(di) >= jnp.abs(li)
+        fact_keep = li / di
+        fact_swap = di / li
+        # no swap: row i stays, row i + 1 loses its subdiagonal entry
+        next_keep = (d1 - fact_keep * ui, u1, b1 - fact_keep * bi)
+        # swap: row i + 1 becomes row i (with a second superdiagonal entry u1), row i what is left of it
+        next_swap = (ui - fact_swap * d1, -fact_swap * u1, bi - fact_swap * b1)
+        out = (jnp.where(keep, di, li), jnp.where(keep, ui, d1), jnp.where(keep, 0.0, u1),
+               jnp.where(keep, bi, b1))
+        carry = (jnp.where(keep, next_keep[0], next_swap[0]), jnp.where(keep, next_keep[1], next_swap[1]),
+                 jnp.where(keep, next_keep[2], next_swap[2]))
+        return carry, out
+
+    (d_last, _, b_last), (u0, u1, u2, y) = _scan(eliminate, (d[0], sup[0], b[0]), (sub, d[1:], sup_next, b[1:]))
+    x_last = b_last / d_last
+    x_before = (y[-1] - u1[-1] * x_last) / u0[-1]
+
+    def substitute(carry, row):
+        x1, x2 = carry  # x[i + 1], x[i + 2]
+        a0, a1, a2, yi = row
+        xi = (yi - a1 * x1 - a2 * x2) / a0
+        return (xi, x1), xi
+
+    x_end = jnp.stack([x_before, x_last])
+    if m == 2:
+        x = x_end
+    else:
+        _, x_rest = _scan(substitute, (x_before, x_last), (u0[:-1], u1[:-1], u2[:-1], y[:-1]), reverse=True)
+        x = jnp.concatenate([x_rest, x_end])
+    singular = jnp.any(u0 == 0) | (d_last == 0)
+    return jnp.where(singular, jnp.nan, x)
+
+
+def tridiagonal_solve_function(dl, d, du, b):
+    solve = _gtsv
+    for _ in range(d.ndim - 1):
+        solve = jax.vmap(solve)
+    return solve(dl, d, du, b)
+
+
+def _check_float32(ctx: LoweringContext, primitive: str, *values: Value) -> None:
+    for value in values:
+        if str(value.dtype) != "float32":
+            raise ctx.error(f"'{primitive}' on {value.dtype} is not supported (float32)")
+
+
+@register("tridiagonal_solve")
+def tridiagonal_solve(ctx: LoweringContext, dl: Value, d: Value, du: Value, b: Value, *, perturb_singular=False,
+                      **_params) -> list[Value]:
+    """Gaussian elimination with partial pivoting as LAPACK gtsv (JAX's CPU kernel) does it: two lax.scans."""
+    _check_float32(ctx, "tridiagonal_solve", dl, d, du, b)
+    if perturb_singular:
+        raise ctx.error("tridiagonal_solve with perturb_singular=True is not supported (LAPACK's perturbation of "
+                        "tiny pivots is not reproduced): solve without it")
+    return inline_function(ctx, tridiagonal_solve_function, [dl, d, du, b], what="tridiagonal_solve")
+
+
+@register("cholesky_update")
+def cholesky_update(ctx: LoweringContext, r: Value, w: Value, **_params) -> list[Value]:
+    """JAX's own definition (the one it runs on CPU): a Givens rotation per row of R."""
+    from jax._src.lax.linalg import _cholesky_update_jax_fn
+
+    _check_float32(ctx, "cholesky_update", r, w)
+    return inline_function(ctx, _cholesky_update_jax_fn, [r, w], what="cholesky_update")
+
+
+@register("symmetric_product")
+def symmetric_product(ctx: LoweringContext, a: Value, c: Value, *, alpha, beta, **_params) -> list[Value]:
+    """JAX's own definition (the one it runs on CPU): alpha * A A^T + beta * C, a batched Gemm."""
+    from jax._src.lax.linalg import _symmetric_product_jax_fn
+
+    _check_float32(ctx, "symmetric_product", a, c)
+    return inline_function(ctx, functools.partial(_symmetric_product_jax_fn, alpha=alpha, beta=beta), [a, c],
+                           what="symmetric_product")
+
+
+# -- catalog cases -------------------------------------------------------------------------------------------
+from .catalog import case, f32  # noqa: E402
+
+
+def _tridiagonal_systems(p, dl, d, du, b):
+    """Random diagonals (no diagonal dominance: the elimination swaps rows), several right-hand sides,
+    and a diagonally dominant system solved for one right-hand side."""
+    return (lax.linalg.tridiagonal_solve(dl, d, du, b),
+            lax.linalg.tridiagonal_solve(dl, d + 4.0 * jnp.sign(d), du, b[..., :1]))
+
+
+def _cholesky_update(p, w):
+    x = p["x"]
+    r = jnp.linalg.cholesky(x @ x.T + jnp.eye(4), upper=True)
+    return lax.linalg.cholesky_update(r, w)
+
+
+case("tridiagonal_solve", _tridiagonal_systems, f32(3, 6), f32(3, 6), f32(3, 6), f32(3, 6, 2))
+case("tridiagonal_solve_two_rows", lambda p, dl, d, du, b: lax.linalg.tridiagonal_solve(dl, d, du, b),
+     f32(3, 2), f32(3, 2), f32(3, 2), f32(3, 2, 2))
+# longer than UNROLL_ROWS: the elimination runs as loops in the generated code
+case("tridiagonal_solve_long",
+     lambda p, dl, d, du, b: lax.linalg.tridiagonal_solve(dl, d + 4.0 * jnp.sign(d), du, b),
+     f32(2, 40), f32(2, 40), f32(2, 40), f32(2, 40, 3))
+case("tridiagonal_solve_single_row", lambda p, dl, d, du, b: lax.linalg.tridiagonal_solve(dl, d, du, b),
+     f32(2, 1), f32(2, 1), f32(2, 1), f32(2, 1, 3))
+case("cholesky_update", _cholesky_update, f32(4), params={"x": f32(4, 4)}, batch=False)
+case("symmetric_product", lambda p, a, c: (lax.linalg.symmetric_product(a, c, alpha=0.5, beta=2.0),
+                                          lax.linalg.symmetric_product(a, c, symmetrize_output=True)),
+     f32(3, 4, 5), f32(3, 4, 4))
