@@ -21,15 +21,17 @@ def custom_derivative_call(ctx: LoweringContext, *args: Value, call_jaxpr, **_pa
 
 @register("custom_vmap_call")
 def custom_vmap(ctx: LoweringContext, *args: Value, call, **_params) -> list[Value]:
-    """jax.custom_batching.custom_vmap: outside jax.vmap the function is its plain `call` (a converted
-    jaxpr is past any vmap, whose batching rule has already run when JAX traced); the rule is dropped."""
+    """Inlined: custom_vmap's plain function `call` (its batching rule already ran when JAX traced).
+
+    Outside jax.vmap the function is its `call`; a converted jaxpr is past any vmap."""
     return ctx.inline(call, args)
 
 
 @register("linear_call")
 def linear_call(ctx: LoweringContext, *args: Value, callee, **_params) -> list[Value]:
-    """jax.custom_derivatives.linear_call: the value is `callee` on every argument (its constants and
-    residuals come first, as JAX evaluates it); the transpose rule only matters to autodiff."""
+    """Inlined: `callee` on every argument, as JAX evaluates it (the transpose rule is for autodiff).
+
+    The callee's constants and residuals come first among the arguments."""
     return ctx.inline(callee.jaxpr, args)
 
 

@@ -52,8 +52,9 @@ register("unvmap_max")(_unvmap_rule("max", "jnp.max"))
 
 @register("noinline")
 def equinox_noinline(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
-    """equinox.internal.noinline: the wrapped function, inlined (argument 0 is the literal index that
-    names it in Equinox's table of functions)."""
+    """Inlined: the function equinox.internal.noinline wraps, traced from Equinox's definition.
+
+    Argument 0 is the literal index that names it in Equinox's table of functions."""
     from equinox.internal._noinline import noinline_p
 
     return inline_function(ctx, functools.partial(noinline_p.impl, **params), args, concrete=(0,), what="noinline")
@@ -61,8 +62,9 @@ def equinox_noinline(ctx: LoweringContext, *args: Value, **params) -> list[Value
 
 @register("maybe_set")
 def equinox_maybe_set(ctx: LoweringContext, *args: Value, **params) -> list[Value]:
-    """The buffer write of Equinox's loops (`buffer.at[i].set(x)`, kept where the predicate holds): a
-    scatter and a select, as Equinox evaluates it."""
+    """Equinox's loop buffer write `buffer.at[i].set(x)`, traced from Equinox's definition (a scatter).
+
+    The write is kept where the predicate holds (a select, as Equinox evaluates it)."""
     from equinox.internal import maybe_set_p
 
     return inline_function(ctx, functools.partial(maybe_set_p.impl, **params), args, what="maybe_set")

@@ -105,8 +105,7 @@ def _check(ctx: LoweringContext, primitive: str, values: Sequence[Value], select
 @register("select_and_gather_add")
 def select_and_gather_add(ctx: LoweringContext, tangents: Value, operand: Value, *, select_prim, window_dimensions,
                           window_strides, padding, base_dilation, window_dilation, **_params) -> list[Value]:
-    """For each window, the tangent at the element of `operand` max/min pooling picks (strided slices and
-    selects, one per window offset)."""
+    """Max/min pooling's jvp: per window, the tangent at the chosen element (strided slices, selects)."""
     _check(ctx, "select_and_gather_add", (tangents, operand), select_prim)
 
     def fn(t, x):
@@ -120,8 +119,9 @@ def select_and_gather_add(ctx: LoweringContext, tangents: Value, operand: Value,
 @register("select_and_scatter_add")
 def select_and_scatter_add(ctx: LoweringContext, source: Value, operand: Value, *, select_prim, window_dimensions,
                            window_strides, padding, **_params) -> list[Value]:
-    """Each window's source value added at the element of `operand` max/min pooling picks (strided slices,
-    selects, and one interior-padded J2S_Pad per window offset)."""
+    """Max/min pooling's gradient: each window's value added at its chosen element (slices, selects, pads).
+
+    One strided slice, select and interior-padded J2S_Pad per window offset."""
     _check(ctx, "select_and_scatter_add", (source, operand), select_prim)
 
     def fn(s, x):

@@ -105,7 +105,7 @@ def _check_float32(ctx: LoweringContext, primitive: str, *values: Value) -> None
 @register("tridiagonal_solve")
 def tridiagonal_solve(ctx: LoweringContext, dl: Value, d: Value, du: Value, b: Value, *, perturb_singular=False,
                       **_params) -> list[Value]:
-    """Gaussian elimination with partial pivoting as LAPACK gtsv (JAX's CPU kernel) does it: two lax.scans."""
+    """Gaussian elimination with partial pivoting as LAPACK gtsv (JAX's CPU kernel): straight-line or loops."""
     _check_float32(ctx, "tridiagonal_solve", dl, d, du, b)
     if perturb_singular:
         raise ctx.error("tridiagonal_solve with perturb_singular=True is not supported (LAPACK's perturbation of "
