@@ -84,7 +84,8 @@ def test_rule_error_names_the_dtype_and_the_line():
         return x + jnp.sign(t.astype(jnp.uint32)).astype(jnp.float32)
 
     with pytest.raises(jax2sofie.LoweringError,
-                       match=r"'sign' on uint32 is not supported \(supported: float32, int32, int64\)\n  at .*test_errors.py:\d+"):
+                       match=r"'sign' on uint32 is not supported \(supported: float32, int32, int64\); the generated "
+                             r"code has no unsigned integer tensors[^\n]*\n  at .*test_errors.py:\d+"):
         jax2sofie.convert(fn, None, np.ones(3, np.float32), np.ones(3, np.int32))
 
 
