@@ -133,7 +133,7 @@ def symmetric_product(ctx: LoweringContext, a: Value, c: Value, *, alpha, beta, 
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
-from .catalog import case, f32  # noqa: E402
+from .catalog import case, f32, i32  # noqa: E402
 
 
 def _tridiagonal_systems(p, dl, d, du, b):
@@ -162,3 +162,31 @@ case("cholesky_update", _cholesky_update, f32(4), params={"x": f32(4, 4)}, batch
 case("symmetric_product", lambda p, a, c: (lax.linalg.symmetric_product(a, c, alpha=0.5, beta=2.0),
                                           lax.linalg.symmetric_product(a, c, symmetrize_output=True)),
      f32(3, 4, 5), f32(3, 4, 4))
+
+
+@register("ragged_dot_general")
+def ragged_dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, group_sizes: Value, *, group_offset=None,
+                       **params) -> list[Value]:
+    """JAX's own definition (the one it runs on CPU): each group's rows masked, then one batched dot_general.
+
+    The rows of each group (sizes from `group_sizes`, computed at run time) multiply their group's matrix;
+    rows past the sum of the sizes are zero, as in JAX."""
+    from jax._src.lax.lax import _ragged_dot_general_impl
+
+    _check_float32(ctx, "ragged_dot_general", lhs, rhs)
+    if group_offset is not None:
+        raise ctx.error("ragged_dot_general with a group_offset is not supported (JAX's CPU definition has none)")
+    return inline_function(ctx, functools.partial(_ragged_dot_general_impl, **params), [lhs, rhs, group_sizes],
+                           what="ragged_dot_general")
+
+
+def _ragged_products(p, x, sizes):
+    """Two groups whose sizes come from an input (rows past their sum give zeros), and JAX's ragged
+    contraction form (lhs ragged in its contracting dimension: one output matrix per group)."""
+    group_sizes = jnp.minimum(sizes % 4, 3).astype(jnp.int32)
+    return (lax.ragged_dot(x, p["w"], group_sizes),
+            lax.ragged_dot_general(x.T, x, group_sizes, lax.RaggedDotDimensionNumbers(
+                dot_dimension_numbers=(((1,), (0,)), ((), ())), lhs_ragged_dimensions=(1,), rhs_group_dimensions=())))
+
+
+case("ragged_dot", _ragged_products, f32(7, 3), i32(2), params={"w": f32(2, 3, 4)}, batch=False)

@@ -19,8 +19,8 @@ declare_not_supported(
     "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper",
 )
 declare_not_supported(
-    "not supported yet: grouped (ragged) and block-scaled (quantized) matrix products",
-    "ragged_dot_general", "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper",
+    "not supported yet: block-scaled (quantized) matrix products (grouped ones, ragged_dot_general, are lowered)",
+    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper",
 )
 declare_not_supported(
     "a legacy custom-derivative primitive that current JAX tracing does not produce (custom_jvp_call, "
