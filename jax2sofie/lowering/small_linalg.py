@@ -1,10 +1,12 @@
-"""Small linear algebra defined by a JAX function: tridiagonal_solve, cholesky_update, symmetric_product.
+"""Linear algebra defined by a JAX function: tridiagonal_solve, cholesky_update, symmetric_product and
+ragged_dot_general.
 
 Each is traced in place from a JAX function of lowered primitives (traced_function.py):
 
-- cholesky_update and symmetric_product: the functions JAX itself computes them with on CPU
-  (`_cholesky_update_jax_fn`: one Givens rotation per row; `_symmetric_product_jax_fn`:
-  alpha * A A^T + beta * C), so the generated code does what JAX does, operation for operation.
+- cholesky_update, symmetric_product and ragged_dot_general: the functions JAX itself computes them
+  with on CPU (`_cholesky_update_jax_fn`: one Givens rotation per row; `_symmetric_product_jax_fn`:
+  alpha * A A^T + beta * C; `_ragged_dot_general_impl`: each group's rows masked out of a copy of lhs,
+  then one batched product), so the generated code does what JAX does, operation for operation.
 - tridiagonal_solve: JAX calls LAPACK's gtsv on CPU, Gaussian elimination with partial pivoting (a row
   is swapped with the next when the next's subdiagonal entry is larger in magnitude). It is written
   here as the same elimination, as two lax.scans (elimination down the rows, back substitution up),
