@@ -9,9 +9,10 @@ Each is traced in place from a JAX function of lowered primitives (traced_functi
   then one batched product), so the generated code does what JAX does, operation for operation.
 - tridiagonal_solve: JAX calls LAPACK's gtsv on CPU, Gaussian elimination with partial pivoting (a row
   is swapped with the next when the next's subdiagonal entry is larger in magnitude). It is written
-  here as the same elimination, as two lax.scans (elimination down the rows, back substitution up),
-  with the same operations in the same order as gtsv; a singular system gives NaN everywhere in its
-  solution, as JAX does (it replaces the solution when gtsv reports a zero pivot).
+  here as the same elimination in two passes (elimination down the rows, back substitution up:
+  straight-line code up to UNROLL_ROWS rows, lax.scan loops beyond), with the same operations in the
+  same order as gtsv; a singular system gives NaN everywhere in its solution, as JAX does (it replaces
+  the solution when gtsv reports a zero pivot).
 """
 from __future__ import annotations
 
@@ -98,6 +99,17 @@ def tridiagonal_solve_function(dl, d, du, b):
     return solve(dl, d, du, b)
 
 
+def _jax_definition(ctx: LoweringContext, primitive: str, module: str, name: str):
+    """JAX's own (private) function defining `primitive`, or an error naming what this JAX version lacks."""
+    import importlib
+
+    found = getattr(importlib.import_module(module), name, None)
+    if found is None:
+        raise ctx.error(f"'{primitive}' is lowered through JAX's own definition {module}.{name}, which this JAX "
+                        f"version ({jax.__version__}) does not have")
+    return found
+
+
 def _check_float32(ctx: LoweringContext, primitive: str, *values: Value) -> None:
     for value in values:
         if str(value.dtype) != "float32":
@@ -118,20 +130,33 @@ def tridiagonal_solve(ctx: LoweringContext, dl: Value, d: Value, du: Value, b: V
 @register("cholesky_update")
 def cholesky_update(ctx: LoweringContext, r: Value, w: Value, **_params) -> list[Value]:
     """JAX's own definition (the one it runs on CPU): a Givens rotation per row of R."""
-    from jax._src.lax.linalg import _cholesky_update_jax_fn
-
+    definition = _jax_definition(ctx, "cholesky_update", "jax._src.lax.linalg", "_cholesky_update_jax_fn")
     _check_float32(ctx, "cholesky_update", r, w)
-    return inline_function(ctx, _cholesky_update_jax_fn, [r, w], what="cholesky_update")
+    return inline_function(ctx, definition, [r, w], what="cholesky_update")
 
 
 @register("symmetric_product")
 def symmetric_product(ctx: LoweringContext, a: Value, c: Value, *, alpha, beta, **_params) -> list[Value]:
     """JAX's own definition (the one it runs on CPU): alpha * A A^T + beta * C, a batched Gemm."""
-    from jax._src.lax.linalg import _symmetric_product_jax_fn
-
+    definition = _jax_definition(ctx, "symmetric_product", "jax._src.lax.linalg", "_symmetric_product_jax_fn")
     _check_float32(ctx, "symmetric_product", a, c)
-    return inline_function(ctx, functools.partial(_symmetric_product_jax_fn, alpha=alpha, beta=beta), [a, c],
+    return inline_function(ctx, functools.partial(definition, alpha=alpha, beta=beta), [a, c],
                            what="symmetric_product")
+
+
+@register("ragged_dot_general")
+def ragged_dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, group_sizes: Value, *, group_offset=None,
+                       **params) -> list[Value]:
+    """JAX's own definition (the one it runs on CPU): each group's rows masked, then one batched dot_general.
+
+    The rows of each group (sizes from `group_sizes`, computed at run time) multiply their group's matrix;
+    rows past the sum of the sizes are zero, as in JAX."""
+    definition = _jax_definition(ctx, "ragged_dot_general", "jax._src.lax.lax", "_ragged_dot_general_impl")
+    _check_float32(ctx, "ragged_dot_general", lhs, rhs)
+    if group_offset is not None:
+        raise ctx.error("ragged_dot_general with a group_offset is not supported (JAX's CPU definition has none)")
+    return inline_function(ctx, functools.partial(definition, **params), [lhs, rhs, group_sizes],
+                           what="ragged_dot_general")
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
@@ -164,22 +189,6 @@ case("cholesky_update", _cholesky_update, f32(4), params={"x": f32(4, 4)}, batch
 case("symmetric_product", lambda p, a, c: (lax.linalg.symmetric_product(a, c, alpha=0.5, beta=2.0),
                                           lax.linalg.symmetric_product(a, c, symmetrize_output=True)),
      f32(3, 4, 5), f32(3, 4, 4))
-
-
-@register("ragged_dot_general")
-def ragged_dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, group_sizes: Value, *, group_offset=None,
-                       **params) -> list[Value]:
-    """JAX's own definition (the one it runs on CPU): each group's rows masked, then one batched dot_general.
-
-    The rows of each group (sizes from `group_sizes`, computed at run time) multiply their group's matrix;
-    rows past the sum of the sizes are zero, as in JAX."""
-    from jax._src.lax.lax import _ragged_dot_general_impl
-
-    _check_float32(ctx, "ragged_dot_general", lhs, rhs)
-    if group_offset is not None:
-        raise ctx.error("ragged_dot_general with a group_offset is not supported (JAX's CPU definition has none)")
-    return inline_function(ctx, functools.partial(_ragged_dot_general_impl, **params), [lhs, rhs, group_sizes],
-                           what="ragged_dot_general")
 
 
 def _ragged_products(p, x, sizes):
