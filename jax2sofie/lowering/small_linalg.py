@@ -1,5 +1,5 @@
-"""Linear algebra defined by a JAX function: tridiagonal_solve, cholesky_update, symmetric_product and
-ragged_dot_general.
+"""Linear algebra defined by a JAX function: tridiagonal_solve, tridiagonal, cholesky_update,
+symmetric_product and ragged_dot_general.
 
 Each is traced in place from a JAX function of lowered primitives (traced_function.py):
 
@@ -13,6 +13,9 @@ Each is traced in place from a JAX function of lowered primitives (traced_functi
   straight-line code up to UNROLL_ROWS rows, lax.scan loops beyond), with the same operations in the
   same order as gtsv; a singular system gives NaN everywhere in its solution, as JAX does (it replaces
   the solution when gtsv reports a zero pivot).
+- tridiagonal: JAX calls LAPACK's ssytrd on CPU; written here as ssytd2, its unblocked form (one
+  Householder reflector per column, LAPACK's sign convention and storage: the reflectors below the
+  subdiagonal, or above the superdiagonal for the upper triangle), which ssytrd equals up to rounding.
 """
 from __future__ import annotations
 
@@ -99,6 +102,68 @@ def tridiagonal_solve_function(dl, d, du, b):
     return solve(dl, d, du, b)
 
 
+def _householder(alpha, x):
+    """LAPACK slarfg: the reflector I - tau v v^T taking (alpha, x) to (beta, 0), v = (1, x / (alpha - beta)).
+    Returns (beta, tau, the tail of v); tau = 0 and beta = alpha when x is zero."""
+    xnorm = jnp.sqrt(jnp.sum(x * x)) if x.shape[0] else jnp.zeros((), alpha.dtype)
+    trivial = xnorm == 0
+    norm = jnp.sqrt(alpha * alpha + xnorm * xnorm)
+    beta = jnp.where(alpha >= 0, -norm, norm)
+    tau = jnp.where(trivial, 0.0, (beta - alpha) / jnp.where(trivial, 1.0, beta))
+    v_tail = jnp.where(trivial, x, x / jnp.where(trivial, 1.0, alpha - beta))
+    return jnp.where(trivial, alpha, beta), tau, v_tail
+
+
+def _symmetric_rank2_update(sym, v, tau):
+    """LAPACK ssytd2's update of the trailing block: A - v w^T - w v^T with w = tau A v - tau/2 (w.v) v."""
+    w = tau * (sym @ v)
+    w = w - 0.5 * tau * jnp.dot(w, v) * v
+    return sym - jnp.outer(v, w) - jnp.outer(w, v)
+
+
+def _sytd2_lower(a):
+    """One matrix, its lower triangle reduced (LAPACK ssytd2 with uplo = 'L'): (a, d, e, taus)."""
+    n = a.shape[-1]
+    d, e, taus = [], [], []
+    for i in range(n - 1):
+        beta, tau, v_tail = _householder(a[i + 1, i], a[i + 2:, i])
+        v = jnp.concatenate([jnp.ones((1,), a.dtype), v_tail])
+        block = a[i + 1:, i + 1:]
+        updated = _symmetric_rank2_update(jnp.tril(block) + jnp.tril(block, -1).T, v, tau)
+        a = a.at[i + 1:, i + 1:].set(jnp.where(jnp.tri(n - i - 1, dtype=bool), updated, block))
+        a = a.at[i + 2:, i].set(v_tail)
+        a = a.at[i + 1, i].set(beta)
+        d.append(a[i, i])
+        e.append(beta)
+        taus.append(tau)
+    d.append(a[n - 1, n - 1])
+    return a, jnp.stack(d), jnp.stack(e), jnp.stack(taus)
+
+
+def _sytd2_upper(a):
+    """One matrix, its upper triangle reduced (LAPACK ssytd2 with uplo = 'U', last column first)."""
+    n = a.shape[-1]
+    d, e, taus = [None] * n, [None] * (n - 1), [None] * (n - 1)
+    for i in range(n - 2, -1, -1):
+        beta, tau, v_head = _householder(a[i, i + 1], a[:i, i + 1])
+        v = jnp.concatenate([v_head, jnp.ones((1,), a.dtype)])
+        block = a[:i + 1, :i + 1]
+        updated = _symmetric_rank2_update(jnp.triu(block) + jnp.triu(block, 1).T, v, tau)
+        a = a.at[:i + 1, :i + 1].set(jnp.where(jnp.tri(i + 1, dtype=bool).T, updated, block))
+        a = a.at[:i, i + 1].set(v_head)
+        a = a.at[i, i + 1].set(beta)
+        d[i + 1], e[i], taus[i] = a[i + 1, i + 1], beta, tau
+    d[0] = a[0, 0]
+    return a, jnp.stack(d), jnp.stack(e), jnp.stack(taus)
+
+
+def tridiagonal_function(a, lower):
+    reduce = _sytd2_lower if lower else _sytd2_upper
+    for _ in range(a.ndim - 2):
+        reduce = jax.vmap(reduce)
+    return reduce(a)
+
+
 def _jax_definition(ctx: LoweringContext, primitive: str, module: str, name: str):
     """JAX's own (private) function defining `primitive`, or an error naming what this JAX version lacks."""
     import importlib
@@ -159,6 +224,16 @@ def ragged_dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, group_sizes
                            what="ragged_dot_general")
 
 
+@register("tridiagonal")
+def tridiagonal(ctx: LoweringContext, a: Value, *, lower=True, **_params) -> list[Value]:
+    """Householder reduction of a symmetric matrix to tridiagonal form as LAPACK ssytd2 (a, d, e, taus)."""
+    _check_float32(ctx, "tridiagonal", a)
+    if a.shape[-1] < 2:
+        raise ctx.error(f"'tridiagonal' of {a.shape[-1]}x{a.shape[-1]} matrices is not supported (its e and taus "
+                        "outputs are empty)")
+    return inline_function(ctx, functools.partial(tridiagonal_function, lower=bool(lower)), [a], what="tridiagonal")
+
+
 # -- catalog cases -------------------------------------------------------------------------------------------
 from .catalog import case, f32, i32  # noqa: E402
 
@@ -200,4 +275,6 @@ def _ragged_products(p, x, sizes):
                 dot_dimension_numbers=(((1,), (0,)), ((), ())), lhs_ragged_dimensions=(1,), rhs_group_dimensions=())))
 
 
+case("tridiagonal_reduction", lambda p, x, y: (*lax.linalg.tridiagonal(x, lower=True),
+                                               *lax.linalg.tridiagonal(y, lower=False)), f32(3, 5, 5), f32(3, 8, 8))
 case("ragged_dot", _ragged_products, f32(7, 3), i32(2), params={"w": f32(2, 3, 4)}, batch=False)

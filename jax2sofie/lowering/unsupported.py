@@ -47,8 +47,8 @@ declare_not_supported(
 )
 declare_not_supported(
     "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd, triangular and "
-    "tridiagonal solves, cholesky_update and symmetric_product are lowered)",
-    "eig", "geqp3", "hessenberg", "schur", "tridiagonal",
+    "tridiagonal solves, the tridiagonal reduction, cholesky_update and symmetric_product are lowered)",
+    "eig", "geqp3", "hessenberg", "schur",
 )
 declare_not_supported(
     "complex numbers and FFTs are not supported by SOFIE",
