@@ -68,7 +68,7 @@ void Push(SOFIE::RModel &model, const py::sequence &nodes)
       } catch (const py::error_already_set &e) {
          Fail(name, op, e.what());
       } catch (const std::exception &e) {
-         // thrown by the SOFIE constructor itself (e.g. Einsum's equation parser)
+         // thrown by the SOFIE constructor itself (e.g. Gemm's shape checks)
          Fail(name, op, std::string("SOFIE: ") + e.what());
       }
    }

@@ -18,7 +18,6 @@ const std::map<std::string, Factory> &OpTable();
 
 // ops_math.cpp
 OpPtr MakeGemm(const Node &);
-OpPtr MakeEinsum(const Node &);
 OpPtr MakeAdd(const Node &);
 OpPtr MakeSub(const Node &);
 OpPtr MakeMul(const Node &);
@@ -26,8 +25,6 @@ OpPtr MakeDiv(const Node &);
 OpPtr MakePow(const Node &);
 OpPtr MakeMax(const Node &);
 OpPtr MakeMin(const Node &);
-OpPtr MakeSum(const Node &);
-OpPtr MakeMean(const Node &);
 OpPtr MakeNeg(const Node &);
 OpPtr MakeExp(const Node &);
 OpPtr MakeLog(const Node &);
@@ -37,7 +34,6 @@ OpPtr MakeAbs(const Node &);
 OpPtr MakeSin(const Node &);
 OpPtr MakeCos(const Node &);
 OpPtr MakeFloor(const Node &);
-OpPtr MakeSoftplus(const Node &);
 OpPtr MakeAtan(const Node &);
 OpPtr MakeAsinh(const Node &);
 OpPtr MakeAcosh(const Node &);
@@ -45,22 +41,13 @@ OpPtr MakeAtanh(const Node &);
 OpPtr MakeTanh(const Node &);
 OpPtr MakeSigmoid(const Node &);
 OpPtr MakeRelu(const Node &);
-OpPtr MakeSoftmax(const Node &);
 OpPtr MakeReduceSum(const Node &);
-OpPtr MakeReduceMax(const Node &);
-OpPtr MakeReduceMin(const Node &);
-OpPtr MakeReduceMean(const Node &);
-OpPtr MakeReduceProd(const Node &);
-OpPtr MakeReduceSumSquare(const Node &);
 OpPtr MakeEqual(const Node &);
 OpPtr MakeLess(const Node &);
 OpPtr MakeLessOrEqual(const Node &);
 OpPtr MakeGreater(const Node &);
 OpPtr MakeGreaterOrEqual(const Node &);
 OpPtr MakeNot(const Node &);
-OpPtr MakeAnd(const Node &);
-OpPtr MakeOr(const Node &);
-OpPtr MakeXor(const Node &);
 
 // ops_shape.cpp
 OpPtr MakeIdentity(const Node &);

@@ -1,5 +1,5 @@
 // J2S_Dense: inputs [A, W] or [A, W, bias]; Y = act(A W + bias) over the last axis of A.
-//   dtype ("float32"), activation ("" | "relu" | "sigmoid" | "tanh", ""), panel (0 or 32, 0).
+//   dtype ("float32"), activation ("" | "relu" | "sigmoid", ""), panel (0 or 32, 0).
 // W is (K, N), row-major (panel 0) or in panels of 32 columns, each K x 32 row-major (see
 // owned/dense.hpp); the leading axes of A (batch Dim included) are the rows.
 #include "ops_dense.hpp"

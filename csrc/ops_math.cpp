@@ -1,5 +1,5 @@
-// Factories of the arithmetic ops: Gemm, Einsum, element-wise unary/binary/n-ary, activations,
-// Softmax, reductions, comparisons and logic. Each checks arity, reads its attributes (names and
+// Factories of the arithmetic ops: Gemm, element-wise unary/binary/n-ary, activations, ReduceSum,
+// comparisons and Not. Each checks arity, reads its attributes (names and
 // defaults as in ONNX unless noted) and calls the SOFIE constructor; no graph logic here.
 #include "ops.hpp"
 
@@ -7,14 +7,11 @@
 #include "SOFIE/ROperator_BasicNary.hxx"
 #include "SOFIE/ROperator_BasicUnary.hxx"
 #include "SOFIE/ROperator_Comparison.hxx"
-#include "SOFIE/ROperator_Einsum.hxx"
 #include "SOFIE/ROperator_Gemm.hxx"
-#include "SOFIE/ROperator_Logic.hxx"
 #include "SOFIE/ROperator_Not.hxx"
 #include "SOFIE/ROperator_Reduce.hxx"
 #include "SOFIE/ROperator_Relu.hxx"
 #include "SOFIE/ROperator_Sigmoid.hxx"
-#include "SOFIE/ROperator_Softmax.hxx"
 #include "SOFIE/ROperator_Tanh.hxx"
 
 #include <climits>
@@ -25,7 +22,7 @@ namespace jax2sofie {
 using namespace SOFIE;
 
 // Element types per family. Float-only ops are the ones whose SOFIE template (or generated code)
-// is written for float (Gemm/Einsum call sgemm; the unary math functions and activations only make
+// is written for float (Gemm calls sgemm; the unary math functions and activations only make
 // sense for floats).
 #define J2S_FLOAT float
 #define J2S_NUMERIC float, std::int32_t, std::int64_t
@@ -84,24 +81,6 @@ OpPtr MakeGemm(const Node &n)
    });
 }
 
-// Einsum: any number of inputs; equation (str, required), explicit form "ij,jk->ik" only
-// (SOFIE needs the "->"; no "...", no repeated label within one input).
-// Not bound by PySofie; float32 only (its two-input matmul path calls sgemm).
-OpPtr MakeEinsum(const Node &n)
-{
-   n.ExpectInputs(1, SIZE_MAX);
-   n.ExpectOutputs(1);
-   const std::string eq = n.Str("equation");
-   if (eq.find("->") == std::string::npos)
-      throw NodeError("equation '" + eq + "' must have an explicit output ('->')");
-   if (eq.find("...") != std::string::npos)
-      throw NodeError("equation '" + eq + "': ellipsis is not supported by SOFIE");
-   return WithDType<J2S_FLOAT>(n, [&](auto t) -> OpPtr {
-      using T = typename decltype(t)::type;
-      return std::make_unique<ROperator_Einsum<T>>(eq, n.inputs, n.Output());
-   });
-}
-
 // ---- element-wise binary: inputs [A, B], numpy broadcasting; dtype float32|int32|int64 ------
 // Integer Div truncates toward zero (C semantics, like lax.div), integer Pow goes through
 // std::pow(double).
@@ -134,9 +113,6 @@ static OpPtr MakeNary(const Node &n)
 }
 OpPtr MakeMax(const Node &n) { return MakeNary<EBasicNaryOperator::Max, J2S_NUMERIC>(n); }
 OpPtr MakeMin(const Node &n) { return MakeNary<EBasicNaryOperator::Min, J2S_NUMERIC>(n); }
-OpPtr MakeSum(const Node &n) { return MakeNary<EBasicNaryOperator::Sum, J2S_NUMERIC>(n); }
-// Mean is float32 only: on integers SOFIE would divide with truncation
-OpPtr MakeMean(const Node &n) { return MakeNary<EBasicNaryOperator::Mean, J2S_FLOAT>(n); }
 
 // ---- element-wise unary: input [X]; float32 -------------------------------------------------
 template <EBasicUnaryOperator Op>
@@ -158,7 +134,6 @@ OpPtr MakeAbs(const Node &n) { return MakeUnary<EBasicUnaryOperator::kAbs>(n); }
 OpPtr MakeSin(const Node &n) { return MakeUnary<EBasicUnaryOperator::kSin>(n); }
 OpPtr MakeCos(const Node &n) { return MakeUnary<EBasicUnaryOperator::kCos>(n); }
 OpPtr MakeFloor(const Node &n) { return MakeUnary<EBasicUnaryOperator::kFloor>(n); }
-OpPtr MakeSoftplus(const Node &n) { return MakeUnary<EBasicUnaryOperator::kSoftplus>(n); }
 OpPtr MakeAtan(const Node &n) { return MakeUnary<EBasicUnaryOperator::kAtan>(n); }
 OpPtr MakeAsinh(const Node &n) { return MakeUnary<EBasicUnaryOperator::kAsinh>(n); }
 OpPtr MakeAcosh(const Node &n) { return MakeUnary<EBasicUnaryOperator::kAcosh>(n); }
@@ -179,17 +154,6 @@ OpPtr MakeTanh(const Node &n) { return MakeActivation<ROperator_Tanh>(n); }
 OpPtr MakeSigmoid(const Node &n) { return MakeActivation<ROperator_Sigmoid>(n); }
 OpPtr MakeRelu(const Node &n) { return MakeActivation<ROperator_Relu>(n); }
 
-// Softmax: input [X]; axis (int, -1), log (0|1, 0: 1 gives LogSoftmax). float32.
-OpPtr MakeSoftmax(const Node &n)
-{
-   n.ExpectInputs(1);
-   n.ExpectOutputs(1);
-   CheckDType<J2S_FLOAT>(n);
-   const std::int64_t axis = n.Int("axis", -1);
-   const bool log = n.Flag("log", false);
-   return std::make_unique<ROperator_Softmax>(axis, n.inputs[0], n.Output(), log);
-}
-
 // ---- reductions: input [X]; axes (list[int], [] = all axes), keepdims (0|1, 1). float32 ------
 // SOFIE's ROperator_Reduce is not templated: it takes the type of its input tensor.
 template <EReduceOpMode Op>
@@ -204,11 +168,6 @@ static OpPtr MakeReduce(const Node &n)
    return std::make_unique<ROperator_Reduce<Op>>(keepdims ? 1 : 0, axes, n.inputs[0], "", n.Output());
 }
 OpPtr MakeReduceSum(const Node &n) { return MakeReduce<ReduceSum>(n); }
-OpPtr MakeReduceMax(const Node &n) { return MakeReduce<ReduceMax>(n); }
-OpPtr MakeReduceMin(const Node &n) { return MakeReduce<ReduceMin>(n); }
-OpPtr MakeReduceMean(const Node &n) { return MakeReduce<ReduceMean>(n); }
-OpPtr MakeReduceProd(const Node &n) { return MakeReduce<ReduceProd>(n); }
-OpPtr MakeReduceSumSquare(const Node &n) { return MakeReduce<ReduceSumSquare>(n); }
 
 // ---- comparisons: inputs [A, B] of type dtype (float32|int32|int64), broadcasting; bool out --
 template <EComparisonOperator Op>
@@ -228,12 +187,8 @@ OpPtr MakeGreater(const Node &n) { return MakeComparison<Greater>(n); }
 OpPtr MakeGreaterOrEqual(const Node &n) { return MakeComparison<GreaterEq>(n); }
 
 // ---- logic on bool tensors ------------------------------------------------------------------
-// Not: input [X]; And/Or/Xor: inputs [A, B]. dtype bool.
-// SOFIE quirk: ROperator_LogicBinary does NOT broadcast; the output takes A's shape and B must
-// have the same shape (expand it first).
-// SOFIE quirk: ROperator_LogicBinary<bool, Op> does not compile (its constant folding calls
-// std::vector<bool>::data()); SOFIE stores bool tensors as uint8_t anyway, so it is instantiated
-// with uint8_t for dtype "bool".
+// Not: input [X]; dtype bool. (SOFIE's And/Or/Xor are not in the table: they do not broadcast;
+// jax2sofie lowers and/or/xor to J2S_Elementwise.)
 OpPtr MakeNot(const Node &n)
 {
    n.ExpectInputs(1);
@@ -241,17 +196,5 @@ OpPtr MakeNot(const Node &n)
    CheckDType<bool>(n);
    return std::make_unique<ROperator_Not>(n.inputs[0], n.Output());
 }
-
-template <ELogicBinaryOp Op>
-static OpPtr MakeLogic(const Node &n)
-{
-   n.ExpectInputs(2);
-   n.ExpectOutputs(1);
-   CheckDType<bool>(n);
-   return std::make_unique<ROperator_LogicBinary<std::uint8_t, Op>>(n.inputs[0], n.inputs[1], n.Output());
-}
-OpPtr MakeAnd(const Node &n) { return MakeLogic<ELogicBinaryOp::And>(n); }
-OpPtr MakeOr(const Node &n) { return MakeLogic<ELogicBinaryOp::Or>(n); }
-OpPtr MakeXor(const Node &n) { return MakeLogic<ELogicBinaryOp::Xor>(n); }
 
 } // namespace jax2sofie

@@ -43,7 +43,7 @@ def sofie_type(value: Value) -> "sofie.ETensorType":
 # SOFIE 0.1.0 operators that, when all their inputs are constants, compute their output at
 # Initialize and store it as a constant, keeping the element type ...
 SOFIE_FOLDS_TYPED = {"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
-                     "GreaterOrEqual", "And", "Or", "Xor", "Identity", "Transpose", "Where", "Gemm", "Expand"}
+                     "GreaterOrEqual", "Identity", "Transpose", "Where", "Gemm", "Expand"}
 # ... and those that fold int64 data only (shape tensors), checking the type: Reshape, Slice, Gather.
 SOFIE_FOLDS_INT64_ONLY = {"Reshape", "Slice", "Gather"}
 

@@ -18,15 +18,15 @@ namespace jax2sofie {
 
 class J2S_Dense final : public OwnedOperator {
 public:
-   /// activation: "" (none), "relu", "sigmoid" or "tanh". `bias` may be empty. panel: 0 (W row-major)
+   /// activation: "" (none), "relu" or "sigmoid" (what passes/dense.py fuses). `bias` may be empty. panel: 0 (W row-major)
    /// or kPanel (W's data in panels of kPanel columns, see PanelCode).
    J2S_Dense(std::string a, std::string w, std::string bias, std::string y, std::string activation, int panel = 0)
       : OwnedOperator("J2S_Dense", bias.empty() ? std::vector<std::string>{a, w} : std::vector<std::string>{a, w, bias},
                       {std::move(y)}),
         fHasBias(!bias.empty()), fActivation(std::move(activation)), fPanel(panel)
    {
-      if (fActivation != "" && fActivation != "relu" && fActivation != "sigmoid" && fActivation != "tanh")
-         throw std::runtime_error("J2S_Dense: unknown activation '" + fActivation + "' (\"\", relu, sigmoid, tanh)");
+      if (fActivation != "" && fActivation != "relu" && fActivation != "sigmoid")
+         throw std::runtime_error("J2S_Dense: unknown activation '" + fActivation + "' (\"\", relu, sigmoid)");
       if (fPanel != 0 && fPanel != kPanel)
          throw std::runtime_error("J2S_Dense: panel must be 0 or " + std::to_string(kPanel) + ", got " +
                                   std::to_string(fPanel));
@@ -82,7 +82,7 @@ protected:
       std::string few, many; // the code for a few rows, and for more
       if (fK * fN <= kInlineWeights) {
          few = InlineRows(isa, "      ");
-         if (fActivation == "sigmoid" || fActivation == "tanh")
+         if (fActivation == "sigmoid")
             few += BiasAndActivation("      ", false);
       } else {
          few = "      const int n = " + n + ", k = " + k + ", inc = 1;\n";
@@ -171,7 +171,7 @@ private:
       s += ind + "int r0 = 0;\n";
       s += RowTilesOfPanel(shape, isa, ind);
       s += "      }\n   }\n";
-      if (fActivation == "sigmoid" || fActivation == "tanh")
+      if (fActivation == "sigmoid")
          s += BiasAndActivation("   ", false);
       return s;
    }
@@ -267,10 +267,8 @@ private:
          apply = "v";
       else if (fActivation == "relu")
          apply = "(v > 0.0f ? v : 0.0f)";
-      else if (fActivation == "sigmoid")
+      else // sigmoid
          apply = "1.0f / (1.0f + std::exp(-v))";
-      else
-         apply = "std::tanh(v)";
       std::string s;
       s += ind + "for (int r = 0; r < m; r++) {\n";
       s += ind + "   for (int j = 0; j < " + n + "; j++) {\n";

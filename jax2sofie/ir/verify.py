@@ -1,8 +1,9 @@
 """The graph verifier, run after lowering and after every pass.
 
-Structural checks (every value defined before use, unique names, outputs defined) plus a small
-table of per-operator checks for the invariants the emitter and SOFIE rely on. A failure names the
-node and, where known, the user's source line.
+Structural checks (every value defined before use, unique names, outputs defined, every operator in
+the operator table of ir/operators.py with a number of inputs its native factory accepts) plus
+per-operator checks, by operator kind, for the invariants the emitter and SOFIE rely on. A failure
+names the node and, where known, the user's source line.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..errors import GraphError
 from .graph import Graph, Node
+from .operators import ELEMENTWISE_BROADCASTING_KINDS, OPERATORS, names as operator_names
 
 # The element types the generated code handles; float64 models are refused at tracing time.
 SUPPORTED_DTYPES = {np.dtype(t) for t in ("float32", "int32", "int64", "bool")}
@@ -66,17 +68,14 @@ def _check_broadcast(node: Node) -> str | None:
 OP_CHECKS: dict[str, Callable[[Node], str | None]] = {
     "Reshape": _check_reshape,
     "Transpose": _check_transpose,
-    **{op: _check_same_shape for op in ("Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sin", "Cos",
-                                          "Floor", "Tanh", "Sigmoid", "Relu", "Identity", "Cast", "Not",
-                                          "Softmax")},
-    **{op: _check_broadcast for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal",
-                                         "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
-                                         "Xor")},
+    **{op: _check_same_shape for op in operator_names("unary")},
+    **{op: _check_broadcast for op in operator_names(*ELEMENTWISE_BROADCASTING_KINDS)},
 }
 
 
 def verify(graph: Graph, known_ops: set[str] | None = None) -> None:
-    """Raise GraphError at the first broken invariant of `graph`."""
+    """Raise GraphError at the first broken invariant of `graph`. `known_ops` narrows the operators
+    allowed (default: every operator of the table)."""
     defined: set[int] = {id(v) for v in graph.inputs}
     names: dict[str, object] = {}
 
@@ -92,6 +91,14 @@ def verify(graph: Graph, known_ops: set[str] | None = None) -> None:
     for node in graph.nodes:
         if known_ops is not None and node.op not in known_ops:
             raise GraphError(f"{node.where()}: unknown operator '{node.op}'")
+        operator = OPERATORS.get(node.op)
+        if operator is None:
+            raise GraphError(f"{node.where()}: unknown operator '{node.op}' (not in the operator table, "
+                             "jax2sofie/ir/operators.py)")
+        if not operator.accepts_inputs(len(node.inputs)):
+            least, most = operator.inputs
+            expected = f"{least}" if least == most else f"{least} to {most}" if most else f"at least {least}"
+            raise GraphError(f"{node.where()}: {node.op} takes {expected} inputs, got {len(node.inputs)}")
         for value in node.inputs:
             if not value.is_const and id(value) not in defined:
                 raise GraphError(f"{node.where()} reads '{value.name}' before it is computed")

@@ -4,19 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Value
+from ..ir.operators import lowered_primitives
 from .context import LoweringContext
 from ..passes.elementwise_fusion import FASTER_ALONE
 from .elementwise_math import bitwise_not, elementwise, select_cases, table_op
 from .registry import register
 
-_UNARY_OPS = {  # JAX primitive -> SOFIE operator of the same meaning
-    "neg": "Neg",
-    "exp": "Exp",
-    "log": "Log",
-    "tanh": "Tanh",
-    "logistic": "Sigmoid",
-    "sqrt": "Sqrt",
-}
+# JAX primitive -> SOFIE operator of the same meaning (the `primitives` of the operator table)
+_UNARY_OPS = lowered_primitives("unary")
 
 
 # SOFIE's Neg and Abs are float-only; on integers (jnp.negative, jnp.abs of an int32 array) they are one
@@ -45,7 +40,7 @@ for _primitive, _op in _UNARY_OPS.items():
 
 
 # add_any: the sum of two tangents or cotangents, left by jax.jvp, jax.linearize and jax.grad
-_BINARY_OPS = {"add": "Add", "add_any": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "max": "Max", "min": "Min"}
+_BINARY_OPS = lowered_primitives("arithmetic")
 
 
 def _binary_rule(op: str):
@@ -88,7 +83,7 @@ def integer_pow(ctx: LoweringContext, x: Value, *, y: int, **_params) -> Value:
     return ctx.unary("Reciprocal", result) if y < 0 else result
 
 
-_COMPARISONS = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
+_COMPARISONS = lowered_primitives("comparison")
 
 
 def _comparison_rule(primitive: str, op: str):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
+from ..ir.operators import names
 
-# SOFIE operators that broadcast their inputs multidirectionally (numpy rules)
-# (not And/Or/Xor: SOFIE's logic ops read B with A's shape), and the project's J2S_Elementwise
-BROADCASTING_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal", "Less", "LessOrEqual",
-                    "Greater", "GreaterOrEqual", "J2S_Elementwise"}
+# operators that broadcast their inputs multidirectionally (numpy rules), J2S_Elementwise included
+BROADCASTING_OPS = names(broadcasting=True)
 
 
 def eliminate_broadcasts(graph: Graph) -> Graph:

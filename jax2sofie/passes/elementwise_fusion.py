@@ -6,8 +6,9 @@ whole activation. Here an elementwise node whose readers are all in one group of
 of its output shape is inlined into that group's C++ expression, so the chain becomes one loop that
 keeps its intermediates in registers.
 
-What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
-SOFIE's own code computes them, so the numbers do not change; except tanh, exp and sigmoid, which
+What fuses: the float32 operators with a `fusion` expression in the operator table, ir/operators.py
+(FLOAT_TEMPLATES here; their expressions are written exactly as SOFIE's own code computes them, so
+the numbers do not change; except tanh, exp and sigmoid, which
 become the vectorisable expressions of lowering/expressions.py, within 3.7e-7 absolute (tanh) and
 1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
 calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
@@ -27,37 +28,37 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
+from ..ir.operators import OPERATORS, names
 from ..lowering.expressions import ExpressionBuilder, exp_expression, operand, sigmoid_expression, tanh_expression
 
 MAX_GROUP = 32
 # operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
 # faster than SOFIE's own operator
-FASTER_ALONE = {"Tanh", "Exp", "Sigmoid", "Add", "Sub", "Mul", "Div"}
+FASTER_ALONE = names(fused_alone=True)
+
+# the expressions an operator table entry names as "@name" (the vectorisable forms of libm calls)
+_NAMED_EXPRESSIONS: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
+    "tanh": tanh_expression, "exp": exp_expression, "sigmoid": sigmoid_expression,
+}
 
 
-def _unary(function: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
-    return lambda b, a: f"{function}({a[0]})"
+def _template(fusion: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
+    """The expression of an operator table entry's `fusion` over argument expressions."""
+    if fusion.startswith("@"):
+        return _NAMED_EXPRESSIONS[fusion[1:]]
+    reused = [i for i in range(10) if fusion.count(f"{{{i}}}") > 1]
+
+    def expression(b: ExpressionBuilder, a: Sequence[str]) -> str:
+        args = [b.share(x) if i in reused else x for i, x in enumerate(a)]  # computed once, read twice
+        return fusion.format(*args, all=", ".join(args))
+
+    return expression
 
 
-def _binary(operator: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
-    return lambda b, a: f"({a[0]} {operator} {a[1]})"
-
-
-def _relu(b: ExpressionBuilder, a: Sequence[str]) -> str:
-    x = b.share(a[0])
-    return f"({x} > 0 ? {x} : 0.0f)"  # SOFIE's Relu: ((x > 0) ? x : 0)
-
-
-# float32 SOFIE operator -> its expression over argument expressions, as SOFIE's generated code has
-# it; except Tanh, Exp and Sigmoid, the vectorisable expressions of expressions.py (libm in SOFIE)
+# float32 operator -> its expression over argument expressions, as SOFIE's generated code has it;
+# except Tanh, Exp and Sigmoid, the vectorisable expressions of expressions.py (libm in SOFIE)
 FLOAT_TEMPLATES: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
-    "Add": _binary("+"), "Sub": _binary("-"), "Mul": _binary("*"), "Div": _binary("/"),
-    "Max": lambda b, a: f"std::max({{{', '.join(a)}}})", "Min": lambda b, a: f"std::min({{{', '.join(a)}}})",
-    "Neg": lambda b, a: f"(-{a[0]})", "Reciprocal": lambda b, a: f"(1.0f / {a[0]})",
-    "Sigmoid": lambda b, a: sigmoid_expression(b, a), "Relu": _relu,
-    "Tanh": lambda b, a: tanh_expression(b, a), "Exp": lambda b, a: exp_expression(b, a),
-    **{op: _unary(f"std::{op.lower()}") for op in ("Log", "Sqrt", "Abs", "Sin", "Cos", "Floor",
-                                                     "Atan", "Asinh", "Acosh", "Atanh", "Erf")},
+    name: _template(OPERATORS[name].fusion) for name in sorted(names(fusion=True))
 }
 
 

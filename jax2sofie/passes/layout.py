@@ -22,17 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node, Value
+from ..ir.operators import ELEMENTWISE_BROADCASTING_KINDS, names
 
 # one input, output of the same shape, element by element
-UNARY_OPS = {"Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sin", "Cos", "Floor", "Tanh", "Sigmoid", "Relu",
-             "Identity", "Cast", "Not", "Softplus", "Atan", "Asinh", "Acosh", "Atanh", "Erf", "Elu", "LeakyRelu",
-             "Selu", "Ceil", "Sign", "Round", "Tan", "Asin", "Acos", "Sinh", "Cosh", "HardSigmoid", "HardSwish",
-             "Swish", "Gelu", "IsNaN", "IsInf"}
-# element-wise with numpy broadcasting of all inputs
-BROADCASTING_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
-                    "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"}
-# logic ops of SOFIE do not broadcast: inputs keep equal shapes, which permuting preserves
-SAME_SHAPE_OPS = {"And", "Or", "Xor"}
+UNARY_OPS = names("unary")
+# element-wise with numpy broadcasting of all inputs (not J2S_Elementwise, which is left in place)
+BROADCASTING_OPS = names(*ELEMENTWISE_BROADCASTING_KINDS)
 
 
 def inverse(perm) -> list[int]:
@@ -148,7 +143,7 @@ class _Sinker:
                 if source.rank != out.rank:
                     return False
                 inputs.append(source)
-            elif v.size == 1 and v.rank <= out.rank and node.op not in SAME_SHAPE_OPS:
+            elif v.size == 1 and v.rank <= out.rank:
                 inputs.append(v)
             elif v.is_const and v.rank <= out.rank:
                 full = np.asarray(v.const).reshape((1,) * (out.rank - v.rank) + tuple(v.shape))
