@@ -197,7 +197,12 @@ private:
       out << unroll << kin << "   for (int t = 0; t < T; t++) {\n";
       out << kin << "      " << codegen::VectorLoad(block, "xv", "xs + t * " + std::to_string(fP.strides[d - 1] * fC))
           << "\n";
+      // (the structs other compilers get have no vector product: lane by lane there)
+      out << "#if defined(__GNUC__) || defined(__clang__)\n";
       out << kin << "      acc[t] += wv * xv;\n";
+      out << "#else\n";
+      out << kin << "      for (int l = 0; l < " << block.width << "; l++) acc[t].v[l] += wv.v[l] * xv.v[l];\n";
+      out << "#endif\n";
       out << kin << "   }\n";
       out << kin << "}\n";
       // bias, activation, store
