@@ -2,6 +2,7 @@
 #include "ops_conv.hpp"
 
 #include "owned/conv.hpp"
+#include "owned/conv_depthwise.hpp"
 #include "owned/conv_nhwc.hpp"
 #include "owned/pool.hpp"
 
@@ -9,10 +10,10 @@ namespace jax2sofie {
 
 namespace {
 
-// The attributes both convolutions take: strides, dilations, lhs_dilations (list[int], one per
+// The attributes the convolutions take: strides, dilations, lhs_dilations (list[int], one per
 // spatial axis, required), pads (list[int], lo... then hi..., required), group (int, 1),
-// activation ("" | "relu", "").
-ConvParams ConvParamsOf(const Node &n)
+// activation ("" | "relu", ""; also "relu6" where `relu6`: the direct kernels).
+ConvParams ConvParamsOf(const Node &n, bool relu6 = false)
 {
    n.ExpectInputs(2, 4);
    n.ExpectOutputs(1);
@@ -24,8 +25,9 @@ ConvParams ConvParamsOf(const Node &n)
    p.lhs_dilations = n.Ints("lhs_dilations");
    p.group = n.Int("group", 1);
    p.activation = n.Str("activation", "");
-   if (!p.activation.empty() && p.activation != "relu")
-      throw NodeError("unknown activation '" + p.activation + "' (activations: \"\", relu)");
+   if (!p.activation.empty() && p.activation != "relu" && !(relu6 && p.activation == "relu6"))
+      throw NodeError("unknown activation '" + p.activation + "' (activations: \"\", relu" +
+                      (relu6 ? ", relu6)" : ")"));
    return p;
 }
 
@@ -41,7 +43,15 @@ OpPtr MakeOwnedConv(const Node &n)
 // J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
 OpPtr MakeOwnedConvNHWC(const Node &n)
 {
-   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
+   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
+}
+
+// J2S_ConvDepthwise: inputs [X, W] or [X, W, B] in N<spatial>C / <spatial> M C layout (output channel
+//   c*M + j from input channel c and W[..., j, c]); group (C or 1), lhs_dilations 1, pads >= 0.
+OpPtr MakeOwnedConvDepthwise(const Node &n)
+{
+   n.ExpectInputs(2, 3);
+   return std::make_unique<ConvDepthwiseOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
 }
 
 // J2S_Pool: input [X] of any rank; float32.

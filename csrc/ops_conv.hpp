@@ -1,6 +1,6 @@
 // Factories of the convolution family: jax2sofie's own convolutions (im2col + sgemm in NC layout,
-// a direct kernel in channels-last layout) and window reduction (pooling), all project-owned
-// operators (csrc/owned/conv.hpp, conv_nhwc.hpp, pool.hpp).
+// a direct kernel in channels-last layout, a depthwise one) and window reduction (pooling), all project-owned
+// operators (csrc/owned/conv.hpp, conv_nhwc.hpp, conv_depthwise.hpp, pool.hpp).
 #pragma once
 
 #include "node.hpp"
@@ -9,6 +9,7 @@ namespace jax2sofie {
 
 OpPtr MakeOwnedConv(const Node &);
 OpPtr MakeOwnedConvNHWC(const Node &);
+OpPtr MakeOwnedConvDepthwise(const Node &);
 OpPtr MakeOwnedPool(const Node &);
 
 } // namespace jax2sofie

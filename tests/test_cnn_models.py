@@ -118,6 +118,33 @@ def test_resnet_block_dynamic_batch():
     _check(model, BATCHES, (32, 32, 16), "resnet_block_dyn")
 
 
+class MobileNetBlock(nn.Module):
+    """32x32x3 -> conv 16 3x3/2 -> ReLU6 -> depthwise 3x3 + BatchNorm -> ReLU6 -> separable (depthwise 3x3
+    with a channel multiplier of 2, pointwise 1x1 to 32) -> ReLU6 -> global average pool -> dense 10."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu6(nn.Conv(16, (3, 3), strides=(2, 2), padding="VALID")(x))
+        x = nn.Conv(16, (3, 3), feature_group_count=16, padding="SAME", use_bias=False)(x)
+        x = nn.relu6(nn.BatchNorm(use_running_average=True)(x))
+        x = nn.Conv(32, (3, 3), feature_group_count=16, padding="VALID", use_bias=False)(x)
+        x = nn.relu6(nn.Conv(32, (1, 1))(x))
+        return nn.Dense(10)(x.mean(axis=(1, 2)))
+
+
+def test_mobilenet_block_dynamic_batch():
+    module = MobileNetBlock()
+    variables = _perturbed(module.init(jax.random.PRNGKey(0), _x((1, 32, 32, 3))))
+    model = jax2sofie.convert(lambda v, x: module.apply(v, x), variables, _x((2, 32, 32, 3)),
+                              name="mobilenet_block", dynamic_batch=True)
+    counts = model.graph.op_counts()
+    # depthwise convolutions in their own channels-last kernel, the BatchNorm folded into it, every
+    # ReLU6 (max(x, 0) then min(., 6)) the activation of the conv before it, and no Transpose
+    assert counts["J2S_ConvDepthwise"] == 2 and counts["J2S_ConvNHWC"] == 2, counts
+    assert not {"Transpose", "J2S_Conv", "Min", "Max", "Relu", "Mul", "Sub"} & set(counts), counts
+    _check(model, BATCHES, (32, 32, 3), "mobilenet_block")
+
+
 # -- Flax modules ---------------------------------------------------------------------------------------------
 class LinenConv2D(nn.Module):
     """Conv (strided, SAME) + BatchNorm, depthwise Conv, ConvTranspose, max/avg pools (both count modes)."""

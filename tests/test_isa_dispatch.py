@@ -25,12 +25,16 @@ X86 = platform.machine() in ("x86_64", "AMD64", "i686")
 
 class DenseConvNet(nn.Module):
     """Every kernel kind: J2S_ConvNHWC (padded, 12 output channels: a full vector and a partial one at
-    AVX2/SSE width), J2S_Elementwise (GELU), J2S_Dense inline rows at batch 1 and in panels past 4
-    rows, with three identical hidden layers (one shared kernel)."""
+    AVX2/SSE width), J2S_ConvDepthwise (padded with ReLU6 over 12 channels, then over 6 channels, 2 + 4
+    lanes, with a channel multiplier of 2), J2S_Elementwise (GELU), J2S_Dense inline rows at batch 1 and
+    in panels past 4 rows, with three identical hidden layers (one shared kernel)."""
 
     @nn.compact
     def __call__(self, x):
         x = nn.relu(nn.Conv(12, (3, 3), padding="SAME")(x))
+        x = nn.relu6(nn.Conv(12, (3, 3), feature_group_count=12, padding="SAME")(x))
+        x = nn.Conv(6, (1, 1))(x)
+        x = nn.Conv(12, (3, 2), feature_group_count=6, padding="VALID")(x)
         x = x.reshape(x.shape[0], -1)
         x = nn.gelu(nn.Dense(64)(x))
         for _ in range(3):
@@ -60,6 +64,7 @@ def _build_and_run(directory: Path, flags: list[str]) -> None:
 def test_every_level_and_build_matches_jax(batch, tmp_path):
     directory = _written(tmp_path, batch)
     header = (directory / f"{directory.name}.hxx").read_text()
+    assert header.count("jax2sofie J2S_ConvDepthwise") == 2
     for level in ("avx512", "avx2", "base"):
         assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
     builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]

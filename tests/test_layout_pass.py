@@ -32,17 +32,18 @@ def _cnn(p, x, group=1):
     return x.reshape(x.shape[0], -1) @ p["wd"]
 
 
-def _cnn_params(group=1):
-    w1, b1, w2, b2, wd = _rng_arrays((3, 3, 2 // group, 4), (4,), (3, 3, 4 // group, 6), (6,), (2 * 2 * 6, 3))
+def _cnn_params(group=1, channels=2):
+    w1, b1, w2, b2, wd = _rng_arrays((3, 3, channels // group, 4), (4,), (3, 3, 4 // group, 6), (6,), (2 * 2 * 6, 3))
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "wd": wd}
 
 
 def test_cnn_keeps_one_transpose_at_the_input_and_one_before_the_flatten(monkeypatch):
-    # grouped convolutions: J2S_Conv, in NC layout, between Transposes the pass has to cancel
+    # grouped convolutions (two input channels per group): J2S_Conv, in NC layout, between Transposes
+    # the pass has to cancel
     def grouped(p, x):
         return _cnn(p, x, group=2)
 
-    params, (x,) = _cnn_params(group=2), _rng_arrays((3, 9, 8, 2), seed=1)
+    params, (x,) = _cnn_params(group=2, channels=4), _rng_arrays((3, 9, 8, 4), seed=1)
     after = jax2sofie.convert(grouped, params, x, name="layout_cnn")
     monkeypatch.setattr(passes, "PIPELINE", [p for p in passes.PIPELINE if p is not sink_transposes])
     before = jax2sofie.convert(grouped, params, x, name="layout_cnn_before")
@@ -125,11 +126,14 @@ def test_transpose_read_by_a_layout_specific_op_is_not_duplicated():
     assert [n.op for n in graph.nodes] == ops_before
 
 
-@pytest.mark.parametrize("group, conv_op", [(1, "J2S_ConvNHWC"), (2, "J2S_Conv")])
-def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change(group, conv_op):
-    # group 1 is the direct channels-last conv (channel axis last), group 2 the NC im2col one (axis 1)
-    w, bias, mean, var, scale, shift, wd, bd, mean_d = _rng_arrays((3, 3, 2 // group, 6), (6,), (6,), (6,), (6,),
-                                                                   (6,), (6, 4), (4,), (4,))
+@pytest.mark.parametrize("group, channels, conv_op", [(1, 2, "J2S_ConvNHWC"), (2, 4, "J2S_Conv"),
+                                                     (2, 2, "J2S_ConvDepthwise")])
+def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change(group, channels, conv_op):
+    # group 1 is the direct channels-last conv (channel axis last), 2 groups of 2 input channels the NC
+    # im2col one (axis 1), 2 groups of one input channel the depthwise one (channel multiplier 3: the
+    # BatchNorm scale of output channel c*3 + j goes to its kernel's [..., j, c])
+    w, bias, mean, var, scale, shift, wd, bd, mean_d = _rng_arrays((3, 3, channels // group, 6), (6,), (6,), (6,),
+                                                                   (6,), (6,), (6, 4), (4,), (4,))
     params = {"w": w, "b": bias, "mean": mean, "var": np.abs(var) + 0.5, "scale": scale, "shift": shift,
               "wd": wd, "bd": bd, "mean_d": mean_d}
 
@@ -141,7 +145,7 @@ def test_batch_norm_after_conv_and_dense_folds_and_numbers_do_not_change(group, 
         z = y @ p["wd"] + p["bd"]
         return (z - p["mean_d"]) / 1.5
 
-    x, = _rng_arrays((2, 7, 6, 2), seed=3)
+    x, = _rng_arrays((2, 7, 6, channels), seed=3)
     model = jax2sofie.convert(fn, params, x, name="bn_fold")
     counts = model.graph.op_counts()
     assert counts[conv_op] == 1 and counts["J2S_Dense"] == 1, model.graph

@@ -618,7 +618,8 @@ def decomposition_cases():
 
 
 def conv_and_slice_cases():
-    """The project-owned J2S_Conv (im2col + sgemm), J2S_ConvNHWC (direct), J2S_Pool and J2S_Slice against numpy."""
+    """The project-owned J2S_Conv (im2col + sgemm), J2S_ConvNHWC (direct), J2S_ConvDepthwise, J2S_Pool and
+    J2S_Slice against numpy."""
     x, w, b = f32(1, 2, 5, 4), f32(3, 2, 3, 3), f32(3)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     conv = np.zeros((1, 3, 5, 4), np.float32)
@@ -632,6 +633,15 @@ def conv_and_slice_cases():
     xn, wn, bn = f32(2, 6, 11, 3), f32(3, 2, 3, 19), f32(19)
     yn = _conv_nhwc_reference(xn, wn, bn, strides=(1, 1), pads=((1, 1), (0, 1)), dilations=(2, 1))
     rn = f32(*yn.shape)
+    # J2S_ConvDepthwise: 19 input channels (a full 16-lane block and a partial one), a channel multiplier
+    # of 2 (kernel [KH, KW, M, C]), a stride, uneven pads and ReLU6; numpy through the equivalent full
+    # kernel, whose input channel c feeds output channels c*2 + j only
+    xd, wd, bd = f32(2, 5, 9, 19, lo=-4.0, hi=4.0), f32(3, 3, 2, 19), f32(38)
+    full = np.zeros((3, 3, 19, 38), np.float32)
+    for c in range(19):
+        for j in range(2):
+            full[:, :, c, c * 2 + j] = wd[:, :, j, c]
+    yd = np.clip(_conv_nhwc_reference(xd, full, bd, strides=(1, 2), pads=((1, 1), (0, 2)), dilations=(1, 1)), 0, 6)
     return [
         Case("v_J2S_Conv_bias_relu", {"x": x}, [node("J2S_Conv", "c", ["x", "w", "b"], ["y"], strides=[1, 1],
                                                       pads=[1, 1, 1, 1], dilations=[1, 1], lhs_dilations=[1, 1],
@@ -646,6 +656,10 @@ def conv_and_slice_cases():
              [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
                    dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu")],
              {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
+        Case("v_J2S_ConvDepthwise_bias_relu6", {"x": xd},
+             [node("J2S_ConvDepthwise", "c", ["x", "w", "b"], ["y"], strides=[1, 2], pads=[1, 0, 1, 2],
+                   dilations=[1, 1], lhs_dilations=[1, 1], group=19, activation="relu6")],
+             {"y": yd}, weights={"w": wd, "b": bd}),
         Case("v_J2S_Pool_max", {"x": x}, [node("J2S_Pool", "p", ["x"], ["y"], window=[1, 1, 2, 2],
                                                 strides=[1, 1, 2, 2], pads=[0] * 8, dilations=[1] * 4, mode="max",
                                                 init=float("-inf"))], {"y": pool}),
@@ -919,7 +933,7 @@ _ISA_FLAGS = [pytest.param(("-O3", "-mavx2", "-mfma"), id="avx2", marks=pytest.m
 @needs_cxx
 @pytest.mark.parametrize("flags", _ISA_FLAGS)
 def test_vector_kernels_per_instruction_set(flags, tmp_path):
-    cases = [c for c in CASES if c.ops & {"J2S_ConvNHWC", "J2S_Dense"} and c.xfail is None]
+    cases = [c for c in CASES if c.ops & {"J2S_ConvNHWC", "J2S_ConvDepthwise", "J2S_Dense"} and c.xfail is None]
     assert len(cases) >= 8
     for case in cases:
         write_case(case, tmp_path)

@@ -16,7 +16,7 @@ namespace jax2sofie {
 struct ConvParams {
    std::vector<std::int64_t> strides, pads, dilations, lhs_dilations; // pads: lo... then hi...
    std::int64_t group = 1;
-   std::string activation; // "" | "relu"
+   std::string activation; // "" | "relu" | "relu6" (J2S_Conv: "" | "relu")
 };
 
 inline std::int64_t Prod(const std::vector<std::int64_t> &v)
@@ -103,6 +103,16 @@ inline void CheckResidual(const std::string &kind, SOFIE::ETensorType type, cons
    if (type != SOFIE::ETensorType::FLOAT || r.size() != y.size() || !std::equal(y.begin() + 1, y.end(), r.begin() + 1))
       throw std::runtime_error(kind + ": the residual must be float32 of the output's shape " +
                                SOFIE::ConvertDimShapeToString(y));
+}
+
+/// The statement `a = min(a, 6)` for vector `a` of `width` floats, after VectorRelu: ReLU6, the
+/// clamp(0, 6) of MobileNets (a mask of the lanes above 6 selects 6 there; lane by lane on other compilers).
+inline std::string VectorMinSix(const std::string &a, std::int64_t width)
+{
+   const std::string w = std::to_string(width), vf = "j2s_vf" + w, vi = "j2s_vi" + w;
+   return "\n#if defined(__GNUC__) || defined(__clang__)\n{ const " + vi + " j2s_above = " + a + " > 6.0f; " + a + " = (" +
+          vf + ")(((" + vi + ")" + a + " & ~j2s_above) | ((" + vi + ")(" + vf + "{} + 6.0f) & j2s_above)); }\n#else\nfor (int l = 0; l < " +
+          w + "; l++) " + a + "[l] = " + a + "[l] > 6.0f ? 6.0f : " + a + "[l];\n#endif";
 }
 
 inline std::string CloseLoops(std::size_t n, const std::string &ind)

@@ -1,7 +1,7 @@
 // jax2sofie's direct convolution in the channels-last layout JAX, Flax and Keras use:
 //   X [N, S1..Sd, C] (d = 1, 2, 3), W [K1..Kd, C, O] (JAX's HWIO kernel as it is), optional B [O],
 //   optional R [N, Y1..Yd, O] (with B): a residual added before the activation (a ResNet skip),
-//   strides, pads (lo1..lod, hi1..hid; >= 0), dilations (of the kernel), activation ("" | "relu").
+//   strides, pads (lo1..lod, hi1..hid; >= 0), dilations (of the kernel), activation ("" | "relu" | "relu6").
 // No groups and no input (lhs) dilation: those stay with J2S_Conv (im2col + sgemm, NC layout).
 //
 // Why a direct kernel and not im2col + sgemm: for the channel counts of the models users run in
@@ -259,8 +259,10 @@ private:
       if (fInputs.size() == 4) {
          out << ind << "   { " << codegen::VectorLoad(block, "res", "rrow + t * " + o + " + " + first) << " a += res; }\n";
       }
-      if (fP.activation == "relu")
+      if (fP.activation == "relu" || fP.activation == "relu6")
          out << ind << "   " << codegen::VectorRelu("a", block.width) << "\n";
+      if (fP.activation == "relu6")
+         out << ind << "   " << VectorMinSix("a", block.width) << "\n";
       const std::string dst = "yrow + t * " + o + " + " + first;
       out << ind << "   " << codegen::VectorStore(block, dst, "a") << "\n";
       out << ind << "}\n";

@@ -3,8 +3,12 @@
 - J2S_ConvNHWC (csrc/owned/conv_nhwc.hpp), a direct convolution in the channels-last layout of JAX,
   Flax and Keras (input N,spatial,C; kernel spatial,I,O: Flax's HWIO kernel as it is), for every
   convolution without groups, input dilation or negative pads: the common case, and the fast one.
-- J2S_Conv (csrc/owned/conv.hpp), im2col + sgemm in N,C,spatial layout, for the rest: grouped and
-  depthwise convolutions, transposed ones (input dilation, as Flax's ConvTranspose traces), negative pads.
+- J2S_ConvDepthwise (csrc/owned/conv_depthwise.hpp), a direct channels-last kernel vectorised over
+  channels, for depthwise convolutions (one input channel per group, any channel multiplier; the
+  kernel re-packed to spatial,M,C) without input dilation or negative pads.
+- J2S_Conv (csrc/owned/conv.hpp), im2col + sgemm in N,C,spatial layout, for the rest: grouped
+  convolutions with several input channels per group, transposed ones (input dilation, as Flax's
+  ConvTranspose traces), negative pads.
 Either way the input and kernel are transposed to the operator's layout and the output back to the one
 the jaxpr asks for; for channels-last models these Transposes are identities and vanish, otherwise the
 layout pass (passes/layout.py) cancels them between layers and constant kernels fold at conversion.
@@ -58,7 +62,17 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
     # y_axes[a]: the axis of the operator's output (N, C, spatial in its own order) that is axis
     # `a` of the (N, C, spatial...) description out_spec refers to
     direct = feature_group_count == 1 and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
-    if direct:
+    # one input channel per group (any channel multiplier): the channels-last depthwise kernel
+    depthwise = 1 < feature_group_count == c and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
+    if depthwise:
+        x = ctx.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))  # N, spatial..., C
+        w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., 1, C*M
+        if o != c:  # a channel multiplier M > 1: output channel c*M + j is [..., c, j]
+            w = ctx.reshape(w, [*w.shape[:spatial], c, o // c])
+            w = ctx.transpose(w, (*range(spatial), spatial + 1, spatial))  # spatial..., M, C
+        y = ctx.op("J2S_ConvDepthwise", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
+        y_axes = [0, spatial + 1, *range(1, spatial + 1)]
+    elif direct:
         x = ctx.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))  # N, spatial..., C
         w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., I, O
         y = ctx.op("J2S_ConvNHWC", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
@@ -76,6 +90,7 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 from jax import lax  # noqa: E402
 
 from .catalog import case, f32  # noqa: E402
@@ -106,6 +121,41 @@ case("conv2d_grouped", lambda p, x: _conv(x, p["w"], window_strides=(1, 1), padd
                                           dimension_numbers=_NHWC), f32(1, 5, 6, 6), params={"w": f32(3, 3, 2, 9)})
 case("conv2d_depthwise", lambda p, x: _conv(x, p["w"], window_strides=(2, 2), padding="SAME", feature_group_count=4,
                                             dimension_numbers=_NHWC), f32(2, 7, 7, 4), params={"w": f32(3, 3, 1, 8)})
+# J2S_ConvDepthwise: channel multipliers 1-3, channel counts with full and partial vectors at every
+# level (19 = 16 + 3, 6 = 4 + 2, 3), strides, dilations, kernels 1-5, SAME / VALID / asymmetric pads
+case("depthwise2d_same_m1", lambda p, x: _conv(x, p["w"], window_strides=(1, 1), padding="SAME",
+                                               feature_group_count=19, dimension_numbers=_NHWC),
+     f32(2, 9, 11, 19), params={"w": f32(3, 3, 1, 19)})
+case("depthwise2d_valid_strided_m2", lambda p, x: _conv(x, p["w"], window_strides=(2, 2), padding="VALID",
+                                                        feature_group_count=6, dimension_numbers=_NHWC),
+     f32(2, 12, 13, 6), params={"w": f32(5, 4, 1, 12)})
+case("depthwise2d_dilated_asymmetric_m3", lambda p, x: _conv(x, p["w"], window_strides=(1, 2),
+                                                             padding=((2, 0), (1, 3)), rhs_dilation=(2, 1),
+                                                             feature_group_count=3, dimension_numbers=_NHWC),
+     f32(1, 8, 10, 3), params={"w": f32(3, 2, 1, 9)})
+case("depthwise2d_1x1_m2", lambda p, x: _conv(x, p["w"], window_strides=(1, 1), padding="VALID",
+                                              feature_group_count=5, dimension_numbers=_NHWC),
+     f32(2, 4, 3, 5), params={"w": f32(1, 1, 1, 10)})
+case("depthwise2d_nchw", lambda p, x: _conv(x, p["w"], window_strides=(1, 1), padding="SAME", feature_group_count=4),
+     f32(2, 4, 7, 6), params={"w": f32(8, 1, 3, 3)})
+case("depthwise2d_kernel_as_input_m2", lambda p, x, w: _conv(x, w, window_strides=(1, 1), padding="SAME",
+                                                             feature_group_count=3, dimension_numbers=_NHWC),
+     f32(1, 6, 5, 3), f32(3, 3, 1, 6), batch=False)
+case("depthwise1d_m2", lambda p, x: _conv(x, p["w"], window_strides=(2,), padding="SAME", rhs_dilation=(2,),
+                                          feature_group_count=7, dimension_numbers=("NWC", "WIO", "NWC")),
+     f32(2, 17, 7), params={"w": f32(4, 1, 14)})
+case("depthwise3d", lambda p, x: _conv(x, p["w"], window_strides=(1, 2, 1), padding="SAME", feature_group_count=5,
+                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
+     f32(1, 4, 6, 5, 5), params={"w": f32(3, 3, 2, 1, 5)})
+case("depthwise2d_bias_relu6", lambda p, x: jax.nn.relu6(
+        _conv(x, p["w"], window_strides=(1, 1), padding="SAME", feature_group_count=19, dimension_numbers=_NHWC)
+        + p["b"]), f32(2, 6, 9, 19), params={"w": f32(3, 3, 1, 19), "b": f32(19)})
+case("depthwise2d_batchnorm_relu_m2", lambda p, x: jax.nn.relu(
+        _conv(x, p["w"], window_strides=(1, 1), padding="VALID", feature_group_count=3, dimension_numbers=_NHWC)
+        * p["scale"] + p["shift"]), f32(2, 6, 7, 3), params={"w": f32(3, 3, 1, 6), "scale": f32(6), "shift": f32(6)})
+case("conv2d_relu6", lambda p, x: jax.nn.relu6(_conv(x, p["w"], window_strides=(1, 1), padding="SAME",
+                                                     dimension_numbers=_NHWC) * 4.0),
+     f32(2, 5, 6, 3), params={"w": f32(3, 3, 3, 5)})
 case("conv2d_1x1", lambda p, x: _conv(x, p["w"], window_strides=(1, 1), padding="VALID", dimension_numbers=_NHWC),
      f32(3, 4, 5, 6), params={"w": f32(1, 1, 6, 7)})
 case("conv1d_nwc", lambda p, x: _conv(x, p["w"], window_strides=(2,), padding="SAME",

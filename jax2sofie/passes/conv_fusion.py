@@ -1,4 +1,4 @@
-"""Fold per-channel affine ops and ReLU into the J2S_Conv / J2S_ConvNHWC before them.
+"""Fold per-channel affine ops and ReLU into the J2S_Conv / J2S_ConvNHWC / J2S_ConvDepthwise before them.
 
 A Flax Conv traces to conv + bias add, and an inference-mode BatchNorm after it to
 (y - mean) * (scale / sqrt(var + eps)) + bias, all with constants once the walker has folded the
@@ -8,7 +8,9 @@ conversion time:
   Add/Sub c -> bias +/- c;  Mul c -> W * c (per output channel), bias * c;  Div c -> Mul 1/c;
 an Add of a computed tensor of the output's own shape (a ResNet skip connection) becomes the conv's
 residual input (added before the activation, in the same pass over the output), then a following Relu becomes the conv's fused
-activation. (The same folds after a dense layer are fuse_dense's, in passes/dense.py.)
+activation, and a min(., 6) after that ReLU (jax.nn.relu6, Keras' ReLU6) makes it "relu6" in the
+direct kernels (J2S_ConvNHWC, J2S_ConvDepthwise). J2S_ConvDepthwise takes no residual.
+(The same folds after a dense layer are fuse_dense's, in passes/dense.py.)
 Runs after the layout pass (which puts the constants in the conv's layout) and before
 fuse_gemm_bias and fuse_relu.
 """
@@ -20,7 +22,11 @@ from ..ir import Graph, Node, Value
 
 _AFFINE = {"Add", "Sub", "Mul", "Div"}
 # the output channel's axis in the output, and in the kernel, of each convolution
-_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1)}
+# (J2S_ConvDepthwise's kernel [K..., M, C] holds output channel c*M + j at [..., j, c]: see _scale_kernel)
+_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1), "J2S_ConvDepthwise": (-1, -1)}
+# the convolutions whose activation may be "relu6" (clamp(0, 6)), and those that take a residual
+_RELU6_CONVS = {"J2S_ConvNHWC", "J2S_ConvDepthwise"}
+_RESIDUAL_CONVS = {"J2S_Conv", "J2S_ConvNHWC"}
 
 
 def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarray | None:
@@ -93,11 +99,33 @@ def _is_relu_of(node: Node, y: Value) -> bool:
             and float(np.asarray(other.const).ravel()[0]) == 0.0)
 
 
+def _is_min_six_of(node: Node, y: Value) -> bool:
+    """min(y, 6) (the upper half of jax.nn.relu6 = min(max(x, 0), 6))."""
+    if node.op != "Min" or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
+        return False
+    other = node.inputs[1] if node.inputs[0] is y else node.inputs[0] if node.inputs[1] is y else None
+    return (other is not None and other.is_const and other.size == 1
+            and float(np.asarray(other.const).ravel()[0]) == 6.0)
+
+
+def _scale_kernel(conv: Node, w: Value, scale: np.ndarray) -> np.ndarray:
+    """The kernel's data with output channel o multiplied by scale[o]."""
+    if conv.op == "J2S_ConvDepthwise":  # [K..., M, C]: output channel c*M + j at [..., j, c]
+        m, c = w.shape[-2], w.shape[-1]
+        return w.const * scale.reshape(c, m).T
+    along = [1] * w.rank
+    along[_CHANNEL_AXES[conv.op][1]] = -1
+    return w.const * scale.reshape(along)
+
+
 def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool:
     if _is_relu_of(reader, y):
         if conv.attrs.get("activation"):
             return False
         conv.attrs["activation"] = "relu"
+        return True
+    if conv.attrs.get("activation") == "relu" and conv.op in _RELU6_CONVS and _is_min_six_of(reader, y):
+        conv.attrs["activation"] = "relu6"
         return True
     if conv.attrs.get("activation"):
         return False
@@ -106,7 +134,7 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
         return False
     op, c = found
     w = conv.inputs[1]
-    y_axis, w_axis = _CHANNEL_AXES[conv.op]
+    y_axis = _CHANNEL_AXES[conv.op][0]
     channels = y.shape[y_axis]
     vec = _per_channel(c, y.rank, y_axis % y.rank, channels)
     if vec is None or (op in ("Mul", "Div") and not w.is_const):
@@ -115,9 +143,7 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
     like = conv.inputs[2] if len(conv.inputs) == 3 else None
     if op in ("Mul", "Div"):
         scale = vec if op == "Mul" else 1.0 / vec
-        along = [1] * w.rank
-        along[w_axis] = -1
-        conv.inputs[1] = _weight(w.const * scale.reshape(along), w, w.name + "_scaled", taken)
+        conv.inputs[1] = _weight(_scale_kernel(conv, w, scale), w, w.name + "_scaled", taken)
         bias = bias * scale
     else:
         bias = bias + vec if op == "Add" else bias - vec
@@ -128,7 +154,8 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
 
 def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int], index: int,
                    taken: set[str]) -> bool:
-    if reader.op != "Add" or len(reader.inputs) != 2 or conv.attrs.get("activation") or len(conv.inputs) == 4:
+    if (reader.op != "Add" or len(reader.inputs) != 2 or conv.attrs.get("activation") or len(conv.inputs) == 4
+            or conv.op not in _RESIDUAL_CONVS):
         return False
     a, b = reader.inputs
     other = b if a is y else a if b is y else None
