@@ -8,7 +8,7 @@ keeps its intermediates in registers.
 
 What fuses: the float32 SOFIE operators of FLOAT_TEMPLATES (their expressions are written exactly as
 SOFIE's own code computes them, so the numbers do not change; except tanh, exp and sigmoid, which
-become the vectorisable expressions of lowering/expressions.py, within 3.7e-7 absolute (tanh) and
+become the vectorisable expressions of ops/expressions.py, within 3.7e-7 absolute (tanh) and
 1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
 calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
 An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one
@@ -27,12 +27,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from ..lowering.expressions import ExpressionBuilder, exp_expression, operand, sigmoid_expression, tanh_expression
+from ..ops.expressions import (FASTER_ALONE, ExpressionBuilder, exp_expression, operand, sigmoid_expression,
+                               tanh_expression)
 
 MAX_GROUP = 32
-# operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
-# faster than SOFIE's own operator
-FASTER_ALONE = {"Tanh", "Exp", "Sigmoid", "Add", "Sub", "Mul", "Div"}
 
 
 def _unary(function: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
