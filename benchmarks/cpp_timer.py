@@ -18,28 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+# the builds users make of a generated header (run.py's --builds) and their flags: jax2sofie.runtime.build
+from jax2sofie.runtime.build import BUILDS, build_flags  # noqa: F401
 from jax2sofie.runtime.toolchain import find_blas, find_compiler
 
-# The builds users make of a generated header, by the short name benchmarks/run.py --builds takes:
-# "O2" is the Makefile jax2sofie writes next to a standalone test (CXXFLAGS ?= -O2 -std=c++17), the
-# build of anyone who does not choose flags; "v3" the same for a grid's baseline CPU (x86-64-v3: AVX2
-# and FMA, every x86 node of the last decade); "native" a build for the machine it runs on, as trigger
-# farms do (SOFIE's own loops only vectorise with -march).
-BUILDS = {
-    "O2": ("-O2",),
-    "v3": ("-O2", "-march=x86-64-v3"),
-    "native": ("-O3", "-march=native"),
-}
 BUILD_TITLES = {
     "O2": "the default build (the Makefile next to a standalone test)",
     "v3": "a build for a grid's baseline CPU",
     "native": "a build for the machine it runs on",
 }
-COMMON_FLAGS = ("-std=c++17",)
-
-
-def build_flags(build: str) -> list[str]:
-    return list(BUILDS[build]) + list(COMMON_FLAGS)
 
 
 def compile_command(build: str) -> str:

@@ -248,6 +248,7 @@ def _size(n_bytes: int) -> str:
 
 def _cmd_check(args) -> int:
     from jax2sofie.runtime import find_blas, find_compiler
+    from jax2sofie.runtime.build import DEFAULT_CXXFLAGS, compile_command
 
     directory = Path(args.directory)
     tests = sorted(directory.glob("*_test.cpp"))
@@ -260,7 +261,7 @@ def _cmd_check(args) -> int:
     for test in tests:
         binary = test.with_suffix("").resolve()
         progress(f"compiling {test.name}")
-        build = subprocess.run([*compiler.command, "-O2", "-std=c++17", "-o", str(binary), str(test), *blas],
+        build = subprocess.run(compile_command(compiler, DEFAULT_CXXFLAGS, [test], binary, link=blas),
                                capture_output=True, text=True)
         progress.finish()
         if build.returncode != 0:

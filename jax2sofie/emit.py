@@ -80,7 +80,7 @@ def refuse_sofie_int64_folding(graph: Graph) -> None:
             raise ConversionError(
                 f"node '{node.name}' ({node.op}) has only constant inputs of dtype {np.dtype(node.inputs[0].dtype).name}: "
                 f"SOFIE would fold it reading the data as int64 (wrong numbers), and jax2sofie did not fold "
-                f"it first (passes.constant_folding has no folder for {node.op} here)"
+                f"it first (ops/folding.py has no folder for {node.op} here)"
                 + (f"\n  at {node.source}" if node.source else ""))
         if _sofie_folds(node):
             constant.update(id(v) for v in node.outputs)

@@ -29,12 +29,14 @@ import itertools
 import os
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ConversionError
 from .rdf_functor import functor_filename
+from .runtime.cache import cache_dir
 from .runtime.toolchain import find_blas, find_compiler
 
 # scalar column types an event's input value may have (converted to float)
@@ -49,6 +51,10 @@ _FLOAT_VECTOR_TYPES = {"ROOT::VecOps::RVec<float>", "ROOT::RVec<float>", "ROOT::
 # two headers of one name share the namespace SOFIE_<name>, so only the first would count
 _declared: dict[str, tuple[Path, str]] = {}
 _functor_ids = itertools.count()
+# ConvertedModel -> (the cache folder, its ModelFiles, every file written there): a model given to Define
+# again is not written again while its files are still there (a ConvertedModel does not change once
+# converted)
+_written: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -97,14 +103,18 @@ def Define(df: Any, column: str, model: Any, inputs: str | Sequence[str], *, max
 
 def model_files(model: Any) -> ModelFiles:
     """The written files of `model`: a directory written with rdf=True, or a ConvertedModel (written
-    once into a cache folder named after its content)."""
+    once per process into a cache folder named after its content, runtime/cache.py's cache_dir("rdf");
+    written again only if those files were removed)."""
     if isinstance(model, (str, os.PathLike)):
         return _files_in(Path(model))
     from .model import ConvertedModel
     if not isinstance(model, ConvertedModel):
         raise TypeError(f"model must be a ConvertedModel or a directory written by write(dir, rdf=True), "
                         f"not {type(model).__name__}")
-    root = _cache_root()
+    root = cache_dir("rdf")
+    written = _written.get(model)
+    if written is not None and written[0] == root and all(path.is_file() for path in written[2]):
+        return written[1]
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=root))
     try:
@@ -117,7 +127,9 @@ def model_files(model: Any) -> ModelFiles:
             os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _files_in(final)
+    files = _files_in(final)
+    _written[model] = (root, files, list(final.iterdir()))
+    return files
 
 
 def load_system_blas() -> list[str]:
@@ -221,15 +233,6 @@ def _checked_columns(df: Any, inputs: str | Sequence[str], name: str, rows: int,
             raise ConversionError(f"column '{column}' is {kind}, not a number: the model '{name}' takes scalar "
                                   "columns (or one RVec<float> column)")
     return inputs
-
-
-def _cache_root() -> Path:
-    """``$JAX2SOFIE_CACHE_DIR/rdf``, else ``${XDG_CACHE_HOME:-~/.cache}/jax2sofie/rdf``."""
-    env = os.environ.get("JAX2SOFIE_CACHE_DIR")
-    if env:
-        return Path(env) / "rdf"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "jax2sofie" / "rdf"
 
 
 def _cpp_string(text: str) -> str:

@@ -30,7 +30,7 @@ def _check(model, batches, feature_shape, name, rtol=1e-4, atol=1e-5):
         x = _x((batch,) + feature_shape, seed=batch)
         report = model.check(x, rtol=rtol, atol=atol)
         assert report.passed, f"{name} at batch {batch}:\n{report}\n{model.graph}"
-        # the error budget of a whole model (SCALE_BUDGET in jax2sofie/runtime/check.py)
+        # the error budget of a whole model (SCALE_BUDGET in jax2sofie/runtime/compare.py)
         assert report.within_budget, f"{name} at batch {batch} exceeds the error budget:\n{report}"
 
 

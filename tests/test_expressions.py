@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jax2sofie.lowering.expressions import PRIMITIVES, ExpressionBuilder, literal, tanh_expression
+from jax2sofie.ops.expressions import PRIMITIVES, ExpressionBuilder, literal, tanh_expression
 
 
 @pytest.mark.parametrize("value, dtype, text", [

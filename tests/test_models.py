@@ -1,6 +1,6 @@
 """Whole models through the public API: Flax linen, Flax nnx and a plain JAX function, each converted,
 compiled and checked against JAX at batch 1 and batch 64 (rtol 1e-4, atol 1e-5) and within the error budget
-of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/check.py)."""
+of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/compare.py)."""
 from __future__ import annotations
 
 import flax.linen as nn

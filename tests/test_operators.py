@@ -19,7 +19,7 @@ from jax2sofie.errors import GraphError
 from jax2sofie.ir import GraphBuilder, verify
 from jax2sofie.ir.operators import KINDS, OPERATORS, names
 from jax2sofie.lowering.catalog import CASES
-from jax2sofie.lowering.expressions import PRIMITIVES
+from jax2sofie.ops.expressions import PRIMITIVES
 from jax2sofie.lowering.registry import RULES
 from jax2sofie.passes import elementwise_fusion
 
@@ -95,7 +95,7 @@ def test_every_kind_is_used_and_entries_are_consistent():
 def test_fusion_expressions_resolve():
     """Every `fusion` of the table is a template over the operator's arguments, or names an expression
     elementwise_fusion knows; the fused forms read each argument."""
-    from jax2sofie.lowering.expressions import ExpressionBuilder
+    from jax2sofie.ops.expressions import ExpressionBuilder
 
     assert set(elementwise_fusion.FLOAT_TEMPLATES) == names(fusion=True)
     for name in names(fusion=True):
@@ -113,7 +113,7 @@ def test_fusion_expressions_resolve():
 
 def test_lowering_tables_come_from_the_table():
     """The primitives the table maps to operators have rules, and the float32 SOFIE operators of the
-    expression primitives (lowering/expressions.py) are unary operators of the table that fuse."""
+    expression primitives (ops/expressions.py) are unary operators of the table that fuse."""
     for op in OPERATORS.values():
         for primitive in op.primitives:
             assert primitive in RULES, f"{op.name}: primitive '{primitive}' has no lowering rule"

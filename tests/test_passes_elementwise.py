@@ -141,7 +141,7 @@ def _special_values():
 ])
 def test_exp_and_sigmoid_are_within_1_5e7_of_the_exact_functions(name, fn, exact_fn):
     """A lone exp or sigmoid becomes J2S_Elementwise (SOFIE's code calls libm's expf per element), the
-    polynomial exp of lowering/expressions.py: over a dense grid of floats its relative error stays
+    polynomial exp of ops/expressions.py: over a dense grid of floats its relative error stays
     below 1.5e-7 where the result is a normal float, subnormal results are within one subnormal
     step, overflow gives inf, -inf gives 0 and NaN stays NaN."""
     special = np.array(_special_values(), np.float32)

@@ -90,3 +90,36 @@ def test_coffea_wrapper_over_uproot_dask_on_a_local_cluster(tmp_path):
     report = run_scenario("coffea_jets", tmp_path, timeout=900)
     assert report["partitions"] > 1
     assert_matches(report)
+
+
+def test_a_converted_model_is_written_once_per_process(tmp_path, monkeypatch):
+    """Define on one ConvertedModel twice reuses its files (not rewritten); they are written again only
+    when removed, into the rdf folder of the one cache root (runtime/cache.py)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jax2sofie
+    from jax2sofie import rdf
+
+    monkeypatch.setenv("JAX2SOFIE_CACHE_DIR", str(tmp_path / "cache"))
+    def scaled_tanh(params, x):
+        return jnp.tanh(x) * params["scale"]
+
+    params = {"scale": np.float32(2.0)}
+    model = jax2sofie.convert(scaled_tanh, params, np.zeros((1, 3), np.float32), name="written_once")
+    first = rdf.model_files(model)
+    assert first.header.parent.parent == (tmp_path / "cache" / "rdf").resolve()
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.header.parent.iterdir()}
+    assert set(stamps) >= {"written_once.hxx", "written_once_rdf.hxx"}
+    root = first.header.parent.parent
+    os.utime(first.header, ns=(1, 1))  # a rewrite would give it a new time,
+    os.utime(root, ns=(1, 1))  # and writing into a staging folder would change the rdf folder's
+    assert rdf.model_files(model) == first
+    assert first.header.stat().st_mtime_ns == 1 and root.stat().st_mtime_ns == 1
+    # another ConvertedModel of the same function has the same content: the same folder
+    again = jax2sofie.convert(scaled_tanh, params, np.zeros((1, 3), np.float32), name="written_once")
+    assert rdf.model_files(again).header == first.header
+    for path in first.header.parent.iterdir():
+        path.unlink()
+    first.header.parent.rmdir()
+    assert rdf.model_files(model) == first and first.header.is_file() and first.functor.is_file()

@@ -269,6 +269,50 @@ def test_compile_error_broken_header(tmp_path):
     assert len(msg.splitlines()) < 60
 
 
+def test_compiled_libraries_and_rdf_files_share_one_cache_root(tmp_path, cache_dir, monkeypatch):
+    """$JAX2SOFIE_CACHE_DIR (else ~/.cache/jax2sofie) is the root of every cache: compiled/ for these
+    libraries, rdf/ for jax2sofie.rdf, as the SOFIE headers the build fetches sit in it too."""
+    from jax2sofie.runtime.cache import cache_dir as kind_dir
+    from jax2sofie.runtime.cache import default_cache_dir
+
+    hdr, _, _ = make_mlp(tmp_path / "a", name="cached_where")
+    ins, outs = mlp_specs(2)
+    model = compile_model(hdr, None, "cached_where", ins, outs)
+    assert os.path.dirname(model.library_path) == str(cache_dir / "compiled")
+    monkeypatch.delenv("JAX2SOFIE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "jax2sofie" / "compiled"
+    assert kind_dir("rdf") == tmp_path / "xdg" / "jax2sofie" / "rdf"
+
+
+def test_the_harness_template_is_package_data_of_the_imported_package():
+    """The harness's C++ is runtime/templates/harness.cpp.in: the imported package (the installed one
+    in CI) must carry it, and every placeholder is filled in."""
+    from importlib import resources
+
+    from jax2sofie.runtime.harness import conventional_signature, generate_harness_source
+
+    template = resources.files("jax2sofie.runtime.templates").joinpath("harness.cpp.in")
+    assert template.is_file() and "j2s_infer" in template.read_text()
+    spec = TensorSpec("x", np.float32, ("bs", 4))
+    source = generate_harness_source("mlp", "sofie_model.hxx", ["bs"], conventional_signature([spec], ["bs"]), 1)
+    assert "@" not in source and "SOFIE_mlp::Session" in source and '#include "sofie_model.hxx"' in source
+
+
+def test_one_place_for_the_flags_of_generated_code(tmp_path):
+    """The Makefile, the standalone test's build line and the default build use runtime/build.py's flags."""
+    from jax2sofie.runtime.build import BUILDS, DEFAULT_CXXFLAGS, SHARED_LIBRARY_FLAGS, build_flags
+    from jax2sofie.runtime.makefile import write_makefile
+
+    assert list(DEFAULT_CXXFLAGS) == build_flags("O2") == ["-O2", "-std=c++17"]
+    assert set(BUILDS) == {"O2", "v3", "native"}
+    text = write_makefile(tmp_path, "m", test=True, library=True).read_text()
+    assert f"CXXFLAGS ?= {' '.join(DEFAULT_CXXFLAGS)}\n" in text
+    assert f"LIBRARY_FLAGS = {' '.join(SHARED_LIBRARY_FLAGS)} " in text
+    with pytest.raises(ValueError, match="unknown build 'O9'"):
+        build_flags("O9")
+
+
 def test_compare_reports_worst_index_and_reasons():
     rng = np.random.default_rng(6)
     a = rng.standard_normal((4, 5)).astype(np.float32)

@@ -1,7 +1,7 @@
 """Small whole models people actually deploy, written the way they are written in Flax and plain
 jax.numpy: converted, compiled and checked against JAX at batch 1 and 16, with a static and with a
 dynamic batch (one compiled Session run at several batch sizes). Each stays within the error budget
-of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/check.py), deep
+of a whole model (max |error| <= 1e-5 max |output|, SCALE_BUDGET in jax2sofie/runtime/compare.py), deep
 ones (a 4-block transformer encoder, a 24-block residual MLP) included."""
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _padding_mask(batch, length, seed=0):
 def _check(model, *inputs):
     report = model.check(*inputs)
     assert report.passed, f"{model.name}:\n{report}"
-    # the error budget of a whole model (jax2sofie.runtime.check.SCALE_BUDGET): max |error| <= 1e-5 max |output|
+    # the error budget of a whole model (jax2sofie.runtime.compare.SCALE_BUDGET): max |error| <= 1e-5 max |output|
     assert report.within_budget, f"{model.name} exceeds the error budget:\n{report}"
     return report
 

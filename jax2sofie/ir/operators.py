@@ -22,7 +22,7 @@ The names are the ones `jax2sofie._native.push` understands (csrc/op_table.cpp);
 - fusion: its float32 C++ expression for passes/elementwise_fusion.py, over the argument expressions
   {0}, {1}, ... (or {all}: all of them, comma-separated), written as SOFIE's own generated code
   computes it; an argument used twice is computed once. "@name" names a function of
-  lowering/expressions.py instead (tanh, exp, sigmoid: vectorisable forms of the libm calls);
+  ops/expressions.py instead (tanh, exp, sigmoid: vectorisable forms of the libm calls);
 - fused_alone: fuse_elementwise rewrites it as J2S_Elementwise even when nothing fuses with it (the
   expression is faster than SOFIE's own operator);
 - primitives: the JAX primitives lowering/elementwise.py lowers straight to it (unary, arithmetic and
@@ -172,6 +172,7 @@ _TABLE = [
     # convolution and pooling
     _project("J2S_Conv", "conv", (2, 4)),
     _project("J2S_ConvNHWC", "conv", (2, 4)),
+    _project("J2S_ConvDepthwise", "conv", (2, 3)),
     _project("J2S_Pool", "conv", (1, 1)),
     # control flow
     _project("J2S_While", "control", (1, None)),

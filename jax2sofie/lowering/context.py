@@ -1,6 +1,6 @@
 """What a lowering rule works with: the graph builder plus small helpers that fold constants.
 
-Helpers fold through the same numpy table as the constant-folding pass (passes.constant_folding),
+Helpers fold through the same numpy table as the constant-folding pass (ops/folding.py),
 so a reshaped or transposed weight stays one named weight instead of a runtime node.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import LoweringError
 from ..ir import GraphBuilder, Node, Value, belongs_in_weight_file, identifier
-from ..passes.constant_folding import fold_node
+from ..ops.folding import fold_node
 
 
 # The most steps a loop of the generated code (J2S_While) runs before it throws: a loop that does not

@@ -5,8 +5,8 @@ import numpy as np
 
 from ..ir import Value
 from ..ir.operators import lowered_primitives
+from ..ops.expressions import FASTER_ALONE
 from .context import LoweringContext
-from ..passes.elementwise_fusion import FASTER_ALONE
 from .elementwise_math import bitwise_not, elementwise, select_cases, table_op
 from .registry import register
 

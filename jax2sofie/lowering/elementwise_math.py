@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..ir import Value
+from ..ops.expressions import (CTYPES, PRIMITIVES, ExpressionBuilder, Template, operand, reduce_precision_expression,
+                               select_expression)
 from .context import LoweringContext, dtype_attr
-from .expressions import (CTYPES, PRIMITIVES, ExpressionBuilder, Template, operand, reduce_precision_expression,
-                          select_expression)
 from .registry import register
 
 

@@ -3,8 +3,8 @@
 JAX equations that depend only on params and literals are already folded by the walker, by
 evaluating them with JAX itself. What is left for this pass are the SOFIE-level nodes that rules
 and other passes create on constants (a transposed or reshaped weight, a cast literal, a stack of
-constant conditions). FOLDERS is the one table of the numpy meaning of those operators; the
-lowering helpers use it too, so a weight is folded the same way wherever it is folded.
+constant conditions). FOLDERS (ops/folding.py) is the one table of the numpy meaning of those
+operators; the lowering helpers use it too, so a weight is folded the same way wherever it is folded.
 
 Folding here is also a matter of correctness, not only of speed: SOFIE 0.1.0 folds a Concat over
 constant inputs itself and reads the data as int64 whatever its type (and a Cast of bool constants
@@ -13,34 +13,8 @@ would fold that way must be folded here; emit.refuse_sofie_int64_folding checks 
 """
 from __future__ import annotations
 
-from typing import Callable
-
-import numpy as np
-
 from ..ir import Graph, Node, Value
-
-Folder = Callable[[list[np.ndarray], dict, tuple, np.dtype], np.ndarray]
-
-FOLDERS: dict[str, Folder] = {
-    "Reshape": lambda xs, attrs, shape, dtype: xs[0].reshape(shape),
-    "Transpose": lambda xs, attrs, shape, dtype: np.ascontiguousarray(np.transpose(xs[0], attrs["perm"])),
-    "Expand": lambda xs, attrs, shape, dtype: np.broadcast_to(xs[0], shape).copy(),
-    "Cast": lambda xs, attrs, shape, dtype: xs[0].astype(dtype),
-    "Identity": lambda xs, attrs, shape, dtype: xs[0].copy(),
-    "Concat": lambda xs, attrs, shape, dtype: np.concatenate(xs, axis=attrs["axis"]),
-    # Where(condition, on_true, on_false), broadcasting like numpy
-    "Where": lambda xs, attrs, shape, dtype: np.where(xs[0].astype(bool), xs[1], xs[2]),
-}
-
-
-def fold_node(node: Node) -> np.ndarray | None:
-    """The value of a one-output node over constant inputs, or None if it cannot be folded."""
-    folder = FOLDERS.get(node.op)
-    if folder is None or len(node.outputs) != 1 or not all(v.is_const for v in node.inputs):
-        return None
-    out = node.outputs[0]
-    data = folder([v.const for v in node.inputs], node.attrs, out.shape, out.dtype)
-    return np.asarray(data, dtype=out.dtype).reshape(out.shape)
+from ..ops.folding import fold_node
 
 
 def fold_constants(graph: Graph) -> Graph:

@@ -9,7 +9,7 @@ keeps its intermediates in registers.
 What fuses: the float32 operators with a `fusion` expression in the operator table, ir/operators.py
 (FLOAT_TEMPLATES here; their expressions are written exactly as SOFIE's own code computes them, so
 the numbers do not change; except tanh, exp and sigmoid, which
-become the vectorisable expressions of lowering/expressions.py, within 3.7e-7 absolute (tanh) and
+become the vectorisable expressions of ops/expressions.py, within 3.7e-7 absolute (tanh) and
 1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
 calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
 An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one
@@ -29,12 +29,10 @@ import numpy as np
 
 from ..ir import Graph, Node, Value
 from ..ir.operators import OPERATORS, names
-from ..lowering.expressions import ExpressionBuilder, exp_expression, operand, sigmoid_expression, tanh_expression
+from ..ops.expressions import (FASTER_ALONE, ExpressionBuilder, exp_expression, operand, sigmoid_expression,
+                               tanh_expression)
 
 MAX_GROUP = 32
-# operators rewritten as J2S_Elementwise even when nothing fuses with them: their expression here is
-# faster than SOFIE's own operator
-FASTER_ALONE = names(fused_alone=True)
 
 # the expressions an operator table entry names as "@name" (the vectorisable forms of libm calls)
 _NAMED_EXPRESSIONS: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {

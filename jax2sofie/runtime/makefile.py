@@ -3,16 +3,19 @@
 
 Its variables are the build's flags for both, in one place: CXX, CXXFLAGS, BLAS (the link flags of a
 shared BLAS) and, for the library, STATIC_BLAS / LIBRARY_BLAS. Any of them can be set on make's
-command line (`make lib<name>.so CXXFLAGS="-O3 -march=native -std=c++17"`).
+command line (`make lib<name>.so CXXFLAGS="-O3 -march=native -std=c++17"`). Their defaults come from
+runtime/build.py, the one place for the flags of generated code.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from .build import DEFAULT_CXXFLAGS, SHARED_LIBRARY_FLAGS
+
 _HEAD = """# Builds the C++ of the SOFIE model {name} (needs a C++17 compiler and a BLAS):
 {usage}
 CXX ?= g++
-CXXFLAGS ?= -O2 -std=c++17
+CXXFLAGS ?= {cxxflags}
 BLAS ?= -lopenblas
 """
 
@@ -35,7 +38,7 @@ test: {name}_test
 _LIBRARY = """
 STATIC_BLAS ?= $(shell $(CXX) -print-file-name=libopenblas.a)
 LIBRARY_BLAS ?= $(if $(filter /%,$(STATIC_BLAS)),$(STATIC_BLAS) -lpthread,$(BLAS))
-LIBRARY_FLAGS = -shared -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \\
+LIBRARY_FLAGS = {shared_library_flags} \\
                 -Wl,--exclude-libs,ALL -Wl,--version-script={name}_c.map
 
 lib{name}.so: {name}_c.cpp {name}_c.h {name}.hxx {name}_c.map
@@ -50,11 +53,11 @@ def write_makefile(directory: Path, name: str, *, test: bool, library: bool) -> 
         usage.append(f"#   make test: build and run the reference check {name}_test.cpp")
     if library:
         usage.append(f"#   make lib{name}.so: build the shared library with the C API of {name}_c.h")
-    text = _HEAD.format(name=name, usage="\n".join(usage))
+    text = _HEAD.format(name=name, usage="\n".join(usage), cxxflags=" ".join(DEFAULT_CXXFLAGS))
     if test:
         text += _TEST.format(name=name)
     if library:
-        text += _LIBRARY.format(name=name)
+        text += _LIBRARY.format(name=name, shared_library_flags=" ".join(SHARED_LIBRARY_FLAGS))
     path = Path(directory) / "Makefile"
     path.write_text(text)
     return path

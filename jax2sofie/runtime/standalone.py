@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .build import DEFAULT_CXXFLAGS
+
 _C_TYPES = {np.dtype("float32"): "float", np.dtype("int32"): "int32_t", np.dtype("int64"): "int64_t",
             np.dtype("bool"): "uint8_t"}  # SOFIE's generated code stores booleans as uint8_t
 
@@ -123,7 +125,7 @@ def write_standalone_test(directory: Path, name: str, weight_file: str, input_na
         arrays.append(_c_array("double", f"expected_{k}", np.asarray(array, dtype=np.float64)))
     source = _TEST_TEMPLATE.format(
         name=name,
-        cxx_line=f"g++ -O2 -std=c++17 -o {name}_test {name}_test.cpp -lopenblas",
+        cxx_line=f"g++ {' '.join(DEFAULT_CXXFLAGS)} -o {name}_test {name}_test.cpp -lopenblas",
         arrays="".join(arrays),
         rtol=repr(float(rtol)), atol=repr(float(atol)),
         expected_list=", ".join(f"expected_{k}" for k in range(len(expected))),

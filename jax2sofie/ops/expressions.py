@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..ir.operators import names
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _VARIABLE = re.compile(r"\b([xt])([0-9]+)\b")  # inputs x<i> and temporaries t<k> of an expression
 
@@ -222,6 +224,12 @@ def exp_expression(b: ExpressionBuilder, args, dtype="float32", params=None) -> 
 def sigmoid_expression(b: ExpressionBuilder, args, dtype="float32", params=None) -> str:
     """float32 logistic 1 / (1 + exp(-x)) on exp_expression (0 from -88.72284 down, where exp(-x) is inf)."""
     return f"(1.0f / (1.0f + {exp_expression(b, [f'(-{args[0]})'])}))"
+
+
+# SOFIE operators that passes/elementwise_fusion.py rewrites as J2S_Elementwise even when nothing fuses
+# with them: their expression (the vectorisable ones above, or one loop without SOFIE's per-element
+# broadcast bookkeeping) is faster than SOFIE's own operator (`fused_alone` in the operator table)
+FASTER_ALONE = names(fused_alone=True)
 
 
 def _logic(bool_op: str, int_op: str) -> Template:
