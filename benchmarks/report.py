@@ -56,7 +56,7 @@ def _defines_text(defines) -> str:
 
 
 def write_report(rows, scale, ctx) -> str:
-    out = _intro(ctx) + _summary(rows, ctx)
+    out = _intro(ctx) + _budget_note(rows, ctx) + _summary(rows, ctx)
     for build, (command, title) in ctx["builds"].items():
         out += _build_table(rows, build, command, title, ctx)
     out += _python_table(rows)
@@ -106,6 +106,19 @@ def _intro(ctx) -> list[str]:
         "C and D are timed one after the other and are more exposed to such load.",
         "- Static batch per row (each batch size is converted and compiled on its own, for A and B alike).",
     ]
+
+
+def _budget_note(rows, ctx) -> list[str]:
+    """Which cells --cell-budget timed with fewer blocks than the repeats, and with how many."""
+    budget = ctx.get("cell_budget")
+    if not budget:
+        return []
+    cut = [f"{row.model} b{row.batch} {key} ({cell.blocks})" for row in rows for key, cell in sorted(row.cells.items())
+           if cell.blocks]
+    cut += [f"{row.model} b{row.batch} {key}@{build} ({cell.blocks})" for row in rows
+            for build, cells in row.builds.items() for key, cell in sorted(cells.items()) if cell.blocks]
+    return [f"- `--cell-budget {budget:g}`: a cell whose {ctx['repeats']} blocks would take longer than {budget:g} s "
+            "ran fewer (at least 3), its median over those: " + (", ".join(cut) if cut else "none was cut") + "."]
 
 
 def _summary(rows, ctx) -> list[str]:
