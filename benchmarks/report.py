@@ -88,7 +88,7 @@ def _intro(ctx) -> list[str]:
         f"Python {ctx['python']}, jax {ctx['jax']}, {ctx['versions']}; {ctx['compiler']}.",
         "Rerun: `python benchmarks/run.py [--quick]`; `--builds O2,v3,native`, `--models`, `--batches` pick a "
         "subset, `--a-define NAME=VALUE` defines a macro for our header, `--a-caps 0,1,2` adds our header at "
-        "each J2S_MAX_ISA level (see `--help`).",
+        "each J2S_MAX_ISA level, `--cell-budget SECONDS` times slow cells with fewer blocks (see `--help`).",
         "",
         "- **A** our generated C++ and **B** the C++ SOFIE generates from the jax2onnx export of the same model: "
         f"each built alike at every build users make of a header ({builds}; the command heads each table) "

@@ -6,6 +6,7 @@
     python benchmarks/run.py --quick --models tiny_mlp --batches 1 --builds O2 --no-scale
     python benchmarks/run.py --a-define J2S_MAX_ISA=1       # a macro around our header's #include
     python benchmarks/run.py --a-caps 0,1,2                 # also A alone at each J2S_MAX_ISA level
+    python benchmarks/run.py --cell-budget 10               # slow cells (resnet18 at batch 256) get fewer blocks
 
 Writes benchmarks/RESULTS.md (or --out). Needs jax2onnx, onnx and onnxruntime for B and D; without
 them those columns say why they are missing. A and B are timed by a C++ loop over Session::infer
