@@ -5,7 +5,9 @@ from ONNX (their namespaces differ): it loads both Sessions, runs `infer` once e
 (checked against JAX by the caller), calibrates for each a block of k calls lasting at least
 `min_block_us`, then times `repeats` blocks of each, alternating between the models so that a
 busy machine slows them alike (each block after one untimed call, so that neither starts on caches
-the other filled), and prints the median and the minimum time per call.
+the other filled), and prints the median and the minimum time per call. A time budget (run.py's
+--cell-budget) cuts the blocks of slow models to fit, at least 3, and drops the untimed call before
+a call of over 50 ms.
 """
 from __future__ import annotations
 
@@ -85,10 +87,11 @@ template <class T> static std::vector<T> read_input(const char *path, long n)
 
 int main(int argc, char **argv)
 {
-   // argv: min_block_us repeats, per input (their element types are compiled in): input.bin n_values,
-   // then per model: weights output.bin
+   // argv: min_block_us repeats budget_s, per input (their element types are compiled in): input.bin
+   // n_values, then per model: weights output.bin
    const double min_block = std::atof(argv[1]) * 1e3;
-   const int repeats = std::atoi(argv[2]);
+   int repeats = std::atoi(argv[2]);
+   const double budget = std::atof(argv[3]) * 1e9;  // ns for all repeats together; 0: no limit
 @INPUTS@
    std::vector<Subject> subjects;
 @SUBJECTS@
@@ -99,28 +102,40 @@ int main(int argc, char **argv)
    // each block starts with one untimed call: the other model's block ran just before and evicted
    // this one's tensors from the caches (a ResNet block at batch 64 moves 4 MB tensors), which a
    // program calling one model in a loop does not pay
-   auto block = [&](Subject &s, long k) {
-      sink = sink + s.call();
+   auto block = [&](Subject &s, long k, bool warm = true) {
+      if (warm)
+         sink = sink + s.call();
       auto t0 = clock::now();
       for (long i = 0; i < k; i++)
          sink = sink + s.call();
       return std::chrono::duration<double, std::nano>(clock::now() - t0).count();
    };
    std::vector<long> ks;
+   std::vector<bool> warms;
+   double repeat_ns = 0;  // one repeat: every model's block and the untimed call before it
    for (auto &s : subjects) {
       long k = 1;
-      while (block(s, k) < min_block)
+      double ns;
+      while ((ns = block(s, k)) < min_block)
          k *= 2;
       ks.push_back(k);
+      // under a budget, a call of over 50 ms goes without the untimed one: refilling the caches
+      // costs it well under 1%, and the untimed call would double a slow model's time
+      const bool warm = !(budget > 0 && ns / k > 50e6);
+      warms.push_back(warm);
+      repeat_ns += warm ? ns * (k + 1) / k : ns;
    }
+   // a budget cuts the repeats of slow models (never below 3, so that the median means something)
+   if (budget > 0 && repeat_ns * repeats > budget)
+      repeats = std::max(3, std::min(repeats, static_cast<int>(budget / repeat_ns)));
    // blocks of the models alternate, so that a busy machine slows them alike
    std::vector<std::vector<double>> per_call(subjects.size());
    for (int r = 0; r < repeats; r++)
       for (std::size_t i = 0; i < subjects.size(); i++)
-         per_call[i].push_back(block(subjects[i], ks[i]) / ks[i]);
+         per_call[i].push_back(block(subjects[i], ks[i], warms[i]) / ks[i]);
    for (auto &times : per_call) {
       std::sort(times.begin(), times.end());
-      std::printf("%.1f %.1f\n", times[times.size() / 2], times[0]);
+      std::printf("%.1f %.1f %d\n", times[times.size() / 2], times[0], repeats);
    }
    return 0;
 }
@@ -181,10 +196,10 @@ def build_timer(models: list[Timed], build_dir: Path, flags: list[str], dtypes: 
     flags, compiler, BLAS): a model is compiled once per flag set, and with a kept --work directory
     once across runs (the compile time is kept beside it)."""
     compiler, blas = find_compiler(), find_blas()
-    inputs = "\n".join(f"   auto x{i} = read_input<{_cpp_type(d)}>(argv[{3 + 2 * i}], std::atol(argv[{4 + 2 * i}]));"
+    inputs = "\n".join(f"   auto x{i} = read_input<{_cpp_type(d)}>(argv[{4 + 2 * i}], std::atol(argv[{5 + 2 * i}]));"
                        for i, d in enumerate(dtypes))
     pointers = ", ".join(f"x{i}.data()" for i in range(len(dtypes)))
-    first_model_arg = 3 + 2 * len(dtypes)
+    first_model_arg = 4 + 2 * len(dtypes)
     subjects = "\n".join(
         f"   subjects.push_back(make_subject<SOFIE_{namespace_of(m.header)}::Session>(argv[{first_model_arg + 2 * i}], "
         f"[&](auto &s) {{ return s.infer({pointers}); }}));"
@@ -211,13 +226,14 @@ def build_timer(models: list[Timed], build_dir: Path, flags: list[str], dtypes: 
 
 
 def time_headers(models: list[Timed], xs: list[np.ndarray], build_dir: Path, flags: list[str], min_block_us: float,
-                 repeats: int, out_size: int) -> list[tuple[float, float, np.ndarray]]:
+                 repeats: int, out_size: int, budget_s: float = 0.0) -> list[tuple[float, float, np.ndarray, int]]:
     """Per model: median and minimum seconds per `infer` call on the inputs `xs` (in the order `infer`
     takes them; float32, int32, ...), timed in alternating blocks in one process built with `flags`,
-    and the output of one call (flat float32)."""
+    the output of one call (flat float32) and the number of blocks timed: `repeats`, or fewer (at
+    least 3) where `repeats` of them would take longer than `budget_s` seconds (0: no limit)."""
     binary, _ = build_timer(models, build_dir, flags, tuple(np.dtype(x.dtype).name for x in xs))
     stem = build_dir / binary.name
-    args = [str(binary), str(min_block_us), str(repeats)]
+    args = [str(binary), str(min_block_us), str(repeats), str(budget_s)]
     for i, x in enumerate(xs):
         x_path = stem.with_suffix(f".in{i}")
         np.ascontiguousarray(x).tofile(x_path)
@@ -233,9 +249,9 @@ def time_headers(models: list[Timed], xs: list[np.ndarray], build_dir: Path, fla
     lines = result.stdout.split("\n")
     measured = []
     for line, out in zip(lines, outs):
-        median_ns, min_ns = (float(v) for v in line.split())
+        median_ns, min_ns, blocks = line.split()
         y = np.fromfile(out, np.float32)
         if y.size != out_size:
             raise RuntimeError(f"output has {y.size} values, expected {out_size}")
-        measured.append((median_ns * 1e-9, min_ns * 1e-9, y))
+        measured.append((float(median_ns) * 1e-9, float(min_ns) * 1e-9, y, int(blocks)))
     return measured

@@ -56,7 +56,7 @@ def _defines_text(defines) -> str:
 
 
 def write_report(rows, scale, ctx) -> str:
-    out = _intro(ctx) + _summary(rows, ctx)
+    out = _intro(ctx) + _budget_note(rows, ctx) + _summary(rows, ctx)
     for build, (command, title) in ctx["builds"].items():
         out += _build_table(rows, build, command, title, ctx)
     out += _python_table(rows)
@@ -88,7 +88,7 @@ def _intro(ctx) -> list[str]:
         f"Python {ctx['python']}, jax {ctx['jax']}, {ctx['versions']}; {ctx['compiler']}.",
         "Rerun: `python benchmarks/run.py [--quick]`; `--builds O2,v3,native`, `--models`, `--batches` pick a "
         "subset, `--a-define NAME=VALUE` defines a macro for our header, `--a-caps 0,1,2` adds our header at "
-        "each J2S_MAX_ISA level (see `--help`).",
+        "each J2S_MAX_ISA level, `--cell-budget SECONDS` times slow cells with fewer blocks (see `--help`).",
         "",
         "- **A** our generated C++ and **B** the C++ SOFIE generates from the jax2onnx export of the same model: "
         f"each built alike at every build users make of a header ({builds}; the command heads each table) "
@@ -106,6 +106,20 @@ def _intro(ctx) -> list[str]:
         "C and D are timed one after the other and are more exposed to such load.",
         "- Static batch per row (each batch size is converted and compiled on its own, for A and B alike).",
     ]
+
+
+def _budget_note(rows, ctx) -> list[str]:
+    """Which cells --cell-budget timed with fewer blocks than the repeats, and with how many."""
+    budget = ctx.get("cell_budget")
+    if not budget:
+        return []
+    cut = [f"{row.model} b{row.batch} {key} ({cell.blocks})" for row in rows for key, cell in sorted(row.cells.items())
+           if cell.blocks]
+    cut += [f"{row.model} b{row.batch} {key}@{build} ({cell.blocks})" for row in rows
+            for build, cells in row.builds.items() for key, cell in sorted(cells.items()) if cell.blocks]
+    return [f"- `--cell-budget {budget:g}`: a cell whose {ctx['repeats']} blocks would take longer than {budget:g} s "
+            "ran fewer (at least 3), its median over those, and in C++ a call of over 50 ms ran without the untimed "
+            "call before its block: " + (", ".join(cut) if cut else "none was cut") + "."]
 
 
 def _summary(rows, ctx) -> list[str]:

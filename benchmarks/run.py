@@ -6,6 +6,7 @@
     python benchmarks/run.py --quick --models tiny_mlp --batches 1 --builds O2 --no-scale
     python benchmarks/run.py --a-define J2S_MAX_ISA=1       # a macro around our header's #include
     python benchmarks/run.py --a-caps 0,1,2                 # also A alone at each J2S_MAX_ISA level
+    python benchmarks/run.py --cell-budget 10               # slow cells (resnet18 at batch 256) get fewer blocks
 
 Writes benchmarks/RESULTS.md (or --out). Needs jax2onnx, onnx and onnxruntime for B and D; without
 them those columns say why they are missing. A and B are timed by a C++ loop over Session::infer
@@ -82,6 +83,7 @@ class Cell:
     error: str | None = None
     minimum: float | None = None  # fastest block (A and B only)
     max_abs_err: float | None = None
+    blocks: int | None = None  # blocks timed, where --cell-budget cut them below the repeats
 
 
 @dataclass
@@ -110,24 +112,29 @@ def first_line(exc: BaseException) -> str:
     return line.replace("|", "/")[:160]
 
 
-def time_python(call, min_block: float, repeats: int) -> float:
-    """Median seconds per call over `repeats` blocks of k calls, each block at least `min_block` s."""
+def time_python(call, min_block: float, repeats: int, budget: float = 0.0) -> Cell:
+    """Median seconds per call over `repeats` blocks of k calls, each block at least `min_block` s;
+    fewer blocks (at least 3) where `repeats` of them would take longer than `budget` s (0: no limit)."""
     call()
     k = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(k):
             call()
-        if time.perf_counter() - t0 >= min_block:
+        block = time.perf_counter() - t0
+        if block >= min_block:
             break
         k *= 2
+    cut = budget > 0 and block * repeats > budget
+    if cut:
+        repeats = max(3, min(repeats, int(budget / block)))
     blocks = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(k):
             call()
         blocks.append((time.perf_counter() - t0) / k)
-    return statistics.median(blocks)
+    return Cell(statistics.median(blocks), blocks=repeats if cut else None)
 
 
 # the macro that caps the instruction set our header's kernels select at run time (0 baseline, 1 AVX2,
@@ -141,6 +148,7 @@ class Bench:
         self.builds, self.a_defines = args.builds, args.a_define
         self.min_block = 0.5e-3 if args.quick else 2e-3
         self.repeats = 5 if args.quick else 15
+        self.budget = args.cell_budget  # seconds for a cell's timed blocks; 0: no limit
         try:
             import jax2onnx  # noqa: F401
             import onnx  # noqa: F401
@@ -170,13 +178,13 @@ class Bench:
         path = self.work / "floor.onnx"
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
         session, x = self.ort_session(path), np.zeros((1, 16), np.float32)
-        return time_python(lambda: session.run(None, {"x": x}), self.min_block, self.repeats)
+        return time_python(lambda: session.run(None, {"x": x}), self.min_block, self.repeats).seconds
 
     def jit_floor(self) -> float:
         """jax.jit's per-call cost from Python on `x + x` over 16 floats: at batch 1, C is mostly this."""
         add = jax.jit(lambda x: x + x)
         x = jax.numpy.zeros((1, 16), jax.numpy.float32)
-        return time_python(lambda: add(x).block_until_ready(), self.min_block, self.repeats)
+        return time_python(lambda: add(x).block_until_ready(), self.min_block, self.repeats).seconds
 
     def timed(self, headers: dict, key: str, defines: tuple | None = None) -> Timed:
         """A header to time; our header ("A") gets the --a-define macros unless `defines` is given."""
@@ -191,9 +199,8 @@ class Bench:
         one that fails."""
         def measure(keys):
             timed = time_headers([self.timed(headers, k) for k in keys], xs, self.work, build_flags(build),
-                                 self.min_block * 1e6, self.repeats, ref.size)
-            return {k: Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
-                    for k, (median, minimum, y) in zip(keys, timed)}
+                                 self.min_block * 1e6, self.repeats, ref.size, self.budget)
+            return {k: self.cpp_cell(median, minimum, y, blocks, ref) for k, (median, minimum, y, blocks) in zip(keys, timed)}
         keys = sorted(headers)
         try:
             return measure(keys)
@@ -208,6 +215,10 @@ class Bench:
                 cells[key] = Cell(error=f"failed: {first_line(exc)}")
         return cells
 
+    def cpp_cell(self, median, minimum, y, blocks, ref) -> Cell:
+        return Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))),
+                    blocks=blocks if blocks < self.repeats else None)
+
     def time_caps(self, header: Path, xs: list, ref: np.ndarray) -> dict:
         """{level: Cell} for our header alone, built at --caps-build with J2S_MAX_ISA=level (any
         J2S_MAX_ISA of --a-define is replaced). One program per level: a header's kernels are chosen
@@ -217,9 +228,9 @@ class Bench:
         for level in self.args.a_caps:
             try:
                 timed = self.timed({"A": header}, "A", others + (f"{ISA_CAP}={level}",))
-                [(median, minimum, y)] = time_headers([timed], xs, self.work, build_flags(self.args.caps_build),
-                                                      self.min_block * 1e6, self.repeats, ref.size)
-                cells[level] = Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
+                [(median, minimum, y, blocks)] = time_headers([timed], xs, self.work, build_flags(self.args.caps_build),
+                                                              self.min_block * 1e6, self.repeats, ref.size, self.budget)
+                cells[level] = self.cpp_cell(median, minimum, y, blocks, ref)
             except Exception as exc:
                 cells[level] = Cell(error=f"failed: {first_line(exc)}")
         return cells
@@ -231,14 +242,15 @@ class Bench:
                                  tuple(np.dtype(x.dtype).name for x in xs))
         return seconds
 
-    def run_model(self, bm, batch: int, first_batch: bool) -> Row:
+    def run_model(self, bm, built, batch: int, first_batch: bool) -> Row:
+        """Row of `bm` at `batch`; `built` is bm.build(), made once for all batches."""
         row = Row(bm.name, bm.family, batch)
-        built, xs = bm.build(), bm.examples(batch)
+        xs = bm.examples(batch)
         variables = built.variables
         apply = jax.jit(built.apply)
         ref = np.asarray(apply(variables, *xs))
-        row.cells["C"] = Cell(time_python(lambda: apply(variables, *xs).block_until_ready(), self.min_block,
-                                          self.repeats))
+        row.cells["C"] = time_python(lambda: apply(variables, *xs).block_until_ready(), self.min_block, self.repeats,
+                                     self.budget)
 
         name = f"{bm.name}_b{batch}"
         out = self.work / name
@@ -293,10 +305,11 @@ class Bench:
             session = self.ort_session(onnx_path)
             feed = {spec.name: x for spec, x in zip(session.get_inputs(), xs)}
             y = session.run(None, feed)[0]
-            row.cells["D"] = Cell(time_python(lambda: session.run(None, feed), self.min_block, self.repeats),
-                                  max_abs_err=float(np.max(np.abs(y - ref))))
+            row.cells["D"] = time_python(lambda: session.run(None, feed), self.min_block, self.repeats, self.budget)
+            row.cells["D"].max_abs_err = float(np.max(np.abs(y - ref)))
         except Exception as exc:
-            row.cells["D"] = Cell(error=f"onnxruntime failed: {first_line(exc)}")
+            # its message names the file: our work folder, not part of why
+            row.cells["D"] = Cell(error=f"onnxruntime failed: {first_line(exc).replace(str(onnx_path), onnx_path.name)}")
         try:  # (B) SOFIE from ONNX
             rmodel = sofie.onnx.parse(str(onnx_path))
             rmodel.generate()
@@ -372,6 +385,10 @@ def parse_args(argv=None):
     parser.add_argument("--a-caps", default="", help=f"also time A alone with {ISA_CAP} at each of these "
                         "levels, e.g. 0,1,2 (0 baseline, 1 AVX2, 2 AVX-512)")
     parser.add_argument("--caps-build", default="O2", choices=list(BUILDS), help="the build of --a-caps (default O2)")
+    parser.add_argument("--cell-budget", type=float, default=0.0, metavar="SECONDS",
+                        help="time each cell's blocks for about this long at most: a model whose calls are slow "
+                        "(resnet18 at batch 256) gets fewer blocks, at least 3, instead of the repeats; the "
+                        "report lists the cells cut (default 0: no limit)")
     parser.add_argument("--no-scale", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -406,8 +423,9 @@ def main(argv=None) -> int:
         warm_up(bench)
         rows = []
         for bm in models:
+            built = bm.build()
             for i, batch in enumerate(batches):
-                row = bench.run_model(bm, batch, first_batch=i == 0)
+                row = bench.run_model(bm, built, batch, first_batch=i == 0)
                 rows.append(row)
                 _print_row(row)
         floor, jit_floor = bench.ort_floor(), bench.jit_floor()
@@ -421,7 +439,7 @@ def main(argv=None) -> int:
         "o2_command": compile_command("O2"),
         "compiler": find_compiler().version, "a_defines": args.a_define, "caps": args.a_caps,
         "caps_build": args.caps_build, "minutes": (time.perf_counter() - started) / 60,
-        "repeats": bench.repeats, "min_block_ms": bench.min_block * 1e3, "ort_floor": floor, "jit_floor": jit_floor,
+        "repeats": bench.repeats, "cell_budget": args.cell_budget, "min_block_ms": bench.min_block * 1e3, "ort_floor": floor, "jit_floor": jit_floor,
         "versions": _versions(), "openblas_core": os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own choice"),
     }
     Path(args.out).write_text(write_report(rows, scale, context))
