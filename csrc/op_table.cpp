@@ -97,6 +97,7 @@ const std::map<std::string, Factory> &OpTable()
       // convolution and pooling (project-owned operators)
       {"J2S_Conv", MakeOwnedConv},
       {"J2S_ConvNHWC", MakeOwnedConvNHWC},
+      {"J2S_ConvTransposeNHWC", MakeOwnedConvTransposeNHWC},
       {"J2S_Pool", MakeOwnedPool},
       // indexing and data movement (project-owned, csrc/owned/indexing.hpp)
       {"J2S_Gather", MakeJ2SGather},

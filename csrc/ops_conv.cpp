@@ -3,6 +3,7 @@
 
 #include "owned/conv.hpp"
 #include "owned/conv_nhwc.hpp"
+#include "owned/conv_transpose_nhwc.hpp"
 #include "owned/pool.hpp"
 
 namespace jax2sofie {
@@ -42,6 +43,13 @@ OpPtr MakeOwnedConv(const Node &n)
 OpPtr MakeOwnedConvNHWC(const Node &n)
 {
    return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
+}
+
+// J2S_ConvTransposeNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, strides and
+//   dilations 1, lhs_dilations >= 1 (a transposed convolution), pads of any sign.
+OpPtr MakeOwnedConvTransposeNHWC(const Node &n)
+{
+   return std::make_unique<ConvTransposeNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
 }
 
 // J2S_Pool: input [X] of any rank; float32.

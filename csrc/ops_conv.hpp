@@ -9,6 +9,7 @@ namespace jax2sofie {
 
 OpPtr MakeOwnedConv(const Node &);
 OpPtr MakeOwnedConvNHWC(const Node &);
+OpPtr MakeOwnedConvTransposeNHWC(const Node &);
 OpPtr MakeOwnedPool(const Node &);
 
 } // namespace jax2sofie

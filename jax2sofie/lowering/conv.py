@@ -3,8 +3,12 @@
 - J2S_ConvNHWC (csrc/owned/conv_nhwc.hpp), a direct convolution in the channels-last layout of JAX,
   Flax and Keras (input N,spatial,C; kernel spatial,I,O: Flax's HWIO kernel as it is), for every
   convolution without groups, input dilation or negative pads: the common case, and the fast one.
+- J2S_ConvTransposeNHWC (csrc/owned/conv_transpose_nhwc.hpp), channels-last too, for transposed
+  convolutions (input dilation with unit window strides and no kernel dilation, as Flax's ConvTranspose
+  and Keras' Conv2DTranspose trace; any pads): one stride-1 direct convolution per output phase, no
+  zero-inserted work.
 - J2S_Conv (csrc/owned/conv.hpp), im2col + sgemm in N,C,spatial layout, for the rest: grouped and
-  depthwise convolutions, transposed ones (input dilation, as Flax's ConvTranspose traces), negative pads.
+  depthwise convolutions, input dilation with window strides or kernel dilation, negative pads.
 Either way the input and kernel are transposed to the operator's layout and the output back to the one
 the jaxpr asks for; for channels-last models these Transposes are identities and vanish, otherwise the
 layout pass (passes/layout.py) cancels them between layers and constant kernels fold at conversion.
@@ -58,10 +62,15 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
     # y_axes[a]: the axis of the operator's output (N, C, spatial in its own order) that is axis
     # `a` of the (N, C, spatial...) description out_spec refers to
     direct = feature_group_count == 1 and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
-    if direct:
+    # a transposed convolution (input dilation) with unit window strides and no kernel dilation: the
+    # phase form, channels-last (any pads)
+    transposed = (feature_group_count == 1 and any(d > 1 for d in lhs_dilation)
+                  and all(s == 1 for s in window_strides) and all(d == 1 for d in rhs_dilation))
+    if direct or transposed:
         x = ctx.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))  # N, spatial..., C
         w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., I, O
-        y = ctx.op("J2S_ConvNHWC", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
+        op = "J2S_ConvNHWC" if direct else "J2S_ConvTransposeNHWC"
+        y = ctx.op(op, [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
         y_axes = [0, spatial + 1, *range(1, spatial + 1)]
     else:
         x = ctx.transpose(lhs, lhs_spec)  # N, C, spatial...

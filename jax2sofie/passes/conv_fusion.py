@@ -20,7 +20,7 @@ from ..ir import Graph, Node, Value
 
 _AFFINE = {"Add", "Sub", "Mul", "Div"}
 # the output channel's axis in the output, and in the kernel, of each convolution
-_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1)}
+_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1), "J2S_ConvTransposeNHWC": (-1, -1)}
 
 
 def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarray | None:
