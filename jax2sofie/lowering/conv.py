@@ -137,3 +137,61 @@ case("conv_transpose_2d", lambda p, x: lax.conv_transpose(x, p["w"], strides=(2,
 case("conv_transpose_1d_valid", lambda p, x: lax.conv_transpose(x, p["w"], strides=(3,), padding="VALID",
                                                                 dimension_numbers=("NWC", "WIO", "NWC")),
      f32(1, 6, 2), params={"w": f32(4, 2, 3)})
+
+
+# Transposed convolutions (J2S_ConvTransposeNHWC): strides 1..3, kernels 1..5, odd and even input sizes,
+# 'SAME' / 'VALID' / explicit pads (asymmetric, negative), one output channel and several (a full vector
+# block and a partial one), bias and ReLU fused; each case returns several outputs to share one compile.
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+
+def _layouts(d):
+    s = "DHW"[3 - d:]
+    return ("N" + s + "C", s + "IO", "N" + s + "C")
+
+
+def _conv_transposes(configs):
+    """fn(p, x): relu(conv_transpose(x, w) + b) for each (strides, padding) and p's w and b."""
+    def fn(p, x):
+        outs = []
+        for (stride, pad), w, b in zip(configs, p["w"], p["b"]):
+            if isinstance(pad, str):
+                y = lax.conv_transpose(x, w, strides=stride, padding=pad, dimension_numbers=_layouts(len(stride)))
+            else:
+                y = lax.conv_general_dilated(x, w, (1,) * len(stride), pad, lhs_dilation=stride,
+                                             dimension_numbers=_layouts(len(stride)))
+            outs.append(jax.nn.relu(y + b))
+        return tuple(outs)
+    return fn
+
+
+# (strides, padding, kernel size, output channels)
+_CT_2D = [((2, 2), "SAME", 4, 1), ((2, 2), "VALID", 3, 5), ((3, 3), "SAME", 5, 19), ((3, 2), "VALID", 2, 1),
+          ((2, 3), "SAME", 1, 4), ((2, 2), ((1, 3), (0, 2)), 5, 17), ((3, 3), ((3, 0), (2, 1)), 4, 1),
+          ((2, 2), ((-1, 1), (0, -1)), 3, 6), ((3, 1), ((4, 4), (0, 0)), 2, 3)]
+case("conv_transpose_2d_strides_kernels_pads", _conv_transposes([(s, p) for s, p, _, _ in _CT_2D]), f32(2, 5, 6, 3),
+     params={"w": [f32(k, k, 3, o) for _, _, k, o in _CT_2D], "b": [f32(o) for _, _, _, o in _CT_2D]})
+# one output channel over 16 and 20 input channels: vectors over the input channels, a partial one for 20
+case("conv_transpose_2d_one_output_channel",
+     lambda p, x: (lax.conv_transpose(x, p["w16"], strides=(2, 2), padding="SAME", dimension_numbers=_NHWC),
+                   jax.nn.sigmoid(lax.conv_transpose(jnp.concatenate([x, x[..., :4]], axis=-1), p["w20"],
+                                                     strides=(3, 3), padding="VALID", dimension_numbers=_NHWC)
+                                  + p["b"])),
+     f32(2, 7, 6, 16), params={"w16": f32(4, 4, 16, 1), "w20": f32(3, 2, 20, 1), "b": f32(1)})
+case("conv_transpose_1d_3d",
+     lambda p, x1, x3: (*_conv_transposes([((2,), "SAME"), ((3,), ((2, 1),))])(
+         {"w": [p["w1"], p["w1b"]], "b": [p["b1"], p["b1"]]}, x1),
+         lax.conv_transpose(x3, p["w3"], strides=(2, 1, 2), padding="SAME",
+                            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))),
+     f32(2, 7, 3), f32(2, 3, 4, 3, 2),
+     params={"w1": f32(4, 3, 5), "w1b": f32(3, 3, 5), "b1": f32(5), "w3": f32(3, 2, 3, 2, 4)})
+# a skip connection added after the transposed convolution: the conv's fused residual input
+case("conv_transpose_2d_residual_relu",
+     lambda p, x, skip: jax.nn.relu(lax.conv_transpose(x, p["w"], strides=(2, 2), padding="SAME",
+                                                       dimension_numbers=_NHWC) + p["b"] + skip),
+     f32(2, 4, 5, 6), f32(2, 8, 10, 8), params={"w": f32(3, 3, 6, 8), "b": f32(8)})
+case("conv_transpose_2d_one_output_channel_residual",
+     lambda p, x, skip: jax.nn.relu(lax.conv_transpose(x, p["w"], strides=(2, 2), padding="VALID",
+                                                       dimension_numbers=_NHWC) + skip),
+     f32(2, 4, 5, 8), f32(2, 9, 11, 1), params={"w": f32(3, 3, 8, 1)})
