@@ -28,7 +28,7 @@ from .registry import register
 def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window_strides, padding, lhs_dilation,
                          rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
                          preferred_element_type=None, **_params) -> Value:
-    """J2S_ConvNHWC (direct, channels-last) or J2S_Conv (im2col + sgemm: groups, lhs dilation, negative pads)."""
+    """J2S_ConvNHWC (direct, channels-last), J2S_ConvTransposeNHWC (lhs dilation, unit strides: phases) or J2S_Conv."""
     if lhs.dtype != np.float32 or rhs.dtype != np.float32:
         raise ctx.error(f"conv_general_dilated is lowered for float32 only, got {lhs.dtype} x {rhs.dtype}")
     if preferred_element_type is not None and np.dtype(preferred_element_type) != np.float32:
