@@ -368,18 +368,20 @@ private:
           << ";\n";
       if (fullEnd > 0) {
          out << ind << "   for (std::int64_t c = 0; c < " << fullEnd << "; c += " << w << ") {\n";
-         out << ind << "      " << codegen::VectorLoad({0, w, w}, "wv", "ws + c") << "\n";
-         out << unroll << ind << "      for (int t = 0; t < T; t++) { "
-             << codegen::VectorLoad({0, w, w}, "xv", "xs + t * " + c + " + c") << " acc[t] += wv * xv; }\n";
+         out << ind << "      " << codegen::VectorLoad({0, w, w}, "wv", "ws + c", false) << "\n";
+         out << unroll << ind << "      for (int t = 0; t < T; t++) {\n";
+         out << ind << "         " << codegen::VectorLoad({0, w, w}, "xv", "xs + t * " + c + " + c", false) << "\n";
+         out << MultiplyAdd("acc[t]", "wv", "xv", w) << ind << "      }\n";
          out << ind << "   }\n";
       }
       if (fullEnd < fC) {
          const codegen::VectorBlock tail{fullEnd, w, fC - fullEnd};
          out << ind << "   {\n";
          out << ind << "      " << codegen::VectorLoad(tail, "wv", "ws + " + std::to_string(fullEnd)) << "\n";
-         out << unroll << ind << "      for (int t = 0; t < T; t++) { "
-             << codegen::VectorLoad(tail, "xv", "xs + t * " + c + " + " + std::to_string(fullEnd))
-             << " acc[t] += wv * xv; }\n";
+         out << unroll << ind << "      for (int t = 0; t < T; t++) {\n";
+         out << ind << "         " << codegen::VectorLoad(tail, "xv", "xs + t * " + c + " + " + std::to_string(fullEnd))
+             << "\n";
+         out << MultiplyAdd("acc[t]", "wv", "xv", w) << ind << "      }\n";
          out << ind << "   }\n";
       }
       out << ind << "}\n";
@@ -398,6 +400,14 @@ private:
       out << Store({0, 4, 1}, "0", "a", ind + "   ");
       out << ind << "}\n";
       return out.str();
+   }
+
+   /// `a += w * x` for vectors w and x of `width` floats (lane by lane where vectors are structs, which
+   /// have no vector product: see codegen::VectorTypes).
+   static std::string MultiplyAdd(const std::string &a, const std::string &w, const std::string &x, std::int64_t width)
+   {
+      return "#if defined(__GNUC__) || defined(__clang__)\n" + a + " += " + w + " * " + x + ";\n#else\nfor (int l = 0; l < " +
+             std::to_string(width) + "; l++) " + a + "[l] += " + w + "[l] * " + x + "[l];\n#endif\n";
    }
 
    /// Copies the input into the padded buffer's interior: one run of S_last * C floats per outer position.
