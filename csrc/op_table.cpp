@@ -85,6 +85,7 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_Conv", MakeOwnedConv},
       {"J2S_ConvNHWC", MakeOwnedConvNHWC},
       {"J2S_ConvDepthwise", MakeOwnedConvDepthwise},
+      {"J2S_ConvTransposeNHWC", MakeOwnedConvTransposeNHWC},
       {"J2S_Pool", MakeOwnedPool},
       // indexing and data movement (project-owned, csrc/owned/indexing.hpp)
       {"J2S_Gather", MakeJ2SGather},

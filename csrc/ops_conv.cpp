@@ -4,6 +4,7 @@
 #include "owned/conv.hpp"
 #include "owned/conv_depthwise.hpp"
 #include "owned/conv_nhwc.hpp"
+#include "owned/conv_transpose_nhwc.hpp"
 #include "owned/pool.hpp"
 
 namespace jax2sofie {
@@ -52,6 +53,13 @@ OpPtr MakeOwnedConvDepthwise(const Node &n)
 {
    n.ExpectInputs(2, 3);
    return std::make_unique<ConvDepthwiseOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
+}
+
+// J2S_ConvTransposeNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, strides and
+//   dilations 1, lhs_dilations >= 1 (a transposed convolution), pads of any sign.
+OpPtr MakeOwnedConvTransposeNHWC(const Node &n)
+{
+   return std::make_unique<ConvTransposeNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
 }
 
 // J2S_Pool: input [X] of any rank; float32.

@@ -10,6 +10,7 @@ namespace jax2sofie {
 OpPtr MakeOwnedConv(const Node &);
 OpPtr MakeOwnedConvNHWC(const Node &);
 OpPtr MakeOwnedConvDepthwise(const Node &);
+OpPtr MakeOwnedConvTransposeNHWC(const Node &);
 OpPtr MakeOwnedPool(const Node &);
 
 } // namespace jax2sofie

@@ -224,6 +224,32 @@ def test_nnx_conv_modules():
     _check(model, BATCHES, (12, 11, 3), "nnx_conv_net")
 
 
+class NnxVaeDecoder(nnx.Module):
+    """A VAE decoder: Linear 16 -> 7x7x32, two stride-2 4x4 'SAME' ConvTransposes (32 -> 16 with ReLU, 16 -> 1
+    with sigmoid): transposed convolutions channels-last, the last with a single output channel."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.dense = nnx.Linear(16, 7 * 7 * 32, rngs=rngs)
+        self.up1 = nnx.ConvTranspose(32, 16, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.up2 = nnx.ConvTranspose(16, 1, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+
+    def __call__(self, z):
+        x = nnx.relu(self.dense(z)).reshape(z.shape[0], 7, 7, 32)
+        return nnx.sigmoid(self.up2(nnx.relu(self.up1(x))))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_nnx_vae_decoder(dynamic):
+    net = NnxVaeDecoder(nnx.Rngs(0))
+    batches = BATCHES if dynamic else [3]
+    model = jax2sofie.convert(net, _x((batches[0], 16)), name=f"vae_decoder_{int(dynamic)}", dynamic_batch=dynamic)
+    counts = model.graph.op_counts()
+    # both transposed convolutions channels-last with bias and ReLU inside: no Transpose, no J2S_Conv
+    assert counts.get("J2S_ConvTransposeNHWC") == 2 and "Transpose" not in counts and "J2S_Conv" not in counts, counts
+    assert not {"Add", "Max", "Relu"} & set(counts), counts
+    _check(model, batches, (16,), f"vae_decoder_{int(dynamic)}")
+
+
 class ResidualStack(nnx.Module):
     """A 3x3 conv to 32 channels, then residual blocks x + conv(relu(conv(x))) at 16x16x32 (channels-last):
     each output is a dot product of 288 terms, and the residual stream carries every block's rounding on."""

@@ -106,3 +106,32 @@ def test_a_default_build_holds_and_picks_the_wide_kernels(tmp_path):
     subprocess.run([*compiler.command, "-O2", "-std=c++17", "-c", str(probe), "-o", str(obj)], check=True)
     disassembly = subprocess.run(["objdump", "-d", str(obj)], capture_output=True, text=True, check=True).stdout
     assert "%zmm" in disassembly and "%ymm" in disassembly
+
+
+class ConvTransposeNet(nn.Module):
+    """J2S_ConvTransposeNHWC's two kernel forms: 12 output channels (vectors over them, a full and a partial
+    one at AVX2/SSE width) and one output channel (vectors over the 12 input channels, a partial one at
+    AVX-512 and AVX2 width)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.ConvTranspose(12, (3, 3), strides=(2, 2), padding="SAME")(x))
+        return nn.sigmoid(nn.ConvTranspose(1, (4, 4), strides=(2, 2), padding="SAME")(x))
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_conv_transpose_every_level_and_build_matches_jax(batch, tmp_path):
+    x = np.random.default_rng(batch).standard_normal((batch, 5, 6, 3)).astype(np.float32)
+    variables = ConvTransposeNet().init(jax.random.PRNGKey(0), x)
+    model = jax2sofie.convert(ConvTransposeNet().apply, variables, x, name=f"isa_convt_b{batch}")
+    assert model.graph.op_counts() == {"J2S_ConvTransposeNHWC": 2, "J2S_Elementwise": 1}, model.graph.op_counts()
+    model.write(tmp_path / model.name, test=True, test_inputs=[x])
+    directory = tmp_path / model.name
+    header = (directory / f"{directory.name}.hxx").read_text()
+    for level in ("avx512", "avx2", "base"):  # the two convolutions' kernels and the sigmoid's
+        assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) == 3, level
+    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
+    if X86:
+        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
+    for flags in builds:
+        _build_and_run(directory, flags)

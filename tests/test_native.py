@@ -642,6 +642,14 @@ def conv_and_slice_cases():
         for j in range(2):
             full[:, :, c, c * 2 + j] = wd[:, :, j, c]
     yd = np.clip(_conv_nhwc_reference(xd, full, bd, strides=(1, 2), pads=((1, 1), (0, 2)), dilations=(1, 1)), 0, 6)
+    # J2S_ConvTransposeNHWC: input dilation (2, 3), uneven pads, a residual; and one output channel
+    xt, wt, bt = f32(2, 4, 5, 3), f32(3, 4, 3, 5), f32(5)
+    xd = np.zeros((2, 7, 13, 3), np.float32)
+    xd[:, ::2, ::3] = xt
+    yt = _conv_nhwc_reference(xd, wt, bt, strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
+    rt = f32(*yt.shape)
+    wt1 = f32(3, 4, 3, 1)
+    yt1 = _conv_nhwc_reference(xd, wt1, bt[:1], strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
     return [
         Case("v_J2S_Conv_bias_relu", {"x": x}, [node("J2S_Conv", "c", ["x", "w", "b"], ["y"], strides=[1, 1],
                                                       pads=[1, 1, 1, 1], dilations=[1, 1], lhs_dilations=[1, 1],
@@ -660,6 +668,14 @@ def conv_and_slice_cases():
              [node("J2S_ConvDepthwise", "c", ["x", "w", "b"], ["y"], strides=[1, 2], pads=[1, 0, 1, 2],
                    dilations=[1, 1], lhs_dilations=[1, 1], group=19, activation="relu6")],
              {"y": yd}, weights={"w": wd, "b": bd}),
+        Case("v_J2S_ConvTransposeNHWC_residual_relu", {"x": xt, "r": rt},
+             [node("J2S_ConvTransposeNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[2, 1, 1, 2],
+                   dilations=[1, 1], lhs_dilations=[2, 3], group=1, activation="relu")],
+             {"y": np.maximum(yt + rt, 0)}, weights={"w": wt, "b": bt}),
+        Case("v_J2S_ConvTransposeNHWC_one_output_channel", {"x": xt},
+             [node("J2S_ConvTransposeNHWC", "c", ["x", "w", "b"], ["y"], strides=[1, 1], pads=[2, 1, 1, 2],
+                   dilations=[1, 1], lhs_dilations=[2, 3], group=1)],
+             {"y": yt1}, weights={"w": wt1, "b": bt[:1]}),
         Case("v_J2S_Pool_max", {"x": x}, [node("J2S_Pool", "p", ["x"], ["y"], window=[1, 1, 2, 2],
                                                 strides=[1, 1, 2, 2], pads=[0] * 8, dilations=[1] * 4, mode="max",
                                                 init=float("-inf"))], {"y": pool}),

@@ -173,6 +173,7 @@ _TABLE = [
     _project("J2S_Conv", "conv", (2, 4)),
     _project("J2S_ConvNHWC", "conv", (2, 4)),
     _project("J2S_ConvDepthwise", "conv", (2, 3)),
+    _project("J2S_ConvTransposeNHWC", "conv", (2, 4)),
     _project("J2S_Pool", "conv", (1, 1)),
     # control flow
     _project("J2S_While", "control", (1, None)),

@@ -3,12 +3,16 @@
 - J2S_ConvNHWC (csrc/owned/conv_nhwc.hpp), a direct convolution in the channels-last layout of JAX,
   Flax and Keras (input N,spatial,C; kernel spatial,I,O: Flax's HWIO kernel as it is), for every
   convolution without groups, input dilation or negative pads: the common case, and the fast one.
+- J2S_ConvTransposeNHWC (csrc/owned/conv_transpose_nhwc.hpp), channels-last too, for transposed
+  convolutions (input dilation with unit window strides and no kernel dilation, as Flax's ConvTranspose
+  and Keras' Conv2DTranspose trace; any pads): one stride-1 direct convolution per output phase, no
+  zero-inserted work.
 - J2S_ConvDepthwise (csrc/owned/conv_depthwise.hpp), a direct channels-last kernel vectorised over
   channels, for depthwise convolutions (one input channel per group, any channel multiplier; the
   kernel re-packed to spatial,M,C) without input dilation or negative pads.
 - J2S_Conv (csrc/owned/conv.hpp), im2col + sgemm in N,C,spatial layout, for the rest: grouped
-  convolutions with several input channels per group, transposed ones (input dilation, as Flax's
-  ConvTranspose traces), negative pads.
+  convolutions with several input channels per group, input dilation with window strides or kernel
+  dilation, negative pads.
 Either way the input and kernel are transposed to the operator's layout and the output back to the one
 the jaxpr asks for; for channels-last models these Transposes are identities and vanish, otherwise the
 layout pass (passes/layout.py) cancels them between layers and constant kernels fold at conversion.
@@ -28,7 +32,7 @@ from .registry import register
 def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window_strides, padding, lhs_dilation,
                          rhs_dilation, dimension_numbers, feature_group_count, batch_group_count,
                          preferred_element_type=None, **_params) -> Value:
-    """J2S_ConvNHWC (direct, channels-last) or J2S_Conv (im2col + sgemm: groups, lhs dilation, negative pads)."""
+    """J2S_ConvNHWC (direct, channels-last), J2S_ConvTransposeNHWC (lhs dilation, unit strides: phases) or J2S_Conv."""
     if lhs.dtype != np.float32 or rhs.dtype != np.float32:
         raise ctx.error(f"conv_general_dilated is lowered for float32 only, got {lhs.dtype} x {rhs.dtype}")
     if preferred_element_type is not None and np.dtype(preferred_element_type) != np.float32:
@@ -62,6 +66,10 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
     # y_axes[a]: the axis of the operator's output (N, C, spatial in its own order) that is axis
     # `a` of the (N, C, spatial...) description out_spec refers to
     direct = feature_group_count == 1 and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
+    # a transposed convolution (input dilation) with unit window strides and no kernel dilation: the
+    # phase form, channels-last (any pads)
+    transposed = (feature_group_count == 1 and any(d > 1 for d in lhs_dilation)
+                  and all(s == 1 for s in window_strides) and all(d == 1 for d in rhs_dilation))
     # one input channel per group (any channel multiplier): the channels-last depthwise kernel
     depthwise = 1 < feature_group_count == c and all(d == 1 for d in lhs_dilation) and min(pads) >= 0
     if depthwise:
@@ -72,10 +80,11 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
             w = ctx.transpose(w, (*range(spatial), spatial + 1, spatial))  # spatial..., M, C
         y = ctx.op("J2S_ConvDepthwise", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
         y_axes = [0, spatial + 1, *range(1, spatial + 1)]
-    elif direct:
+    elif direct or transposed:
         x = ctx.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))  # N, spatial..., C
         w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., I, O
-        y = ctx.op("J2S_ConvNHWC", [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
+        op = "J2S_ConvNHWC" if direct else "J2S_ConvTransposeNHWC"
+        y = ctx.op(op, [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
         y_axes = [0, spatial + 1, *range(1, spatial + 1)]
     else:
         x = ctx.transpose(lhs, lhs_spec)  # N, C, spatial...
@@ -178,3 +187,61 @@ case("conv_transpose_2d", lambda p, x: lax.conv_transpose(x, p["w"], strides=(2,
 case("conv_transpose_1d_valid", lambda p, x: lax.conv_transpose(x, p["w"], strides=(3,), padding="VALID",
                                                                 dimension_numbers=("NWC", "WIO", "NWC")),
      f32(1, 6, 2), params={"w": f32(4, 2, 3)})
+
+
+# Transposed convolutions (J2S_ConvTransposeNHWC): strides 1..3, kernels 1..5, odd and even input sizes,
+# 'SAME' / 'VALID' / explicit pads (asymmetric, negative), one output channel and several (a full vector
+# block and a partial one), bias and ReLU fused; each case returns several outputs to share one compile.
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+
+def _layouts(d):
+    s = "DHW"[3 - d:]
+    return ("N" + s + "C", s + "IO", "N" + s + "C")
+
+
+def _conv_transposes(configs):
+    """fn(p, x): relu(conv_transpose(x, w) + b) for each (strides, padding) and p's w and b."""
+    def fn(p, x):
+        outs = []
+        for (stride, pad), w, b in zip(configs, p["w"], p["b"]):
+            if isinstance(pad, str):
+                y = lax.conv_transpose(x, w, strides=stride, padding=pad, dimension_numbers=_layouts(len(stride)))
+            else:
+                y = lax.conv_general_dilated(x, w, (1,) * len(stride), pad, lhs_dilation=stride,
+                                             dimension_numbers=_layouts(len(stride)))
+            outs.append(jax.nn.relu(y + b))
+        return tuple(outs)
+    return fn
+
+
+# (strides, padding, kernel size, output channels)
+_CT_2D = [((2, 2), "SAME", 4, 1), ((2, 2), "VALID", 3, 5), ((3, 3), "SAME", 5, 19), ((3, 2), "VALID", 2, 1),
+          ((2, 3), "SAME", 1, 4), ((2, 2), ((1, 3), (0, 2)), 5, 17), ((3, 3), ((3, 0), (2, 1)), 4, 1),
+          ((2, 2), ((-1, 1), (0, -1)), 3, 6), ((3, 1), ((4, 4), (0, 0)), 2, 3)]
+case("conv_transpose_2d_strides_kernels_pads", _conv_transposes([(s, p) for s, p, _, _ in _CT_2D]), f32(2, 5, 6, 3),
+     params={"w": [f32(k, k, 3, o) for _, _, k, o in _CT_2D], "b": [f32(o) for _, _, _, o in _CT_2D]})
+# one output channel over 16 and 20 input channels: vectors over the input channels, a partial one for 20
+case("conv_transpose_2d_one_output_channel",
+     lambda p, x: (lax.conv_transpose(x, p["w16"], strides=(2, 2), padding="SAME", dimension_numbers=_NHWC),
+                   jax.nn.sigmoid(lax.conv_transpose(jnp.concatenate([x, x[..., :4]], axis=-1), p["w20"],
+                                                     strides=(3, 3), padding="VALID", dimension_numbers=_NHWC)
+                                  + p["b"])),
+     f32(2, 7, 6, 16), params={"w16": f32(4, 4, 16, 1), "w20": f32(3, 2, 20, 1), "b": f32(1)})
+case("conv_transpose_1d_3d",
+     lambda p, x1, x3: (*_conv_transposes([((2,), "SAME"), ((3,), ((2, 1),))])(
+         {"w": [p["w1"], p["w1b"]], "b": [p["b1"], p["b1"]]}, x1),
+         lax.conv_transpose(x3, p["w3"], strides=(2, 1, 2), padding="SAME",
+                            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))),
+     f32(2, 7, 3), f32(2, 3, 4, 3, 2),
+     params={"w1": f32(4, 3, 5), "w1b": f32(3, 3, 5), "b1": f32(5), "w3": f32(3, 2, 3, 2, 4)})
+# a skip connection added after the transposed convolution: the conv's fused residual input
+case("conv_transpose_2d_residual_relu",
+     lambda p, x, skip: jax.nn.relu(lax.conv_transpose(x, p["w"], strides=(2, 2), padding="SAME",
+                                                       dimension_numbers=_NHWC) + p["b"] + skip),
+     f32(2, 4, 5, 6), f32(2, 8, 10, 8), params={"w": f32(3, 3, 6, 8), "b": f32(8)})
+case("conv_transpose_2d_one_output_channel_residual",
+     lambda p, x, skip: jax.nn.relu(lax.conv_transpose(x, p["w"], strides=(2, 2), padding="VALID",
+                                                       dimension_numbers=_NHWC) + skip),
+     f32(2, 4, 5, 8), f32(2, 9, 11, 1), params={"w": f32(3, 3, 8, 1)})

@@ -23,10 +23,11 @@ from ..ir import Graph, Node, Value
 _AFFINE = {"Add", "Sub", "Mul", "Div"}
 # the output channel's axis in the output, and in the kernel, of each convolution
 # (J2S_ConvDepthwise's kernel [K..., M, C] holds output channel c*M + j at [..., j, c]: see _scale_kernel)
-_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1), "J2S_ConvDepthwise": (-1, -1)}
+_CHANNEL_AXES = {"J2S_Conv": (1, 0), "J2S_ConvNHWC": (-1, -1), "J2S_ConvDepthwise": (-1, -1),
+                 "J2S_ConvTransposeNHWC": (-1, -1)}
 # the convolutions whose activation may be "relu6" (clamp(0, 6)), and those that take a residual
 _RELU6_CONVS = {"J2S_ConvNHWC", "J2S_ConvDepthwise"}
-_RESIDUAL_CONVS = {"J2S_Conv", "J2S_ConvNHWC"}
+_RESIDUAL_CONVS = {"J2S_Conv", "J2S_ConvNHWC", "J2S_ConvTransposeNHWC"}
 
 
 def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarray | None:
