@@ -213,3 +213,25 @@ def test_emit_refuses_constant_data_of_another_dtype_or_size():
     b.graph.outputs = [b.op("Add", [x, short], (2,), np.float32)]
     with pytest.raises(jax2sofie.ConversionError, match=r"constant 's' holds 4 bytes, but its shape \[2\] of float32 needs 8"):
         emit(b.graph)
+
+
+def test_folding_cache_never_takes_a_new_equation_for_a_freed_one_at_the_same_address():
+    """Equations folded on constants are cached by address. A jaxpr traced for one rule is freed after
+    it is lowered, so a later equation can sit at the same address: an input-free iota of another shape
+    must not get the old result back (tridiagonal's masks of several sizes did, depending on when
+    Python reused the memory)."""
+    from jax2sofie.lowering.context import LoweringContext
+    from jax2sofie.lowering.walker import _fold_once, lower_sub_jaxpr
+
+    def iota_eqn(n):
+        return jax.make_jaxpr(lambda: jax.lax.broadcasted_iota(np.int32, (n, n), 1))().jaxpr.eqns[0]
+
+    ctx = LoweringContext(GraphBuilder("cache"), lower_sub_jaxpr)
+    old, new = iota_eqn(4), iota_eqn(6)
+    [stale] = _fold_once(ctx, old, [])
+    # what the cache holds once `old` is freed and `new` is allocated where it was
+    ctx.folded_equations[(id(new), ())] = ctx.folded_equations.pop((id(old), ()))
+    [folded] = _fold_once(ctx, new, [])
+    assert stale.shape == (4, 4) and folded.shape == (6, 6)
+    np.testing.assert_array_equal(folded.const, np.broadcast_to(np.arange(6, dtype=np.int32), (6, 6)))
+    assert _fold_once(ctx, new, [])[0] is folded  # the same equation still reuses its result

@@ -34,10 +34,10 @@ class LoweringContext:
         # lower_sub(ctx, jaxpr_or_closed_jaxpr, args) -> outputs
         self._lower_sub = lower_sub
         self._literals: dict[tuple, Value] = {}
-        # equations folded on constants, by (id(eqn), ids of its inputs) -> (inputs, outputs): an
+        # equations folded on constants, by (id(eqn), ids of its inputs) -> (eqn, inputs, outputs): an
         # unrolled loop body folds the same weight-only equations at every step, and must get the same
         # constants back instead of one copy of a transposed or reshaped weight per step
-        self.folded_equations: dict[tuple, tuple[list[Value], list[Value]]] = {}
+        self.folded_equations: dict[tuple, tuple[Any, list[Value], list[Value]]] = {}
         # id(empty constant) -> the user's line that made it: the walker's stand-ins for zero-size
         # results (walker.py), so that one reaching an output can be reported with its line
         self.zero_size_sources: dict[int, str] = {}

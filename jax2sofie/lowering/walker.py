@@ -99,13 +99,16 @@ def _check_no_zero_size_inputs(ctx: LoweringContext, name: str, inputs: list[Val
 
 
 def _fold_once(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) -> list[Value]:
-    """_fold_with_jax, reusing the result when the same equation meets the same constants again."""
+    """_fold_with_jax, reusing the result when the same equation meets the same constants again. The
+    entry keeps the equation itself: a jaxpr traced for one rule (lowering/traced_function.py) is freed
+    after it is lowered, and a later equation at the same address (an iota of another shape, with no
+    inputs to tell them apart) must not be taken for it."""
     key = (id(eqn), tuple(id(v) for v in inputs))
     seen = ctx.folded_equations.get(key)
-    if seen is not None and all(a is b for a, b in zip(seen[0], inputs)):
-        return seen[1]
+    if seen is not None and seen[0] is eqn and all(a is b for a, b in zip(seen[1], inputs)):
+        return seen[2]
     outputs = _fold_with_jax(ctx, eqn, inputs)
-    ctx.folded_equations[key] = (list(inputs), outputs)
+    ctx.folded_equations[key] = (eqn, list(inputs), outputs)
     return outputs
 
 
