@@ -63,9 +63,25 @@ def _check_broadcast(node: Node) -> str | None:
     return None
 
 
+def _check_batched_matmul(node: Node) -> str | None:
+    a, b = node.inputs
+    a_axes, b_axes = list(node.attrs.get("a_axes", [])), list(node.attrs.get("b_axes", []))
+    if sorted(a_axes) != list(range(a.rank)) or sorted(b_axes) != list(range(b.rank)) or len(a_axes) != len(b_axes):
+        return f"a_axes {a_axes} / b_axes {b_axes} do not list the axes of {list(a.shape)} / {list(b.shape)}"
+    batch = [a.shape[d] for d in a_axes[:-2]]
+    if batch != [b.shape[d] for d in b_axes[:-2]] or a.shape[a_axes[-1]] != b.shape[b_axes[-2]]:
+        return f"{list(a.shape)} x {list(b.shape)} do not multiply along a_axes {a_axes}, b_axes {b_axes}"
+    logical = batch + [a.shape[a_axes[-2]], b.shape[b_axes[-1]]]
+    perm = list(node.attrs.get("perm") or range(len(logical)))
+    if sorted(perm) != list(range(len(logical))) or tuple(logical[p] for p in perm) != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} is not {logical} permuted by {perm}"
+    return None
+
+
 OP_CHECKS: dict[str, Callable[[Node], str | None]] = {
     "Reshape": _check_reshape,
     "Transpose": _check_transpose,
+    "J2S_BatchedMatMul": _check_batched_matmul,
     **{op: _check_same_shape for op in ("Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sin", "Cos",
                                           "Floor", "Tanh", "Sigmoid", "Relu", "Identity", "Cast", "Not",
                                           "Softmax")},

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..ir import Value
+from ..passes.product_transposes import small_batched_product
 from .context import LoweringContext
 from .registry import register
 
@@ -64,6 +65,13 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
                          transA=int(trans_a), transB=int(trans_b))
         return ctx.reshape(product, out_shape)
 
+    a_axes, b_axes = lhs_batch + lhs_free + lhs_contract, rhs_batch + rhs_contract + rhs_free
+    if small_batched_product(lhs.shape, rhs.shape, a_axes, b_axes):
+        # the heads of attention: one project-owned loop over all the small products, reading the
+        # operands where they lie (no Transpose to (batch..., M, K) first), not one sgemm per matrix
+        return ctx.op("J2S_BatchedMatMul", [lhs, rhs], out_shape, np.float32, hint="batched_matmul",
+                      a_axes=a_axes, b_axes=b_axes, perm=list(range(len(out_shape))))
+
     # batched: (batch..., M, K) x (batch..., K, N), the batch axes kept apart (not merged) for the
     # same reason; SOFIE's Gemm multiplies stacks of matrices of equal rank
     batch = tuple(batch)
@@ -88,6 +96,7 @@ def _as_matrix(ctx: LoweringContext, x: Value, rows: list[int], cols: list[int],
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from .catalog import case, f32  # noqa: E402
@@ -118,3 +127,19 @@ case("einsum_matvec_and_vector_tensor", lambda p, x, v: (jnp.einsum("ij,j->i", x
      f32(3, 4), f32(4), params={"t": f32(2, 4, 5)}, batch=False)
 case("einsum_preferred_float32", lambda p, x: jnp.einsum("bi,io->bo", x, p["w"], preferred_element_type=jnp.float32),
      f32(3, 5), params={"w": f32(5, 2)})
+# J2S_BatchedMatMul (small heads): the flax attention core (scores, softmax, context written back to
+# [b, q, h, d], a Transpose folded into the product's output), heads moved by explicit transposes
+# (Keras' layout, folded into the operands' strides), a width that is no multiple of any vector width,
+# a constant operand, and products too large for it (one sgemm per matrix, as before)
+case("attention_core_flax", lambda p, q, k, v: jnp.einsum(
+    "bhqk,bkhd->bqhd", jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / 4.0, axis=-1), v),
+    f32(2, 6, 3, 16), f32(2, 7, 3, 16), f32(2, 7, 3, 16))
+case("attention_core_transposed_heads", lambda p, q, k, v: jnp.matmul(
+    jax.nn.softmax(jnp.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1)), axis=-1),
+    v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3), f32(3, 5, 2, 8), f32(3, 9, 2, 8), f32(3, 9, 2, 8))
+case("batched_matmul_odd_widths", lambda p, x, y: jnp.einsum("bij,bjk->bik", x, y), f32(2, 7, 3), f32(2, 3, 37))
+case("batched_matmul_constant_rhs", lambda p, x: jnp.einsum("bhij,hjk->bhik", x, p["w"]), f32(2, 3, 5, 4),
+     params={"w": f32(3, 4, 6)})
+case("batched_matmul_large_heads", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 80, 64), f32(2, 80, 64))
+case("batched_matmul_strided_rhs_too_wide", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 1, 128),
+     f32(2, 160, 128))
