@@ -77,29 +77,36 @@ struct Subject {
    std::function<void(const char *)> write;
 };
 
-template <class S> static Subject make_subject(const char *weights, const std::vector<float> &x)
+// `infer(session)` calls session.infer on the program's inputs
+template <class S, class F> static Subject make_subject(const char *weights, F infer)
 {
    auto session = std::make_shared<S>(weights);
-   return {[session, &x] { return first_output(session->infer(x.data()))[0]; },
-           [session, &x](const char *path) {
-              const auto result = session->infer(x.data());
+   return {[session, infer] { return first_output(infer(*session))[0]; },
+           [session, infer](const char *path) {
+              const auto result = infer(*session);
               const std::vector<float> y = first_output(result);
               std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char *>(y.data()), y.size() * sizeof(float));
            }};
 }
 
+template <class T> static std::vector<T> read_input(const char *path, long n)
+{
+   std::vector<T> x(n);
+   std::ifstream(path, std::ios::binary).read(reinterpret_cast<char *>(x.data()), n * sizeof(T));
+   return x;
+}
+
 int main(int argc, char **argv)
 {
-   // argv: input.bin n_inputs min_block_us repeats, then per model: weights output.bin
-   const long n = std::atol(argv[1]);
-   std::vector<float> x(n);
-   std::ifstream(argv[2], std::ios::binary).read(reinterpret_cast<char *>(x.data()), n * sizeof(float));
-   const double min_block = std::atof(argv[3]) * 1e3;
-   const int repeats = std::atoi(argv[4]);
+   // argv: min_block_us repeats, per input (their element types are compiled in): input.bin n_values,
+   // then per model: weights output.bin
+   const double min_block = std::atof(argv[1]) * 1e3;
+   const int repeats = std::atoi(argv[2]);
+@INPUTS@
    std::vector<Subject> subjects;
 @SUBJECTS@
    for (std::size_t i = 0; i < subjects.size(); i++)
-      subjects[i].write(argv[6 + 2 * i]);
+      subjects[i].write(argv[@FIRST_MODEL_ARG@ + 1 + 2 * i]);
    using clock = std::chrono::steady_clock;
    volatile float sink = 0;
    // each block starts with one untimed call: the other model's block ran just before and evicted
@@ -169,15 +176,34 @@ def _includes(models: list[Timed]) -> str:
     return "\n".join(lines)
 
 
-def build_timer(models: list[Timed], build_dir: Path, flags: list[str]) -> tuple[Path, float]:
-    """Compile the timing program for `models` with `flags`; return it and the seconds its compile
-    took. Cached by content (program, headers, flags, compiler, BLAS): a model is compiled once per
-    flag set, and with a kept --work directory once across runs (the compile time is kept beside it)."""
+# the C++ element type of each input dtype the timing program can feed
+_CPP_TYPES = {"float32": "float", "int32": "int32_t", "int64": "int64_t", "float64": "double"}
+
+
+def _cpp_type(dtype) -> str:
+    name = np.dtype(dtype).name
+    if name not in _CPP_TYPES:
+        raise ValueError(f"the timing program cannot feed a {name} input (it feeds {', '.join(_CPP_TYPES)})")
+    return _CPP_TYPES[name]
+
+
+def build_timer(models: list[Timed], build_dir: Path, flags: list[str], dtypes: tuple = ("float32",)
+                ) -> tuple[Path, float]:
+    """Compile the timing program for `models`, whose `infer` takes inputs of `dtypes` in this order,
+    with `flags`; return it and the seconds its compile took. Cached by content (program, headers,
+    flags, compiler, BLAS): a model is compiled once per flag set, and with a kept --work directory
+    once across runs (the compile time is kept beside it)."""
     compiler, blas = find_compiler(), find_blas()
+    inputs = "\n".join(f"   auto x{i} = read_input<{_cpp_type(d)}>(argv[{3 + 2 * i}], std::atol(argv[{4 + 2 * i}]));"
+                       for i, d in enumerate(dtypes))
+    pointers = ", ".join(f"x{i}.data()" for i in range(len(dtypes)))
+    first_model_arg = 3 + 2 * len(dtypes)
     subjects = "\n".join(
-        f"   subjects.push_back(make_subject<SOFIE_{namespace_of(m.header)}::Session>(argv[{5 + 2 * i}], x));"
+        f"   subjects.push_back(make_subject<SOFIE_{namespace_of(m.header)}::Session>(argv[{first_model_arg + 2 * i}], "
+        f"[&](auto &s) {{ return s.infer({pointers}); }}));"
         for i, m in enumerate(models))
-    program = _MAIN.replace("@INCLUDES@", _includes(models)).replace("@SUBJECTS@", subjects)
+    program = (_MAIN.replace("@INCLUDES@", _includes(models)).replace("@INPUTS@", inputs)
+               .replace("@SUBJECTS@", subjects).replace("@FIRST_MODEL_ARG@", str(first_model_arg)))
     texts = [program] + [m.header.read_text() for m in models] + flags + [compiler.identity] + list(blas)
     key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
     binary = build_dir / f"timer_{key}"
@@ -197,15 +223,18 @@ def build_timer(models: list[Timed], build_dir: Path, flags: list[str]) -> tuple
     return binary, seconds
 
 
-def time_headers(models: list[Timed], x: np.ndarray, build_dir: Path, flags: list[str], min_block_us: float,
+def time_headers(models: list[Timed], xs: list[np.ndarray], build_dir: Path, flags: list[str], min_block_us: float,
                  repeats: int, out_size: int) -> list[tuple[float, float, np.ndarray]]:
-    """Per model: median and minimum seconds per `infer` call, timed in alternating blocks in one
-    process built with `flags`, and the output of one call (flat float32)."""
-    binary, _ = build_timer(models, build_dir, flags)
+    """Per model: median and minimum seconds per `infer` call on the inputs `xs` (in the order `infer`
+    takes them; float32, int32, ...), timed in alternating blocks in one process built with `flags`,
+    and the output of one call (flat float32)."""
+    binary, _ = build_timer(models, build_dir, flags, tuple(np.dtype(x.dtype).name for x in xs))
     stem = build_dir / binary.name
-    x_path = stem.with_suffix(".in")
-    np.ascontiguousarray(x, np.float32).tofile(x_path)
-    args = [str(binary), str(x.size), str(x_path), str(min_block_us), str(repeats)]
+    args = [str(binary), str(min_block_us), str(repeats)]
+    for i, x in enumerate(xs):
+        x_path = stem.with_suffix(f".in{i}")
+        np.ascontiguousarray(x).tofile(x_path)
+        args += [str(x_path), str(x.size)]
     outs = [stem.with_suffix(f".out{i}") for i in range(len(models))]
     for m, out in zip(models, outs):
         args += [str(m.weights), str(out)]

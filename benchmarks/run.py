@@ -185,12 +185,12 @@ class Bench:
             defines = self.a_defines if key == "A" else ()
         return Timed(header, header.with_suffix(".dat"), tuple(defines))
 
-    def time_cpp(self, headers: dict, x: np.ndarray, ref: np.ndarray, build: str) -> dict:
+    def time_cpp(self, headers: dict, xs: list, ref: np.ndarray, build: str) -> dict:
         """{"A"/"B": Cell} for the headers {"A"/"B": header path} built at `build`, timed in one
         program (alternating); if that program does not build, each alone, so the error lands on the
         one that fails."""
         def measure(keys):
-            timed = time_headers([self.timed(headers, k) for k in keys], x, self.work, build_flags(build),
+            timed = time_headers([self.timed(headers, k) for k in keys], xs, self.work, build_flags(build),
                                  self.min_block * 1e6, self.repeats, ref.size)
             return {k: Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
                     for k, (median, minimum, y) in zip(keys, timed)}
@@ -208,7 +208,7 @@ class Bench:
                 cells[key] = Cell(error=f"failed: {first_line(exc)}")
         return cells
 
-    def time_caps(self, header: Path, x: np.ndarray, ref: np.ndarray) -> dict:
+    def time_caps(self, header: Path, xs: list, ref: np.ndarray) -> dict:
         """{level: Cell} for our header alone, built at --caps-build with J2S_MAX_ISA=level (any
         J2S_MAX_ISA of --a-define is replaced). One program per level: a header's kernels are chosen
         when it is included, so two levels cannot share a program."""
@@ -217,25 +217,28 @@ class Bench:
         for level in self.args.a_caps:
             try:
                 timed = self.timed({"A": header}, "A", others + (f"{ISA_CAP}={level}",))
-                [(median, minimum, y)] = time_headers([timed], x, self.work, build_flags(self.args.caps_build),
+                [(median, minimum, y)] = time_headers([timed], xs, self.work, build_flags(self.args.caps_build),
                                                       self.min_block * 1e6, self.repeats, ref.size)
                 cells[level] = Cell(median, minimum=minimum, max_abs_err=float(np.max(np.abs(y - ref.ravel()))))
             except Exception as exc:
                 cells[level] = Cell(error=f"failed: {first_line(exc)}")
         return cells
 
-    def compile_seconds(self, header: Path) -> float:
+    def compile_seconds(self, header: Path, xs: list) -> float:
         """Seconds `g++ -O2` takes over the timing program of our header alone: what a user's build of
         the header costs (the program around it is a few lines)."""
-        _, seconds = build_timer([self.timed({"A": header}, "A")], self.work, build_flags("O2"))
+        _, seconds = build_timer([self.timed({"A": header}, "A")], self.work, build_flags("O2"),
+                                 tuple(np.dtype(x.dtype).name for x in xs))
         return seconds
 
     def run_model(self, bm, batch: int, first_batch: bool) -> Row:
         row = Row(bm.name, bm.family, batch)
-        variables, x = bm.variables(), bm.example(batch)
-        apply = jax.jit(bm.module.apply)
-        ref = np.asarray(apply(variables, x))
-        row.cells["C"] = Cell(time_python(lambda: apply(variables, x).block_until_ready(), self.min_block, self.repeats))
+        built, xs = bm.build(), bm.examples(batch)
+        variables = built.variables
+        apply = jax.jit(built.apply)
+        ref = np.asarray(apply(variables, *xs))
+        row.cells["C"] = Cell(time_python(lambda: apply(variables, *xs).block_until_ready(), self.min_block,
+                                          self.repeats))
 
         name = f"{bm.name}_b{batch}"
         out = self.work / name
@@ -243,7 +246,7 @@ class Bench:
         headers, missing = {}, {}  # missing: "A"/"B" -> Cell saying why there is no header to build
         try:  # (A) ours
             t0 = time.perf_counter()
-            model = jax2sofie.convert(bm.module.apply, variables, x, name=name)
+            model = built.convert(xs, name)
             row.convert_ours = time.perf_counter() - t0
             row.ops_ours = " ".join(f"{op}:{n}" for op, n in sorted(model.graph.op_counts().items()))
             paths = [Path(p) for p in model.write(out / "ours", weights="text", force=True)]
@@ -256,21 +259,21 @@ class Bench:
         if self.onnx_missing:
             missing["B"] = row.cells["D"] = Cell(error=self.onnx_missing)
         else:
-            headers.update(self.run_onnx(bm, variables, x, ref, name, out, row, missing))
+            headers.update(self.run_onnx(built, xs, ref, name, out, row, missing))
         for build in self.builds:
             row.builds[build] = dict(missing)
             if headers:
-                row.builds[build].update(self.time_cpp(headers, x, ref, build))
+                row.builds[build].update(self.time_cpp(headers, xs, ref, build))
         if "A" in headers:
-            row.caps = self.time_caps(headers["A"], x, ref)
+            row.caps = self.time_caps(headers["A"], xs, ref)
             if first_batch:
                 try:
-                    row.compile_o2 = self.compile_seconds(headers["A"])
+                    row.compile_o2 = self.compile_seconds(headers["A"], xs)
                 except Exception as exc:
                     row.compile_o2_error = f"failed: {first_line(exc)}"
         return row
 
-    def run_onnx(self, bm, variables, x, ref, name, out, row, missing) -> dict:
+    def run_onnx(self, built, xs, ref, name, out, row, missing) -> dict:
         """jax2onnx export, (D) ONNX Runtime timing, and (B) SOFIE's header from the ONNX file; where
         there is no header, missing["B"] says why."""
         import jax2onnx
@@ -279,8 +282,8 @@ class Bench:
         onnx_path = out / f"{name}_onnx.onnx"
         try:
             t0 = time.perf_counter()
-            proto = jax2onnx.to_onnx(lambda x: bm.module.apply(variables, x),
-                                     [jax.ShapeDtypeStruct(x.shape, x.dtype)], model_name=name)
+            proto = jax2onnx.to_onnx(lambda *xs: built.apply(built.variables, *xs),
+                                     [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in xs], model_name=name)
             row.convert_onnx = time.perf_counter() - t0
             onnx.save(proto, str(onnx_path))
         except Exception as exc:
@@ -288,9 +291,9 @@ class Bench:
             return {}
         try:  # (D) ONNX Runtime
             session = self.ort_session(onnx_path)
-            input_name = session.get_inputs()[0].name
-            y = session.run(None, {input_name: x})[0]
-            row.cells["D"] = Cell(time_python(lambda: session.run(None, {input_name: x}), self.min_block, self.repeats),
+            feed = {spec.name: x for spec, x in zip(session.get_inputs(), xs)}
+            y = session.run(None, feed)[0]
+            row.cells["D"] = Cell(time_python(lambda: session.run(None, feed), self.min_block, self.repeats),
                                   max_abs_err=float(np.max(np.abs(y - ref))))
         except Exception as exc:
             row.cells["D"] = Cell(error=f"onnxruntime failed: {first_line(exc)}")
