@@ -25,16 +25,16 @@ OpPtr MakeDense(const Node &n)
 }
 
 // J2S_BatchedMatMul: inputs [A, B]; Y = the products of the matrices of A and B along their batch axes.
-//   a_axes (A's axes as batch..., rows, cols), b_axes (B's, as batch..., rows, cols), perm (the output's
-//   axes as a permutation of batch..., rows of A, cols of B; [] for that order). float32 only; the rows
-//   and cols must be fixed sizes (owned/batched_matmul.hpp).
+//   a_axes (A's axes as batch..., rows, cols; its other axes of size 1), b_axes (B's, alike), out_axes
+//   (for each output axis its place in batch..., rows of A, cols of B, or -1 for a unit axis). float32
+//   only; the rows and cols must be fixed sizes (owned/batched_matmul.hpp).
 OpPtr MakeBatchedMatMul(const Node &n)
 {
    n.ExpectInputs(2, 2);
    n.ExpectOutputs(1);
    try {
       return std::make_unique<J2S_BatchedMatMul>(n.inputs[0], n.inputs[1], n.Output(), n.Ints("a_axes"),
-                                                 n.Ints("b_axes"), n.Ints("perm", {}));
+                                                 n.Ints("b_axes"), n.Ints("out_axes"));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());
    }

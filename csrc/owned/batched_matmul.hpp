@@ -5,8 +5,9 @@
 // small (16 x 16 x 16 in a 4-head block of width 64): the call and BLAS's packing cost more than the
 // product, and the operands must first be transposed from [b, s, h, dh] to [b, h, s, dh] (and the
 // context back again) by Transpose nodes. Here the operands are read where they lie: A's element
-// (batch..., m, k) and B's (batch..., k, n) are at the strides of the axes the node names, and the
-// output may be a transpose of (batch..., M, N) (perm), so no Transpose is left around the product.
+// (batch..., m, k) and B's (batch..., k, n) are at the strides of the axes the node names (the axes
+// it does not name must have size 1: flax's nnx attention carries one), and the output's axes are any
+// order of (batch..., M, N) and unit axes (out_axes), so no Transpose is left around the product.
 // The kernel is compiled once per instruction-set level (codegen::KernelFunctions): per matrix, B is
 // copied into a (K, N) row-major block when its N axis is not contiguous (K^T of the scores), then
 // rows of A are taken a few at a time and each B row loaded once for all of them, into vector
@@ -15,32 +16,30 @@
 
 #include "owned_operator.hpp"
 
-#include <numeric>
 
 namespace jax2sofie {
 
 class J2S_BatchedMatMul final : public OwnedOperator {
 public:
-   /// aAxes: A's axes (batch..., m, k); bAxes: B's (batch..., k, n); perm: the output's axes as a
-   /// permutation of (batch..., m, n) (empty: unpermuted).
+   /// aAxes: A's axes (batch..., m, k); bAxes: B's (batch..., k, n); outAxes: for each output axis,
+   /// which of (batch..., m, n) it is, or -1 for an axis of size 1.
    J2S_BatchedMatMul(std::string a, std::string b, std::string y, std::vector<std::int64_t> aAxes,
-                     std::vector<std::int64_t> bAxes, std::vector<std::int64_t> perm)
+                     std::vector<std::int64_t> bAxes, std::vector<std::int64_t> outAxes)
       : OwnedOperator("J2S_BatchedMatMul", {std::move(a), std::move(b)}, {std::move(y)}), fAAxes(std::move(aAxes)),
-        fBAxes(std::move(bAxes)), fPerm(std::move(perm))
+        fBAxes(std::move(bAxes)), fOutAxes(std::move(outAxes))
    {
       if (fAAxes.size() < 2 || fAAxes.size() != fBAxes.size())
          throw std::runtime_error("J2S_BatchedMatMul: a_axes and b_axes must name (batch..., rows, cols) alike, got " +
                                   std::to_string(fAAxes.size()) + " and " + std::to_string(fBAxes.size()) + " axes");
-      if (fPerm.empty()) {
-         fPerm.resize(fAAxes.size());
-         std::iota(fPerm.begin(), fPerm.end(), 0);
-      }
-      std::vector<std::int64_t> sorted = fPerm;
-      std::sort(sorted.begin(), sorted.end());
-      for (std::size_t i = 0; i < sorted.size(); i++)
-         if (sorted[i] != static_cast<std::int64_t>(i) || sorted.size() != fAAxes.size())
-            throw std::runtime_error("J2S_BatchedMatMul: perm is not a permutation of the output's " +
-                                     std::to_string(fAAxes.size()) + " axes");
+      std::vector<std::int64_t> named;
+      for (auto a : fOutAxes)
+         if (a != -1)
+            named.push_back(a);
+      std::sort(named.begin(), named.end());
+      for (std::size_t i = 0; i < named.size(); i++)
+         if (named[i] != static_cast<std::int64_t>(i) || named.size() != fAAxes.size())
+            throw std::runtime_error("J2S_BatchedMatMul: out_axes must name each of the product's " +
+                                     std::to_string(fAAxes.size()) + " axes once (and -1 for unit axes)");
    }
 
 protected:
@@ -52,10 +51,16 @@ protected:
       for (auto [axes, rank, what] : {std::tuple{&fAAxes, a.shape.size(), "a_axes"}, {&fBAxes, b.shape.size(), "b_axes"}}) {
          std::vector<std::int64_t> sorted = *axes;
          std::sort(sorted.begin(), sorted.end());
-         if (sorted.size() != rank || std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() ||
-             sorted.front() < 0 || sorted.back() >= static_cast<std::int64_t>(rank))
-            throw std::runtime_error(std::string("J2S_BatchedMatMul: ") + what + " must list each of the operand's " +
-                                     std::to_string(rank) + " axes once");
+         if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() || sorted.front() < 0 ||
+             sorted.back() >= static_cast<std::int64_t>(rank))
+            throw std::runtime_error(std::string("J2S_BatchedMatMul: ") + what + " must list distinct axes of the operand's " +
+                                     std::to_string(rank));
+         const auto &shape = axes == &fAAxes ? a.shape : b.shape;
+         for (std::size_t d = 0; d < rank; d++)
+            if (!std::binary_search(sorted.begin(), sorted.end(), static_cast<std::int64_t>(d)) &&
+                (shape[d].isParam || shape[d].dim != 1))
+               throw std::runtime_error(std::string("J2S_BatchedMatMul: axis ") + std::to_string(d) +
+                                        " of an operand is not in " + what + " and not of size 1");
       }
       const std::size_t nb = fAAxes.size() - 2;
       for (std::size_t i = 0; i < nb; i++)
@@ -74,8 +79,8 @@ protected:
       logical.push_back(SOFIE::Dim{static_cast<std::size_t>(fN)});
       fLogical = logical;
       std::vector<SOFIE::Dim> out;
-      for (auto p : fPerm)
-         out.push_back(logical[p]);
+      for (auto p : fOutAxes)
+         out.push_back(p == -1 ? SOFIE::Dim{std::size_t(1)} : logical[p]);
       return {{SOFIE::ETensorType::FLOAT, out}};
    }
 
@@ -87,13 +92,24 @@ protected:
       const std::size_t nb = fAAxes.size() - 2;
       const auto aStrides = Strides(InInfo(0).shape), bStrides = Strides(InInfo(1).shape);
       const auto outStrides = Strides(OutInfo(0).shape);
-      std::vector<std::string> yStrides(fPerm.size()); // stride of each logical axis in the output
-      for (std::size_t i = 0; i < fPerm.size(); i++)
-         yStrides[fPerm[i]] = outStrides[i];
-      const std::string sam = aStrides[fAAxes[nb]], sak = aStrides[fAAxes[nb + 1]];
-      const std::string sbk = bStrides[fBAxes[nb]], sbn = bStrides[fBAxes[nb + 1]];
-      const std::string sym = yStrides[nb], syn = yStrides[nb + 1];
-      const std::string M = std::to_string(fM), K = std::to_string(fK), N = std::to_string(fN);
+      std::vector<std::string> yStrides(fAAxes.size()); // stride of each logical axis in the output
+      for (std::size_t i = 0; i < fOutAxes.size(); i++)
+         if (fOutAxes[i] != -1)
+            yStrides[fOutAxes[i]] = outStrides[i];
+      std::string sam = aStrides[fAAxes[nb]], sak = aStrides[fAAxes[nb + 1]];
+      std::string sbk = bStrides[fBAxes[nb]], sbn = bStrides[fBAxes[nb + 1]];
+      std::string sym = yStrides[nb], syn = yStrides[nb + 1];
+      std::int64_t rowsM = fM, colsN = fN;
+      // Y^T = B^T A^T where Y's columns are strided and its rows contiguous (nnx attention's context,
+      // computed as V^T P^T): then the vectors run along Y's rows, stored whole
+      const bool swapped = syn != "1" && sym == "1";
+      if (swapped) {
+         std::swap(sam, sbn);
+         std::swap(sak, sbk);
+         std::swap(sym, syn);
+         std::swap(rowsM, colsN);
+      }
+      const std::string M = std::to_string(rowsM), K = std::to_string(fK), N = std::to_string(colsN);
 
       Code c(1);
       std::vector<std::string> aOff, bOff, yOff;
@@ -104,18 +120,18 @@ protected:
          bOff.push_back(Scaled(v, bStrides[fBAxes[i]]));
          yOff.push_back(Scaled(v, yStrides[i]));
       }
-      c.Line("const float *a = " + In(0) + " + " + Paren(Sum(aOff)) + ";");
-      c.Line("const float *b = " + In(1) + " + " + Paren(Sum(bOff)) + ";");
+      c.Line("const float *a = " + In(swapped ? 1 : 0) + " + " + Paren(Sum(swapped ? bOff : aOff)) + ";");
+      c.Line("const float *b = " + In(swapped ? 0 : 1) + " + " + Paren(Sum(swapped ? aOff : bOff)) + ";");
       c.Line("float *y = " + Out(0) + " + " + Paren(Sum(yOff)) + ";");
       std::string ldb = sbk;
       if (sbn != "1") {
-         if (fK * fN > kMaxPackedB)
+         if (fK * colsN > kMaxPackedB)
             throw std::runtime_error("J2S_BatchedMatMul: B's columns are strided and its " + std::to_string(fK) + " x " +
-                                     std::to_string(fN) + " matrix is too large to copy on the stack (at most " +
+                                     std::to_string(colsN) + " matrix is too large to copy on the stack (at most " +
                                      std::to_string(kMaxPackedB) + " elements)");
          // B's columns are strided (K^T read from [b, s, h, dh]): copy it once into a (K, N) block,
          // which every row of A then reads contiguously
-         c.Line("float bp[" + std::to_string(fK * fN) + "];");
+         c.Line("float bp[" + std::to_string(fK * colsN) + "];");
          c.Loop("k", K);
          c.Loop("n", N);
          c.Line("bp[k * " + N + " + n] = b[" + Sum({Scaled("k", sbk), Scaled("n", sbn)}) + "];");
@@ -126,13 +142,13 @@ protected:
       }
       // the columns in chunks of at most kChunkBlocks vectors, rows `rows` at a time so that each
       // loaded B vector serves `rows` accumulators (rows * blocks accumulators stay in registers)
-      const auto blocks = VectorBlocks(fN, isa.width);
+      const auto blocks = VectorBlocks(colsN, isa.width);
       const std::size_t kChunkBlocks = 4;
       for (std::size_t first = 0; first < blocks.size(); first += kChunkBlocks) {
          const std::vector<VectorBlock> chunk(blocks.begin() + first,
                                               blocks.begin() + std::min(blocks.size(), first + kChunkBlocks));
          std::int64_t rows = std::max<std::int64_t>(1, (isa.registers / 2) / static_cast<std::int64_t>(chunk.size()));
-         rows = std::min<std::int64_t>({rows, 8, fM});
+         rows = std::min<std::int64_t>({rows, 8, rowsM});
          c.Line("{");
          c.Line("size_t m = 0;");
          RowTile(c, chunk, rows, M, K, sam, sak, ldb, sym, syn);
@@ -200,7 +216,7 @@ private:
       return static_cast<std::int64_t>(d.dim);
    }
 
-   std::vector<std::int64_t> fAAxes, fBAxes, fPerm;
+   std::vector<std::int64_t> fAAxes, fBAxes, fOutAxes;
    std::vector<SOFIE::Dim> fLogical;
    std::int64_t fM = 0, fK = 0, fN = 0;
 };

@@ -66,15 +66,20 @@ def _check_broadcast(node: Node) -> str | None:
 def _check_batched_matmul(node: Node) -> str | None:
     a, b = node.inputs
     a_axes, b_axes = list(node.attrs.get("a_axes", [])), list(node.attrs.get("b_axes", []))
-    if sorted(a_axes) != list(range(a.rank)) or sorted(b_axes) != list(range(b.rank)) or len(a_axes) != len(b_axes):
-        return f"a_axes {a_axes} / b_axes {b_axes} do not list the axes of {list(a.shape)} / {list(b.shape)}"
+    out_axes = list(node.attrs.get("out_axes", []))
+    for x, axes in ((a, a_axes), (b, b_axes)):
+        if len(set(axes)) != len(axes) or not all(0 <= d < x.rank for d in axes) \
+                or any(x.shape[d] != 1 for d in range(x.rank) if d not in axes):
+            return f"axes {axes} of {list(x.shape)} are not distinct, or leave out an axis not of size 1"
+    if len(a_axes) != len(b_axes):
+        return f"a_axes {a_axes} and b_axes {b_axes} differ in length"
     batch = [a.shape[d] for d in a_axes[:-2]]
     if batch != [b.shape[d] for d in b_axes[:-2]] or a.shape[a_axes[-1]] != b.shape[b_axes[-2]]:
         return f"{list(a.shape)} x {list(b.shape)} do not multiply along a_axes {a_axes}, b_axes {b_axes}"
     logical = batch + [a.shape[a_axes[-2]], b.shape[b_axes[-1]]]
-    perm = list(node.attrs.get("perm") or range(len(logical)))
-    if sorted(perm) != list(range(len(logical))) or tuple(logical[p] for p in perm) != node.outputs[0].shape:
-        return f"output shape {list(node.outputs[0].shape)} is not {logical} permuted by {perm}"
+    if sorted(d for d in out_axes if d != -1) != list(range(len(logical))) \
+            or tuple(1 if d == -1 else logical[d] for d in out_axes) != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} is not {logical} placed by out_axes {out_axes}"
     return None
 
 

@@ -65,12 +65,10 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
                          transA=int(trans_a), transB=int(trans_b))
         return ctx.reshape(product, out_shape)
 
-    a_axes, b_axes = lhs_batch + lhs_free + lhs_contract, rhs_batch + rhs_contract + rhs_free
-    if small_batched_product(lhs.shape, rhs.shape, a_axes, b_axes):
-        # the heads of attention: one project-owned loop over all the small products, reading the
-        # operands where they lie (no Transpose to (batch..., M, K) first), not one sgemm per matrix
-        return ctx.op("J2S_BatchedMatMul", [lhs, rhs], out_shape, np.float32, hint="batched_matmul",
-                      a_axes=a_axes, b_axes=b_axes, perm=list(range(len(out_shape))))
+    product = _small_batched_product(ctx, lhs, rhs, lhs_batch, lhs_free, lhs_contract, rhs_batch, rhs_free,
+                                     rhs_contract, out_shape)
+    if product is not None:
+        return product
 
     # batched: (batch..., M, K) x (batch..., K, N), the batch axes kept apart (not merged) for the
     # same reason; SOFIE's Gemm multiplies stacks of matrices of equal rank
@@ -80,6 +78,34 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
     product = ctx.op("Gemm", [a, b], batch + (m, n), np.float32, hint="batched_matmul", alpha=1.0, beta=0.0,
                      transA=0, transB=0)
     return ctx.reshape(product, out_shape)
+
+
+def _one_axis(x: Value, axes: list[int]) -> list[int] | None:
+    """`axes` of `x` as one axis (the one not of size 1, or the first), or None if two are not of size 1."""
+    wide = [d for d in axes if x.shape[d] != 1]
+    if len(wide) > 1 or not axes:
+        return None
+    return wide or axes[:1]
+
+
+def _small_batched_product(ctx: LoweringContext, lhs: Value, rhs: Value, lhs_batch, lhs_free, lhs_contract,
+                           rhs_batch, rhs_free, rhs_contract, out_shape) -> Value | None:
+    """The heads of attention: one project-owned loop over all the small products (J2S_BatchedMatMul),
+    reading the operands where they lie (no Transpose to (batch..., M, K) first), not one sgemm per
+    matrix; None where it does not apply (see small_batched_product)."""
+    m, k, n = _one_axis(lhs, lhs_free), _one_axis(lhs, lhs_contract), _one_axis(rhs, rhs_free)
+    k_rhs = [rhs_contract[lhs_contract.index(k[0])]] if k else None
+    if m is None or k is None or n is None:
+        return None
+    a_axes, b_axes = lhs_batch + m + k, rhs_batch + k_rhs + n
+    if not small_batched_product(lhs.shape, rhs.shape, a_axes, b_axes):
+        return None
+    nb = len(lhs_batch)
+    # out_shape is (batch..., lhs free..., rhs free...): the chosen row and column axes, the rest unit
+    out_axes = list(range(nb)) + [nb if d == m[0] else -1 for d in lhs_free] + [nb + 1 if d == n[0] else -1
+                                                                               for d in rhs_free]
+    return ctx.op("J2S_BatchedMatMul", [lhs, rhs], out_shape, np.float32, hint="batched_matmul",
+                  a_axes=a_axes, b_axes=b_axes, out_axes=out_axes)
 
 
 def _as_matrix(ctx: LoweringContext, x: Value, rows: list[int], cols: list[int], shape: tuple[int, int]):
@@ -143,3 +169,10 @@ case("batched_matmul_constant_rhs", lambda p, x: jnp.einsum("bhij,hjk->bhik", x,
 case("batched_matmul_large_heads", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 80, 64), f32(2, 80, 64))
 case("batched_matmul_strided_rhs_too_wide", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 1, 128),
      f32(2, 160, 128))
+# a unit axis among the free axes (nnx attention's [b, q, h, 1, d]), and a Transpose that only moves
+# unit axes (a Reshape after fold_product_transposes)
+case("attention_core_unit_group_axis", lambda p, q, k, v: jnp.einsum(
+    "bhgqk,bkhd->bqhgd", jax.nn.softmax(jnp.einsum("bqhgd,bkhd->bhgqk", q, k), axis=-1), v),
+    f32(2, 5, 3, 1, 8), f32(2, 7, 3, 8), f32(2, 7, 3, 8))
+case("transpose_of_unit_axes", lambda p, x: jnp.exp(x.transpose(2, 0, 1, 3)) + x.transpose(2, 0, 1, 3),
+     f32(2, 3, 1, 4))
