@@ -1,4 +1,4 @@
-"""dot_general with any dimension numbers, lowered to SOFIE's Gemm.
+"""dot_general with any dimension numbers, lowered to SOFIE's Gemm (small batched products: J2S_BatchedMatMul).
 
 Every contraction is brought to the form (batch..., M, K) x (batch..., K, N): transposes put batch, free
 and contracting axes in that order (free on weights: they fold into the weight), reshapes merge the
@@ -21,7 +21,9 @@ from .registry import register
 @register("dot_general")
 def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbers, preferred_element_type=None,
                 **_params) -> Value:
-    """SOFIE Gemm (2-D, with transA/transB) or batched Gemm after transposes/reshapes that fold on weights."""
+    """SOFIE Gemm (2-D, with transA/transB); small batched products (attention heads) as the project-owned
+    J2S_BatchedMatMul reading its operands through strides; else batched Gemm after transposes/reshapes that
+    fold on weights."""
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     lhs_contract, rhs_contract = list(lhs_contract), list(rhs_contract)
     lhs_batch, rhs_batch = list(lhs_batch), list(rhs_batch)

@@ -57,8 +57,8 @@ def _reduce_rule(primitive: str, mode: str, sofie_op: str | None):
 
     rule.__qualname__ = f"reduce_rule[{primitive}]"
     if sofie_op:
-        rule.__doc__ = f"SOFIE {sofie_op} for float32, else the project-owned J2S_Reduce ({mode}); " \
-                       "a scalar result via keepdims + Reshape"
+        rule.__doc__ = f"SOFIE {sofie_op} for float32 (over trailing axes the project-owned J2S_Reduce, in vectors), " \
+                       f"else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
     else:
         rule.__doc__ = f"Project-owned J2S_Reduce ({mode}" + (", bool only" if mode in _LOGIC else "") + \
                        "); a scalar result via keepdims + Reshape"
