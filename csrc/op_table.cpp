@@ -18,6 +18,7 @@ const std::map<std::string, Factory> &OpTable()
       // linear algebra
       {"Gemm", MakeGemm},
       {"J2S_Dense", MakeDense},
+      {"J2S_BatchedMatMul", MakeBatchedMatMul},
       // decompositions and solvers (project-owned, csrc/owned/linalg.hpp)
       {"J2S_Cholesky", MakeJ2SCholesky},
       {"J2S_TriangularSolve", MakeJ2STriangularSolve},

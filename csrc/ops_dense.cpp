@@ -4,6 +4,7 @@
 // owned/dense.hpp); the leading axes of A (batch Dim included) are the rows.
 #include "ops_dense.hpp"
 
+#include "owned/batched_matmul.hpp"
 #include "owned/dense.hpp"
 
 namespace jax2sofie {
@@ -18,6 +19,22 @@ OpPtr MakeDense(const Node &n)
    try {
       return std::make_unique<J2S_Dense>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""),
                                          static_cast<int>(n.Int("panel", 0)));
+   } catch (const std::runtime_error &e) {
+      throw NodeError(e.what());
+   }
+}
+
+// J2S_BatchedMatMul: inputs [A, B]; Y = the products of the matrices of A and B along their batch axes.
+//   a_axes (A's axes as batch..., rows, cols; its other axes of size 1), b_axes (B's, alike), out_axes
+//   (for each output axis its place in batch..., rows of A, cols of B, or -1 for a unit axis). float32
+//   only; the rows and cols must be fixed sizes (owned/batched_matmul.hpp).
+OpPtr MakeBatchedMatMul(const Node &n)
+{
+   n.ExpectInputs(2, 2);
+   n.ExpectOutputs(1);
+   try {
+      return std::make_unique<J2S_BatchedMatMul>(n.inputs[0], n.inputs[1], n.Output(), n.Ints("a_axes"),
+                                                 n.Ints("b_axes"), n.Ints("out_axes"));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());
    }

@@ -6,5 +6,6 @@
 namespace jax2sofie {
 
 OpPtr MakeDense(const Node &);
+OpPtr MakeBatchedMatMul(const Node &);
 
 } // namespace jax2sofie

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -130,6 +131,37 @@ def test_conv_transpose_every_level_and_build_matches_jax(batch, tmp_path):
     header = (directory / f"{directory.name}.hxx").read_text()
     for level in ("avx512", "avx2", "base"):  # the two convolutions' kernels and the sigmoid's
         assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) == 3, level
+    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
+    if X86:
+        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
+    for flags in builds:
+        _build_and_run(directory, flags)
+
+
+def _attention(p, x):
+    """A layer norm and a 3-head attention core: the per-head products (J2S_BatchedMatMul, the context
+    written back through a folded Transpose) and the row reductions (J2S_Reduce's vector rows: the
+    norm's mean over 36 values, the softmax's max and sum over 7 keys: a part-filled vector)."""
+    x = (x - x.mean(-1, keepdims=True)) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    q = (x @ p["wq"]).reshape(x.shape[0], 7, 3, 12)
+    k = (x @ p["wk"]).reshape(x.shape[0], 7, 3, 12)
+    weights = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(12.0), axis=-1)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, q).reshape(x.shape[0], 7, 36)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_attention_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
+    rng = np.random.default_rng(batch)
+    params = {w: (rng.standard_normal((36, 36)) / 6).astype(np.float32) for w in ("wq", "wk")}
+    x = rng.standard_normal((batch, 7, 36)).astype(np.float32)
+    model = jax2sofie.convert(_attention, params, x, name=f"isa_attention_b{batch}")
+    counts = model.graph.op_counts()
+    assert counts.get("J2S_BatchedMatMul") == 2 and "Transpose" not in counts, counts
+    model.write(tmp_path / model.name, test=True, test_inputs=[x])
+    directory = tmp_path / model.name
+    header = (directory / f"{model.name}.hxx").read_text()
+    for level in ("avx512", "avx2", "base"):
+        assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
     builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
     if X86:
         builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]

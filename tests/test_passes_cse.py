@@ -50,5 +50,6 @@ def test_layer_norm_by_hand_numbers_unchanged():
 
     x = rng.standard_normal((4, 6)).astype(np.float32)
     model = jax2sofie.convert(fn, params, x)
-    assert model.graph.op_counts()["ReduceSum"] == 2, model.graph.op_counts()  # mean once, variance once
+    counts = model.graph.op_counts()
+    assert counts.get("ReduceSum", 0) + counts.get("J2S_Reduce", 0) == 2, counts  # mean once, variance once
     assert model.check(x).passed

@@ -78,7 +78,74 @@ protected:
          throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a bool input");
       if (!logic && x.type == SOFIE::ETensorType::BOOL)
          throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a numeric input");
+      // float32 sum/max/min over the trailing axes (a layer norm's statistics, a softmax's max and
+      // sum): each row is contiguous, so it is read in vectors (RowKernelCode)
+      std::size_t firstReduced = x.shape.size();
+      while (firstReduced > 0 && fReduced[firstReduced - 1])
+         firstReduced--;
+      fRowLength = 1;
+      bool trailing = firstReduced < x.shape.size();
+      for (std::size_t i = 0; i < x.shape.size(); i++) {
+         if (i < firstReduced && fReduced[i])
+            trailing = false;
+         if (i >= firstReduced) {
+            if (x.shape[i].isParam)
+               trailing = false;
+            else
+               fRowLength *= static_cast<std::int64_t>(x.shape[i].dim);
+         }
+      }
+      fRows = codegen::Product(x.shape, 0, firstReduced);
+      fRowKernel = trailing && x.type == SOFIE::ETensorType::FLOAT && fRowLength >= 4 &&
+                   (fMode == "sum" || fMode == "max" || fMode == "min");
       return {{x.type, out}};
+   }
+
+   bool UsesKernel() const override { return fRowKernel; }
+
+   /// One row at a time: the row in vectors of the level's width (one accumulator), the lanes and
+   /// the elements past the last full vector then folded in one by one. max/min keep NaN as the
+   /// generic loop does: a lane takes a value that compares above it or is NaN, and a NaN lane never
+   /// compares below anything, so it stays.
+   std::string KernelCode(const codegen::Isa &isa) override
+   {
+      using namespace codegen;
+      std::int64_t w = isa.width;
+      while (w > 4 && w > fRowLength)
+         w /= 2;
+      const std::int64_t full = fRowLength / w;
+      const std::string W = std::to_string(w), V = VectorType(w), R = std::to_string(fRowLength);
+      const std::string cmp = fMode == "max" ? " > " : " < ";
+      auto scalarUpdate = [&](const std::string &acc, const std::string &v) {
+         if (fMode == "sum")
+            return acc + " += " + v + ";";
+         return "{ const float v_ = " + v + "; if (v_" + cmp + acc + " || v_ != v_) " + acc + " = v_; }";
+      };
+      Code c(1);
+      c.Loop("r", fRows);
+      c.Line("const float *x = " + In(0) + " + r * " + R + ";");
+      c.Line("const " + V + " *xv = reinterpret_cast<const " + V + " *>(x);");
+      c.Line(V + " acc = xv[0];");
+      c.Open("for (size_t j = 1; j < " + std::to_string(full) + "; j++)");
+      c.Line("const " + V + " v = xv[j];");
+      if (fMode == "sum") {
+         c.Line("acc += v;");
+      } else {
+         c.Line("\n#if defined(__GNUC__) || defined(__clang__)");
+         c.Line("const j2s_vi" + W + " take = (v" + cmp + "acc) | (v != v);");
+         c.Line("acc = (" + V + ")(((j2s_vi" + W + ")v & take) | ((j2s_vi" + W + ")acc & ~take));");
+         c.Line("\n#else");
+         c.Line("for (int l = 0; l < " + W + "; l++) " + scalarUpdate("acc[l]", "v[l]"));
+         c.Line("\n#endif");
+      }
+      c.Close();
+      c.Line("float s = acc[0];");
+      c.Line("for (int l = 1; l < " + W + "; l++) " + scalarUpdate("s", "acc[l]"));
+      if (full * w < fRowLength)
+         c.Line("for (size_t j = " + std::to_string(full * w) + "; j < " + R + "; j++) " + scalarUpdate("s", "x[j]"));
+      c.Line(Out(0) + "[r] = s;");
+      c.Close();
+      return c.Str();
    }
 
    std::string GenerateCode() override
@@ -159,6 +226,9 @@ private:
    std::vector<std::int64_t> fAxesIn;
    bool fKeepDims;
    std::vector<bool> fReduced;
+   bool fRowKernel = false;
+   std::int64_t fRowLength = 1;
+   std::string fRows;
 };
 
 // ---------------------------------------------------------------------------------------------

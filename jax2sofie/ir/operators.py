@@ -159,6 +159,7 @@ _TABLE = [
     # products, decompositions and solvers
     Operator("Gemm", "linalg", (2, 3), FLOAT),
     _project("J2S_Dense", "linalg", (2, 3), FLOAT),
+    _project("J2S_BatchedMatMul", "linalg", (2, 2), FLOAT),
     _project("J2S_Cholesky", "linalg", (1, 1)),
     _project("J2S_TriangularSolve", "linalg", (2, 2)),
     _project("J2S_Lu", "linalg", (1, 1)),

@@ -65,11 +65,32 @@ def _check_broadcast(node: Node) -> str | None:
     return None
 
 
+def _check_batched_matmul(node: Node) -> str | None:
+    a, b = node.inputs
+    a_axes, b_axes = list(node.attrs.get("a_axes", [])), list(node.attrs.get("b_axes", []))
+    out_axes = list(node.attrs.get("out_axes", []))
+    for x, axes in ((a, a_axes), (b, b_axes)):
+        if len(set(axes)) != len(axes) or not all(0 <= d < x.rank for d in axes) \
+                or any(x.shape[d] != 1 for d in range(x.rank) if d not in axes):
+            return f"axes {axes} of {list(x.shape)} are not distinct, or leave out an axis not of size 1"
+    if len(a_axes) != len(b_axes):
+        return f"a_axes {a_axes} and b_axes {b_axes} differ in length"
+    batch = [a.shape[d] for d in a_axes[:-2]]
+    if batch != [b.shape[d] for d in b_axes[:-2]] or a.shape[a_axes[-1]] != b.shape[b_axes[-2]]:
+        return f"{list(a.shape)} x {list(b.shape)} do not multiply along a_axes {a_axes}, b_axes {b_axes}"
+    logical = batch + [a.shape[a_axes[-2]], b.shape[b_axes[-1]]]
+    if sorted(d for d in out_axes if d != -1) != list(range(len(logical))) \
+            or tuple(1 if d == -1 else logical[d] for d in out_axes) != node.outputs[0].shape:
+        return f"output shape {list(node.outputs[0].shape)} is not {logical} placed by out_axes {out_axes}"
+    return None
+
+
 OP_CHECKS: dict[str, Callable[[Node], str | None]] = {
     "Reshape": _check_reshape,
     "Transpose": _check_transpose,
     **{op: _check_same_shape for op in operator_names("unary")},
     **{op: _check_broadcast for op in operator_names(*ELEMENTWISE_BROADCASTING_KINDS)},
+    "J2S_BatchedMatMul": _check_batched_matmul,
 }
 
 

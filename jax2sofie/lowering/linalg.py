@@ -1,4 +1,4 @@
-"""dot_general with any dimension numbers, lowered to SOFIE's Gemm.
+"""dot_general with any dimension numbers, lowered to SOFIE's Gemm (small batched products: J2S_BatchedMatMul).
 
 Every contraction is brought to the form (batch..., M, K) x (batch..., K, N): transposes put batch, free
 and contracting axes in that order (free on weights: they fold into the weight), reshapes merge the
@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ..ir import Value
+from ..passes.product_transposes import small_batched_product
 from .context import LoweringContext
 from .registry import register
 
@@ -20,7 +21,9 @@ from .registry import register
 @register("dot_general")
 def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbers, preferred_element_type=None,
                 **_params) -> Value:
-    """SOFIE Gemm (2-D, with transA/transB) or batched Gemm after transposes/reshapes that fold on weights."""
+    """SOFIE Gemm (2-D, with transA/transB); small batched products (attention heads) as the project-owned
+    J2S_BatchedMatMul reading its operands through strides; else batched Gemm after transposes/reshapes that
+    fold on weights."""
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     lhs_contract, rhs_contract = list(lhs_contract), list(rhs_contract)
     lhs_batch, rhs_batch = list(lhs_batch), list(rhs_batch)
@@ -64,6 +67,11 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
                          transA=int(trans_a), transB=int(trans_b))
         return ctx.reshape(product, out_shape)
 
+    product = _small_batched_product(ctx, lhs, rhs, lhs_batch, lhs_free, lhs_contract, rhs_batch, rhs_free,
+                                     rhs_contract, out_shape)
+    if product is not None:
+        return product
+
     # batched: (batch..., M, K) x (batch..., K, N), the batch axes kept apart (not merged) for the
     # same reason; SOFIE's Gemm multiplies stacks of matrices of equal rank
     batch = tuple(batch)
@@ -72,6 +80,34 @@ def dot_general(ctx: LoweringContext, lhs: Value, rhs: Value, *, dimension_numbe
     product = ctx.op("Gemm", [a, b], batch + (m, n), np.float32, hint="batched_matmul", alpha=1.0, beta=0.0,
                      transA=0, transB=0)
     return ctx.reshape(product, out_shape)
+
+
+def _one_axis(x: Value, axes: list[int]) -> list[int] | None:
+    """`axes` of `x` as one axis (the one not of size 1, or the first), or None if two are not of size 1."""
+    wide = [d for d in axes if x.shape[d] != 1]
+    if len(wide) > 1 or not axes:
+        return None
+    return wide or axes[:1]
+
+
+def _small_batched_product(ctx: LoweringContext, lhs: Value, rhs: Value, lhs_batch, lhs_free, lhs_contract,
+                           rhs_batch, rhs_free, rhs_contract, out_shape) -> Value | None:
+    """The heads of attention: one project-owned loop over all the small products (J2S_BatchedMatMul),
+    reading the operands where they lie (no Transpose to (batch..., M, K) first), not one sgemm per
+    matrix; None where it does not apply (see small_batched_product)."""
+    m, k, n = _one_axis(lhs, lhs_free), _one_axis(lhs, lhs_contract), _one_axis(rhs, rhs_free)
+    k_rhs = [rhs_contract[lhs_contract.index(k[0])]] if k else None
+    if m is None or k is None or n is None:
+        return None
+    a_axes, b_axes = lhs_batch + m + k, rhs_batch + k_rhs + n
+    if not small_batched_product(lhs.shape, rhs.shape, a_axes, b_axes):
+        return None
+    nb = len(lhs_batch)
+    # out_shape is (batch..., lhs free..., rhs free...): the chosen row and column axes, the rest unit
+    out_axes = list(range(nb)) + [nb if d == m[0] else -1 for d in lhs_free] + [nb + 1 if d == n[0] else -1
+                                                                               for d in rhs_free]
+    return ctx.op("J2S_BatchedMatMul", [lhs, rhs], out_shape, np.float32, hint="batched_matmul",
+                  a_axes=a_axes, b_axes=b_axes, out_axes=out_axes)
 
 
 def _as_matrix(ctx: LoweringContext, x: Value, rows: list[int], cols: list[int], shape: tuple[int, int]):
@@ -88,6 +124,7 @@ def _as_matrix(ctx: LoweringContext, x: Value, rows: list[int], cols: list[int],
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from .catalog import case, f32  # noqa: E402
@@ -118,3 +155,26 @@ case("einsum_matvec_and_vector_tensor", lambda p, x, v: (jnp.einsum("ij,j->i", x
      f32(3, 4), f32(4), params={"t": f32(2, 4, 5)}, batch=False)
 case("einsum_preferred_float32", lambda p, x: jnp.einsum("bi,io->bo", x, p["w"], preferred_element_type=jnp.float32),
      f32(3, 5), params={"w": f32(5, 2)})
+# J2S_BatchedMatMul (small heads): the flax attention core (scores, softmax, context written back to
+# [b, q, h, d], a Transpose folded into the product's output), heads moved by explicit transposes
+# (Keras' layout, folded into the operands' strides), a width that is no multiple of any vector width,
+# a constant operand, and products too large for it (one sgemm per matrix, as before)
+case("attention_core_flax", lambda p, q, k, v: jnp.einsum(
+    "bhqk,bkhd->bqhd", jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / 4.0, axis=-1), v),
+    f32(2, 6, 3, 16), f32(2, 7, 3, 16), f32(2, 7, 3, 16))
+case("attention_core_transposed_heads", lambda p, q, k, v: jnp.matmul(
+    jax.nn.softmax(jnp.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1)), axis=-1),
+    v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3), f32(3, 5, 2, 8), f32(3, 9, 2, 8), f32(3, 9, 2, 8))
+case("batched_matmul_odd_widths", lambda p, x, y: jnp.einsum("bij,bjk->bik", x, y), f32(2, 7, 3), f32(2, 3, 37))
+case("batched_matmul_constant_rhs", lambda p, x: jnp.einsum("bhij,hjk->bhik", x, p["w"]), f32(2, 3, 5, 4),
+     params={"w": f32(3, 4, 6)})
+case("batched_matmul_large_heads", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 80, 64), f32(2, 80, 64))
+case("batched_matmul_strided_rhs_too_wide", lambda p, q, k: jnp.einsum("bqd,bkd->bqk", q, k), f32(2, 1, 128),
+     f32(2, 160, 128))
+# a unit axis among the free axes (nnx attention's [b, q, h, 1, d]), and a Transpose that only moves
+# unit axes (a Reshape after fold_product_transposes)
+case("attention_core_unit_group_axis", lambda p, q, k, v: jnp.einsum(
+    "bhgqk,bkhd->bqhgd", jax.nn.softmax(jnp.einsum("bqhgd,bkhd->bhgqk", q, k), axis=-1), v),
+    f32(2, 5, 3, 1, 8), f32(2, 7, 3, 8), f32(2, 7, 3, 8))
+case("transpose_of_unit_axes", lambda p, x: jnp.exp(x.transpose(2, 0, 1, 3)) + x.transpose(2, 0, 1, 3),
+     f32(2, 3, 1, 4))

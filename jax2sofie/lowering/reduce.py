@@ -1,6 +1,6 @@
 """Rules for reductions over axes: sums, products, extrema, logic, arg-extrema and the generic `reduce`.
 
-Float sums go to SOFIE's ReduceSum; everything SOFIE's Reduce cannot do (integer and bool element types,
+Float sums go to SOFIE's ReduceSum, except over the trailing axes (J2S_Reduce's vector rows); everything SOFIE's Reduce cannot do (integer and bool element types,
 products, and/or/xor, and max/min with NaN propagation) goes to the project-owned J2S_Reduce, and argmax/argmin
 to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (docs/sofie_workarounds.md),
 so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
@@ -37,6 +37,10 @@ def reduce_axes(ctx: LoweringContext, x: Value, axes, mode: str) -> Value:
                         "only bool reductions (jnp.all/jnp.any) are")
     out_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
     sofie_op = dict(_REDUCTIONS.values()).get(mode) if x.dtype == np.float32 else None
+    if sofie_op is not None and axes == list(range(axes[0], x.rank)):
+        # over the trailing axes (a layer norm's mean, a softmax's sum) J2S_Reduce reads each
+        # contiguous row in vectors; SOFIE's ReduceSum adds one element at a time into memory
+        sofie_op = None
     keepdims = int(not out_shape)  # rank 0 is written as keepdims + Reshape
     shape = (1,) * x.rank if keepdims else out_shape
     if sofie_op is not None:
@@ -53,8 +57,8 @@ def _reduce_rule(primitive: str, mode: str, sofie_op: str | None):
 
     rule.__qualname__ = f"reduce_rule[{primitive}]"
     if sofie_op:
-        rule.__doc__ = f"SOFIE {sofie_op} for float32, else the project-owned J2S_Reduce ({mode}); " \
-                       "a scalar result via keepdims + Reshape"
+        rule.__doc__ = f"SOFIE {sofie_op} for float32 (over trailing axes the project-owned J2S_Reduce, in vectors), " \
+                       f"else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
     else:
         rule.__doc__ = f"Project-owned J2S_Reduce ({mode}" + (", bool only" if mode in _LOGIC else "") + \
                        "); a scalar result via keepdims + Reshape"

@@ -10,6 +10,8 @@ Why this order:
 4. sink_transposes (layout) once constants are weights, so permuting a constant operand is a plain
    numpy transpose, and before every fusion, which needs a conv and its bias/BatchNorm constants
    next to each other with no Transpose between them.
+4b. fold_product_transposes: once sink_transposes has placed the Transposes, those that only move
+   the heads of attention around a J2S_BatchedMatMul fold into its strides (before DCE drops them).
 5. fuse_conv_affine: per-channel Add/Sub/Mul/Div after a J2S_Conv (bias, inference BatchNorm) fold
    into its weights, then ReLU becomes its activation. Before fuse_relu, which would otherwise turn
    the Max into a Relu node first.
@@ -41,6 +43,7 @@ from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
 from .conv_fusion import fuse_conv_affine
 from .layout import sink_transposes
+from .product_transposes import fold_product_transposes
 from .naming import name_weights
 from .weights import store_large_constants
 
@@ -51,6 +54,7 @@ PIPELINE: list[Pass] = [
     fold_constants,
     eliminate_common_subexpressions,
     sink_transposes,
+    fold_product_transposes,
     fuse_conv_affine,
     fuse_gemm_bias,
     fuse_relu,
