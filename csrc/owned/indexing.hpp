@@ -224,21 +224,59 @@ protected:
    }
 
 private:
-   /// Loops over the window: y[yb + ...] = x[xb + ...] (or = `value` when xb is empty).
+   /// Loops over the window: y[yb + ...] = x[xb + ...] (or = `value` when xb is empty). The innermost
+   /// window dims that are contiguous in both the operand and the output (an embedding lookup's whole
+   /// row) are one std::copy (std::fill for `value`) instead of a loop of single elements.
    void WindowLoops(indexing_detail::Code &c, const std::string &yb, const std::string &xb, const std::string &value)
    {
       using namespace indexing_detail;
       const auto sx = Strides(InInfo(0).shape), sy = Strides(OutInfo(0).shape);
+      const std::size_t looped = fWindow.size() - ContiguousWindowDims();
       std::vector<std::string> yTerms{yb}, xTerms{xb};
-      for (std::size_t w = 0; w < fWindow.size(); w++) {
+      for (std::size_t w = 0; w < looped; w++) {
          const std::string v = "w" + std::to_string(w);
          c.Loop(v, Product({fSize[fWindow[w]]}));
          yTerms.push_back(Scaled(v, sy[fD.offset_dims[w]]));
          xTerms.push_back(Scaled(v, sx[fWindow[w]]));
       }
-      c.Line(Out(0) + "[" + Sum(yTerms) + "] = " + (xb.empty() ? value : In(0) + "[" + Sum(xTerms) + "]") + ";");
-      for (std::size_t w = 0; w < fWindow.size(); w++)
+      if (looped == fWindow.size()) {
+         c.Line(Out(0) + "[" + Sum(yTerms) + "] = " + (xb.empty() ? value : In(0) + "[" + Sum(xTerms) + "]") + ";");
+      } else {
+         const std::string run = Product(RunSizes(looped)), y = Out(0) + " + " + Paren(Sum(yTerms));
+         if (xb.empty())
+            c.Line("std::fill(" + y + ", " + y + " + " + Paren(run) + ", " + value + ");");
+         else
+            c.Line("std::copy(" + In(0) + " + " + Paren(Sum(xTerms)) + ", " + In(0) + " + " + Paren(Sum(xTerms)) +
+                   " + " + Paren(run) + ", " + y + ");");
+      }
+      for (std::size_t w = 0; w < looped; w++)
          c.Close();
+   }
+
+   /// The window sizes of window dims [from, end), in order.
+   indexing_detail::Shape RunSizes(std::size_t from) const
+   {
+      indexing_detail::Shape sizes;
+      for (std::size_t w = from; w < fWindow.size(); w++)
+         sizes.push_back(fSize[fWindow[w]]);
+      return sizes;
+   }
+
+   /// How many of the innermost window dims form one contiguous run of elements in both the operand
+   /// and the output: each one's stride, in both, is the product of the window sizes after it (the
+   /// strides and that product are folded the same way by Product, so comparing the texts is exact
+   /// for numbers and for the symbolic batch alike).
+   std::size_t ContiguousWindowDims() const
+   {
+      using namespace indexing_detail;
+      const auto sx = Strides(InInfo(0).shape), sy = Strides(OutInfo(0).shape);
+      std::size_t n = 0;
+      for (std::size_t w = fWindow.size(); w-- > 0; n++) {
+         const std::string after = Product(RunSizes(w + 1));
+         if (sx[fWindow[w]] != after || sy[fD.offset_dims[w]] != after)
+            break;
+      }
+      return n;
    }
 
    Dims fD;
