@@ -68,9 +68,10 @@ def test_embedding_rows_are_one_copy_and_keep_jax_out_of_range_semantics(tmp_pat
     # each row of the table is one std::copy, out-of-range ids still follow the gather's mode:
     # NaN rows for jnp.take's default "fill", an explicit fill value, or clamped rows with "clip"
     def fn(p, ids):
-        rows = p["table"][ids]  # nn.Embed: jnp.take, mode fill (NaN)
-        filled = jnp.take(p["table"], ids, axis=0, mode="fill", fill_value=-2.5)
-        clipped = jnp.take(p["table"], ids, axis=0, mode="clip")
+        table = jnp.asarray(p["table"])
+        rows = jnp.take(table, ids, axis=0)  # as nn.Embed: mode fill, NaN rows
+        filled = jnp.take(table, ids, axis=0, mode="fill", fill_value=-2.5)
+        clipped = jnp.take(table, ids, axis=0, mode="clip")
         return jnp.mean(rows, axis=1) @ p["w"], filled, clipped
 
     rng = np.random.default_rng(5)
