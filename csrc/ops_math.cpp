@@ -193,7 +193,7 @@ OpPtr MakeSoftmax(const Node &n)
 // ---- reductions: input [X]; axes (list[int], [] = all axes), keepdims (0|1, 1). float32 ------
 // SOFIE's ROperator_Reduce is not templated: it takes the type of its input tensor.
 template <EReduceOpMode Op>
-static OpPtr MakeReduce(const Node &n)
+static OpPtr MakeSofieReduce(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
@@ -203,12 +203,12 @@ static OpPtr MakeReduce(const Node &n)
    // "" = no axes tensor: the axes come from the attribute
    return std::make_unique<ROperator_Reduce<Op>>(keepdims ? 1 : 0, axes, n.inputs[0], "", n.Output());
 }
-OpPtr MakeReduceSum(const Node &n) { return MakeReduce<ReduceSum>(n); }
-OpPtr MakeReduceMax(const Node &n) { return MakeReduce<ReduceMax>(n); }
-OpPtr MakeReduceMin(const Node &n) { return MakeReduce<ReduceMin>(n); }
-OpPtr MakeReduceMean(const Node &n) { return MakeReduce<ReduceMean>(n); }
-OpPtr MakeReduceProd(const Node &n) { return MakeReduce<ReduceProd>(n); }
-OpPtr MakeReduceSumSquare(const Node &n) { return MakeReduce<ReduceSumSquare>(n); }
+OpPtr MakeReduceSum(const Node &n) { return MakeSofieReduce<ReduceSum>(n); }
+OpPtr MakeReduceMax(const Node &n) { return MakeSofieReduce<ReduceMax>(n); }
+OpPtr MakeReduceMin(const Node &n) { return MakeSofieReduce<ReduceMin>(n); }
+OpPtr MakeReduceMean(const Node &n) { return MakeSofieReduce<ReduceMean>(n); }
+OpPtr MakeReduceProd(const Node &n) { return MakeSofieReduce<ReduceProd>(n); }
+OpPtr MakeReduceSumSquare(const Node &n) { return MakeSofieReduce<ReduceSumSquare>(n); }
 
 // ---- comparisons: inputs [A, B] of type dtype (float32|int32|int64), broadcasting; bool out --
 template <EComparisonOperator Op>

@@ -46,15 +46,15 @@ inline std::size_t CheckAxis(std::int64_t axis, std::size_t rank, const std::str
 /// type (SOFIE's Reduce is float-only). max/min propagate NaN like lax.reduce_max. keepdims keeps
 /// the reduced axes as size 1 (how a reduction to a scalar is written: SOFIE has no rank-0 tensors
 /// in its intermediate bookkeeping).
-class J2S_Reduce final : public OwnedOperator {
+class ReduceOperator final : public OwnedOperator {
 public:
-   J2S_Reduce(std::string mode, std::vector<std::int64_t> axes, bool keepdims, std::string x, std::string y)
+   ReduceOperator(std::string mode, std::vector<std::int64_t> axes, bool keepdims, std::string x, std::string y)
       : OwnedOperator("J2S_Reduce", {std::move(x)}, {std::move(y)}), fMode(std::move(mode)), fAxesIn(std::move(axes)),
         fKeepDims(keepdims)
    {
       static const std::set<std::string> modes = {"sum", "prod", "max", "min", "and", "or", "xor"};
       if (!modes.count(fMode))
-         throw std::runtime_error("jax2sofie J2S_Reduce: unknown mode '" + fMode + "'");
+         throw std::runtime_error("jax2sofie ReduceOperator: unknown mode '" + fMode + "'");
    }
 
 protected:
@@ -72,12 +72,12 @@ protected:
             out.push_back(SOFIE::Dim{std::size_t(1)});
       }
       if (out.empty())
-         throw std::runtime_error("jax2sofie J2S_Reduce: a reduction to rank 0 must use keepdims=1");
+         throw std::runtime_error("jax2sofie ReduceOperator: a reduction to rank 0 must use keepdims=1");
       const bool logic = fMode == "and" || fMode == "or" || fMode == "xor";
       if (logic && x.type != SOFIE::ETensorType::BOOL)
-         throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a bool input");
+         throw std::runtime_error("jax2sofie ReduceOperator: mode '" + fMode + "' needs a bool input");
       if (!logic && x.type == SOFIE::ETensorType::BOOL)
-         throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a numeric input");
+         throw std::runtime_error("jax2sofie ReduceOperator: mode '" + fMode + "' needs a numeric input");
       return {{x.type, out}};
    }
 
@@ -119,10 +119,9 @@ protected:
          init = "false";
          update = acc + " = " + acc + " != " + v + ";";
       }
-      std::stringstream out;
-      out << "   {\n";
-      out << "      for (size_t io = 0; io < " << Length(OutInfo(0).shape) << "; io++) " << Out(0) << "[io] = " << init
-          << ";\n";
+      codegen::Code out;
+      out.OpenScope();
+      out.Line("for (size_t io = 0; io < " + Length(OutInfo(0).shape) + "; io++) " + Out(0) + "[io] = " + init + ";");
       // the output stride of each kept group: the product of the kept groups after it
       std::vector<std::string> outStride(groups.size(), "1");
       std::string after = "1";
@@ -132,26 +131,20 @@ protected:
             after = "(" + after + "*" + Product(groups[g].second) + ")";
          }
       }
-      out << "      size_t ix = 0;\n";
-      std::string indent = "      ";
+      out.Line("size_t ix = 0;");
       std::string io = "0";
       for (std::size_t g = 0; g < groups.size(); g++) {
          const std::string idx = "g" + std::to_string(g);
-         out << indent << "for (size_t " << idx << " = 0; " << idx << " < " << Product(groups[g].second) << "; " << idx
-             << "++) {\n";
-         indent += "   ";
+         out.Loop(idx, Product(groups[g].second));
          if (!groups[g].first)
             io += " + " + idx + "*" + outStride[g];
       }
-      out << indent << "const size_t io = " << io << ";\n";
-      out << indent << update << "\n";
-      out << indent << "ix++;\n";
-      for (std::size_t g = groups.size(); g-- > 0;) {
-         indent.resize(indent.size() - 3);
-         out << indent << "}\n";
-      }
-      out << "   }\n";
-      return out.str();
+      out.Line("const size_t io = " + io + ";");
+      out.Line(update);
+      out.Line("ix++;");
+      out.Close(groups.size());
+      out.Close();
+      return out.Str();
    }
 
 private:
@@ -165,9 +158,9 @@ private:
 /// J2S_ArgMax / J2S_ArgMin: the index of the largest / smallest element along `axis`, as lax.argmax:
 /// ties give the first index, a NaN counts as the extreme (the first NaN wins). Output type int32 or
 /// int64 (`index_dtype`); keepdims as J2S_Reduce.
-class J2S_ArgReduce final : public OwnedOperator {
+class ArgReduceOperator final : public OwnedOperator {
 public:
-   J2S_ArgReduce(bool isMax, std::int64_t axis, SOFIE::ETensorType indexType, bool keepdims, std::string x,
+   ArgReduceOperator(bool isMax, std::int64_t axis, SOFIE::ETensorType indexType, bool keepdims, std::string x,
                  std::string y)
       : OwnedOperator(isMax ? "J2S_ArgMax" : "J2S_ArgMin", {std::move(x)}, {std::move(y)}), fIsMax(isMax),
         fAxisIn(axis), fIndexType(indexType), fKeepDims(keepdims)
@@ -232,15 +225,15 @@ private:
 // ---------------------------------------------------------------------------------------------
 /// J2S_Cumulative: inclusive scan along `axis` with sum | prod | max | min | logsumexp, forwards or
 /// (`reverse`) backwards, as lax.cumsum & co. max/min propagate NaN from where it appears.
-class J2S_Cumulative final : public OwnedOperator {
+class CumulativeOperator final : public OwnedOperator {
 public:
-   J2S_Cumulative(std::string mode, std::int64_t axis, bool reverse, std::string x, std::string y)
+   CumulativeOperator(std::string mode, std::int64_t axis, bool reverse, std::string x, std::string y)
       : OwnedOperator("J2S_Cumulative", {std::move(x)}, {std::move(y)}), fMode(std::move(mode)), fAxisIn(axis),
         fReverse(reverse)
    {
       static const std::set<std::string> modes = {"sum", "prod", "max", "min", "logsumexp"};
       if (!modes.count(fMode))
-         throw std::runtime_error("jax2sofie J2S_Cumulative: unknown mode '" + fMode + "'");
+         throw std::runtime_error("jax2sofie CumulativeOperator: unknown mode '" + fMode + "'");
    }
 
 protected:
@@ -249,9 +242,9 @@ protected:
       const auto &x = in.at(0);
       fAxis = reduce_detail::CheckAxis(fAxisIn, x.shape.size(), fKindName);
       if (x.type == SOFIE::ETensorType::BOOL)
-         throw std::runtime_error("jax2sofie J2S_Cumulative: bool input");
+         throw std::runtime_error("jax2sofie CumulativeOperator: bool input");
       if (fMode == "logsumexp" && !codegen::IsFloat(x.type))
-         throw std::runtime_error("jax2sofie J2S_Cumulative: logsumexp needs a float input");
+         throw std::runtime_error("jax2sofie CumulativeOperator: logsumexp needs a float input");
       return {{x.type, x.shape}};
    }
 
@@ -312,25 +305,25 @@ private:
 /// which is what jnp.argsort relies on (its iota operand then gives the first index of ties first).
 /// The outputs at `iotaOutputs` are int32 operands that were an iota along `axis` (argsort's
 /// indices): they have no input, the sorted position is written (so they need no batch-sized weight).
-class J2S_Sort final : public OwnedOperator {
+class SortOperator final : public OwnedOperator {
 public:
-   J2S_Sort(std::int64_t axis, std::int64_t numKeys, std::vector<std::int64_t> iotaOutputs,
+   SortOperator(std::int64_t axis, std::int64_t numKeys, std::vector<std::int64_t> iotaOutputs,
             std::vector<std::string> xs, std::vector<std::string> ys)
       : OwnedOperator("J2S_Sort", std::move(xs), std::move(ys)), fAxisIn(axis), fNumKeys(numKeys)
    {
       fIsIota.assign(fOutputs.size(), false);
       for (auto j : iotaOutputs) {
          if (j < 0 || static_cast<std::size_t>(j) >= fOutputs.size() || fIsIota[j])
-            throw std::runtime_error("jax2sofie J2S_Sort: bad iota output position");
+            throw std::runtime_error("jax2sofie SortOperator: bad iota output position");
          fIsIota[j] = true;
       }
       if (fInputs.size() + iotaOutputs.size() != fOutputs.size() || fInputs.empty())
-         throw std::runtime_error("jax2sofie J2S_Sort: one output per operand (iota outputs included)");
+         throw std::runtime_error("jax2sofie SortOperator: one output per operand (iota outputs included)");
       if (fNumKeys < 1 || static_cast<std::size_t>(fNumKeys) > fInputs.size())
-         throw std::runtime_error("jax2sofie J2S_Sort: num_keys must be between 1 and the number of inputs");
+         throw std::runtime_error("jax2sofie SortOperator: num_keys must be between 1 and the number of inputs");
       for (std::int64_t j = 0; j < fNumKeys; j++)
          if (fIsIota[j])
-            throw std::runtime_error("jax2sofie J2S_Sort: a key cannot be an iota output");
+            throw std::runtime_error("jax2sofie SortOperator: a key cannot be an iota output");
    }
 
 protected:
@@ -346,7 +339,7 @@ protected:
          }
          const auto &x = in.at(next++);
          if (x.shape.size() != in[0].shape.size())
-            throw std::runtime_error("jax2sofie J2S_Sort: operands of different ranks");
+            throw std::runtime_error("jax2sofie SortOperator: operands of different ranks");
          out.push_back(x);
       }
       return out;

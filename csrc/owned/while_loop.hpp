@@ -25,7 +25,7 @@
 
 namespace jax2sofie {
 
-class J2S_While final : public OwnedOperator {
+class WhileOperator final : public OwnedOperator {
 public:
    struct SubModel {
       std::string name;                  // the model's name: its code is in namespace SOFIE_<name>
@@ -39,19 +39,19 @@ public:
       std::string where; // the user's line of the loop, for the run-time error
    };
 
-   J2S_While(Spec spec, std::vector<std::string> inputs, std::vector<std::string> outputs)
+   WhileOperator(Spec spec, std::vector<std::string> inputs, std::vector<std::string> outputs)
       : OwnedOperator("J2S_While", std::move(inputs), std::move(outputs)), fS(std::move(spec))
    {
       if (fS.bodyOutputs.size() != fOutputs.size())
-         throw std::runtime_error("jax2sofie J2S_While: body_outputs needs one entry per carry");
+         throw std::runtime_error("jax2sofie WhileOperator: body_outputs needs one entry per carry");
       if (fOutputs.size() > fInputs.size())
-         throw std::runtime_error("jax2sofie J2S_While: every carry needs an initial value (the last inputs)");
+         throw std::runtime_error("jax2sofie WhileOperator: every carry needs an initial value (the last inputs)");
       if (fS.maxTrips < 0)
-         throw std::runtime_error("jax2sofie J2S_While: max_trips must not be negative");
+         throw std::runtime_error("jax2sofie WhileOperator: max_trips must not be negative");
       for (const auto *model : {&fS.cond, &fS.body})
          for (auto i : model->inputs)
             if (i < 0 || static_cast<std::size_t>(i) >= fInputs.size())
-               throw std::runtime_error("jax2sofie J2S_While: sub-model input index " + std::to_string(i) +
+               throw std::runtime_error("jax2sofie WhileOperator: sub-model input index " + std::to_string(i) +
                                         " out of range");
    }
 
@@ -192,7 +192,7 @@ private:
       for (std::size_t c = 0; c < fS.bodyOutputs.size(); c++)
          if (fS.bodyOutputs[c] == k)
             return c;
-      throw std::runtime_error("jax2sofie J2S_While: body output " + std::to_string(k) + " is no carry's");
+      throw std::runtime_error("jax2sofie WhileOperator: body output " + std::to_string(k) + " is no carry's");
    }
 
    /// The run-time error's text, as the contents of a C++ string literal.
