@@ -17,7 +17,7 @@ namespace jax2sofie {
 OpPtr MakeWhile(const Node &n)
 {
    n.ExpectInputs(1, SIZE_MAX);
-   J2S_While::Spec spec;
+   WhileOperator::Spec spec;
    spec.cond = {n.Str("cond_model"), n.Ints("cond_inputs")};
    spec.body = {n.Str("body_model"), n.Ints("body_inputs")};
    spec.bodyOutputs = n.Ints("body_outputs");
@@ -25,7 +25,7 @@ OpPtr MakeWhile(const Node &n)
    spec.where = n.Str("where", "");
    if (spec.bodyOutputs.size() != n.outputs.size())
       throw NodeError("body_outputs needs one entry per output (carry)");
-   return std::make_unique<J2S_While>(std::move(spec), n.inputs, n.outputs);
+   return std::make_unique<WhileOperator>(std::move(spec), n.inputs, n.outputs);
 }
 
 } // namespace jax2sofie

@@ -36,20 +36,20 @@ ConvParams ConvParamsOf(const Node &n, bool relu6 = false)
 
 // J2S_Conv: inputs [X, W], [X, W, B] or [X, W, B, R] in NC<spatial> / O I<spatial> layout; float32
 //   (R: a residual of the output's shape, added before the activation).
-OpPtr MakeOwnedConv(const Node &n)
+OpPtr MakeConv(const Node &n)
 {
    return std::make_unique<ConvOperator>(n.inputs, n.Output(), ConvParamsOf(n));
 }
 
 // J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
-OpPtr MakeOwnedConvNHWC(const Node &n)
+OpPtr MakeConvNHWC(const Node &n)
 {
    return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
 }
 
 // J2S_ConvDepthwise: inputs [X, W] or [X, W, B] in N<spatial>C / <spatial> M C layout (output channel
 //   c*M + j from input channel c and W[..., j, c]); group (C or 1), lhs_dilations 1, pads >= 0.
-OpPtr MakeOwnedConvDepthwise(const Node &n)
+OpPtr MakeConvDepthwise(const Node &n)
 {
    n.ExpectInputs(2, 3);
    return std::make_unique<ConvDepthwiseOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
@@ -57,7 +57,7 @@ OpPtr MakeOwnedConvDepthwise(const Node &n)
 
 // J2S_ConvTransposeNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, strides and
 //   dilations 1, lhs_dilations >= 1 (a transposed convolution), pads of any sign.
-OpPtr MakeOwnedConvTransposeNHWC(const Node &n)
+OpPtr MakeConvTransposeNHWC(const Node &n)
 {
    return std::make_unique<ConvTransposeNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n));
 }
@@ -65,7 +65,7 @@ OpPtr MakeOwnedConvTransposeNHWC(const Node &n)
 // J2S_Pool: input [X] of any rank; float32.
 //   window, strides, dilations (list[int], one per axis, required), pads (lo... then hi...,
 //   required), mode ("max" | "min" | "sum", required), init (float, required).
-OpPtr MakeOwnedPool(const Node &n)
+OpPtr MakePool(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);

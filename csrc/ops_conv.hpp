@@ -7,10 +7,10 @@
 
 namespace jax2sofie {
 
-OpPtr MakeOwnedConv(const Node &);
-OpPtr MakeOwnedConvNHWC(const Node &);
-OpPtr MakeOwnedConvDepthwise(const Node &);
-OpPtr MakeOwnedConvTransposeNHWC(const Node &);
-OpPtr MakeOwnedPool(const Node &);
+OpPtr MakeConv(const Node &);
+OpPtr MakeConvNHWC(const Node &);
+OpPtr MakeConvDepthwise(const Node &);
+OpPtr MakeConvTransposeNHWC(const Node &);
+OpPtr MakePool(const Node &);
 
 } // namespace jax2sofie

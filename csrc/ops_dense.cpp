@@ -17,7 +17,7 @@ OpPtr MakeDense(const Node &n)
       throw NodeError("J2S_Dense is float32 only");
    const std::string bias = n.inputs.size() == 3 ? n.inputs[2] : std::string();
    try {
-      return std::make_unique<J2S_Dense>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""),
+      return std::make_unique<DenseOperator>(n.inputs[0], n.inputs[1], bias, n.Output(), n.Str("activation", ""),
                                          static_cast<int>(n.Int("panel", 0)));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());
@@ -33,7 +33,7 @@ OpPtr MakeBatchedMatMul(const Node &n)
    n.ExpectInputs(2, 2);
    n.ExpectOutputs(1);
    try {
-      return std::make_unique<J2S_BatchedMatMul>(n.inputs[0], n.inputs[1], n.Output(), n.Ints("a_axes"),
+      return std::make_unique<BatchedMatMulOperator>(n.inputs[0], n.inputs[1], n.Output(), n.Ints("a_axes"),
                                                  n.Ints("b_axes"), n.Ints("out_axes"));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());

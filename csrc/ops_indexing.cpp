@@ -3,7 +3,12 @@
 // first input's type) is only checked.
 #include "ops_indexing.hpp"
 
-#include "owned/indexing.hpp"
+#include "owned/gather.hpp"
+#include "owned/pad.hpp"
+#include "owned/reverse.hpp"
+#include "owned/scatter.hpp"
+#include "owned/split.hpp"
+#include "owned/tile.hpp"
 
 #include <climits>
 #include <cstdint>
@@ -19,14 +24,14 @@ namespace jax2sofie {
 // slice_sizes (list[int], required; a slice size -1 is the whole operand dim); mode (clip|fill,
 // required); fill_value (str, "0": the value of out-of-bounds windows with mode fill, as Python's
 // repr of a float: "nan", "-inf", "-2147483648.0" are valid). Any dtype.
-OpPtr MakeJ2SGather(const Node &n)
+OpPtr MakeGather(const Node &n)
 {
    n.ExpectInputs(2);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   J2S_Gather::Dims d{n.Ints("offset_dims"),           n.Ints("collapsed_slice_dims"),
-                      n.Ints("start_index_map"),       n.Ints("operand_batching_dims"),
-                      n.Ints("start_indices_batching_dims"), n.Ints("slice_sizes")};
+   GatherOperator::Dims d{n.Ints("offset_dims"),           n.Ints("collapsed_slice_dims"),
+                          n.Ints("start_index_map"),       n.Ints("operand_batching_dims"),
+                          n.Ints("start_indices_batching_dims"), n.Ints("slice_sizes")};
    const std::string mode = n.Str("mode");
    if (mode != "clip" && mode != "fill")
       throw NodeError("mode must be clip or fill, not '" + mode + "'");
@@ -40,67 +45,67 @@ OpPtr MakeJ2SGather(const Node &n)
    } catch (const std::logic_error &) {
       throw NodeError("fill_value must be a number as text, not '" + fillText + "'");
    }
-   return std::make_unique<J2S_Gather>(std::move(d), mode == "fill", fillValue, n.inputs[0],
-                                       n.inputs[1], n.Output());
+   return std::make_unique<GatherOperator>(std::move(d), mode == "fill", fillValue, n.inputs[0],
+                                           n.inputs[1], n.Output());
 }
 
 // J2S_Scatter: inputs [operand, indices (int32|int64, index vector last), updates (operand's type)];
 // update_window_dims, inserted_window_dims, scatter_dims_to_operand_dims, operand_batching_dims,
 // scatter_indices_batching_dims (list[int], required); combine (set|add|sub|mul|min|max, required);
 // mode (clip|drop, required). Any dtype (bool: set only).
-OpPtr MakeJ2SScatter(const Node &n)
+OpPtr MakeScatter(const Node &n)
 {
    n.ExpectInputs(3);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   J2S_Scatter::Dims d{n.Ints("update_window_dims"), n.Ints("inserted_window_dims"),
-                       n.Ints("scatter_dims_to_operand_dims"), n.Ints("operand_batching_dims"),
-                       n.Ints("scatter_indices_batching_dims")};
+   ScatterOperator::Dims d{n.Ints("update_window_dims"), n.Ints("inserted_window_dims"),
+                           n.Ints("scatter_dims_to_operand_dims"), n.Ints("operand_batching_dims"),
+                           n.Ints("scatter_indices_batching_dims")};
    const std::string mode = n.Str("mode");
    if (mode != "clip" && mode != "drop")
       throw NodeError("mode must be clip or drop, not '" + mode + "'");
-   return std::make_unique<J2S_Scatter>(std::move(d), n.Str("combine"), mode == "clip", n.inputs[0], n.inputs[1],
-                                        n.inputs[2], n.Output());
+   return std::make_unique<ScatterOperator>(std::move(d), n.Str("combine"), mode == "clip", n.inputs[0], n.inputs[1],
+                                            n.inputs[2], n.Output());
 }
 
 // J2S_Pad: inputs [X, padding value (one element of X's type)]; low, high, interior (list[int],
 // required, one per dim; low/high may be negative). Any dtype.
-OpPtr MakeJ2SPad(const Node &n)
+OpPtr MakePad(const Node &n)
 {
    n.ExpectInputs(2);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Pad>(n.Ints("low"), n.Ints("high"), n.Ints("interior"), n.inputs[0], n.inputs[1],
-                                    n.Output());
+   return std::make_unique<PadOperator>(n.Ints("low"), n.Ints("high"), n.Ints("interior"), n.inputs[0], n.inputs[1],
+                                        n.Output());
 }
 
 // J2S_Reverse: input [X]; axes (list[int], required, non-negative). Any dtype.
-OpPtr MakeJ2SReverse(const Node &n)
+OpPtr MakeReverse(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Reverse>(n.Ints("axes"), n.inputs[0], n.Output());
+   return std::make_unique<ReverseOperator>(n.Ints("axes"), n.inputs[0], n.Output());
 }
 
 // J2S_Tile: input [X]; reps (list[int] >= 1, required, one per dim). Any dtype.
-OpPtr MakeJ2STile(const Node &n)
+OpPtr MakeTile(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Tile>(n.Ints("reps"), n.inputs[0], n.Output());
+   return std::make_unique<TileOperator>(n.Ints("reps"), n.inputs[0], n.Output());
 }
 
 // J2S_Split: input [X]; one output per piece; axis (int, required; negative counts from the end),
 // sizes (list[int], required, adding up to the axis length). Any dtype.
-OpPtr MakeJ2SSplit(const Node &n)
+OpPtr MakeSplit(const Node &n)
 {
    n.ExpectInputs(1);
    const auto sizes = n.Ints("sizes");
    n.ExpectOutputs(sizes.size());
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Split>(n.Int("axis"), sizes, n.inputs[0], n.outputs);
+   return std::make_unique<SplitOperator>(n.Int("axis"), sizes, n.inputs[0], n.outputs);
 }
 
 } // namespace jax2sofie

@@ -5,15 +5,15 @@
 
 namespace jax2sofie {
 
-OpPtr MakeJ2SCholesky(const Node &);
-OpPtr MakeJ2STriangularSolve(const Node &);
-OpPtr MakeJ2SLu(const Node &);
-OpPtr MakeJ2SLuPivotsToPermutation(const Node &);
-OpPtr MakeJ2SGeqrf(const Node &);
-OpPtr MakeJ2SHouseholderProduct(const Node &);
-OpPtr MakeJ2SOrmqr(const Node &);
-OpPtr MakeJ2SQr(const Node &);
-OpPtr MakeJ2SEigh(const Node &);
-OpPtr MakeJ2SSvd(const Node &);
+OpPtr MakeCholesky(const Node &);
+OpPtr MakeTriangularSolve(const Node &);
+OpPtr MakeLu(const Node &);
+OpPtr MakeLuPivotsToPermutation(const Node &);
+OpPtr MakeGeqrf(const Node &);
+OpPtr MakeHouseholderProduct(const Node &);
+OpPtr MakeOrmqr(const Node &);
+OpPtr MakeQr(const Node &);
+OpPtr MakeEigh(const Node &);
+OpPtr MakeSvd(const Node &);
 
 } // namespace jax2sofie

@@ -157,7 +157,7 @@ OpPtr MakeRelu(const Node &n) { return MakeActivation<ROperator_Relu>(n); }
 // ---- reductions: input [X]; axes (list[int], [] = all axes), keepdims (0|1, 1). float32 ------
 // SOFIE's ROperator_Reduce is not templated: it takes the type of its input tensor.
 template <EReduceOpMode Op>
-static OpPtr MakeReduce(const Node &n)
+static OpPtr MakeSofieReduce(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
@@ -167,7 +167,7 @@ static OpPtr MakeReduce(const Node &n)
    // "" = no axes tensor: the axes come from the attribute
    return std::make_unique<ROperator_Reduce<Op>>(keepdims ? 1 : 0, axes, n.inputs[0], "", n.Output());
 }
-OpPtr MakeReduceSum(const Node &n) { return MakeReduce<ReduceSum>(n); }
+OpPtr MakeReduceSum(const Node &n) { return MakeSofieReduce<ReduceSum>(n); }
 
 // ---- comparisons: inputs [A, B] of type dtype (float32|int32|int64), broadcasting; bool out --
 template <EComparisonOperator Op>

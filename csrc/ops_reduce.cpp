@@ -17,13 +17,13 @@ using namespace SOFIE;
 
 // J2S_Reduce: input [X]; mode (sum|prod|max|min|and|or|xor, required), axes (list[int], required),
 // keepdims (0|1, 0). dtype: any (and/or/xor need bool, the others a number).
-OpPtr MakeJ2SReduce(const Node &n)
+OpPtr MakeReduce(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Reduce>(n.Str("mode"), n.Ints("axes"), n.Flag("keepdims", false), n.inputs[0],
-                                       n.Output());
+   return std::make_unique<ReduceOperator>(n.Str("mode"), n.Ints("axes"), n.Flag("keepdims", false), n.inputs[0],
+                                           n.Output());
 }
 
 static OpPtr MakeArgReduce(const Node &n, bool isMax)
@@ -39,37 +39,37 @@ static OpPtr MakeArgReduce(const Node &n, bool isMax)
       indexType = ETensorType::INT64;
    else
       throw NodeError("index_dtype must be int32 or int64, not '" + index + "'");
-   return std::make_unique<J2S_ArgReduce>(isMax, n.Int("axis"), indexType, n.Flag("keepdims", false), n.inputs[0],
-                                          n.Output());
+   return std::make_unique<ArgReduceOperator>(isMax, n.Int("axis"), indexType, n.Flag("keepdims", false), n.inputs[0],
+                                              n.Output());
 }
 
 // J2S_ArgMax / J2S_ArgMin: input [X]; axis (int, required), index_dtype (int32|int64, int32),
 // keepdims (0|1, 0). dtype float32|float64|int32|int64.
-OpPtr MakeJ2SArgMax(const Node &n) { return MakeArgReduce(n, true); }
-OpPtr MakeJ2SArgMin(const Node &n) { return MakeArgReduce(n, false); }
+OpPtr MakeArgMax(const Node &n) { return MakeArgReduce(n, true); }
+OpPtr MakeArgMin(const Node &n) { return MakeArgReduce(n, false); }
 
 // J2S_Cumulative: input [X]; mode (sum|prod|max|min|logsumexp, required), axis (int, required),
 // reverse (0|1, 0). dtype float32|float64|int32|int64 (logsumexp: floats).
-OpPtr MakeJ2SCumulative(const Node &n)
+OpPtr MakeCumulative(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(1);
    CheckDType<J2S_NUMERIC>(n);
-   return std::make_unique<J2S_Cumulative>(n.Str("mode"), n.Int("axis"), n.Flag("reverse", false), n.inputs[0],
-                                           n.Output());
+   return std::make_unique<CumulativeOperator>(n.Str("mode"), n.Int("axis"), n.Flag("reverse", false), n.inputs[0],
+                                               n.Output());
 }
 
 // J2S_Sort: inputs [X1, ...] (>= 1, one shape); outputs: one per input plus one per entry of
 // iota_outputs, at those positions (int32 sorted positions, argsort's indices); axis (int, required),
 // num_keys (int, 1), iota_outputs (list[int], []). dtype names X1's type (any); the operands may have
 // different types.
-OpPtr MakeJ2SSort(const Node &n)
+OpPtr MakeSort(const Node &n)
 {
    const auto iota = n.Ints("iota_outputs", {});
    n.ExpectInputs(1, SIZE_MAX);
    n.ExpectOutputs(n.inputs.size() + iota.size());
    CheckDType<J2S_ANY>(n);
-   return std::make_unique<J2S_Sort>(n.Int("axis"), n.Int("num_keys", 1), iota, n.inputs, n.outputs);
+   return std::make_unique<SortOperator>(n.Int("axis"), n.Int("num_keys", 1), iota, n.inputs, n.outputs);
 }
 
 // TopK (SOFIE's, not bound by PySofie): inputs [X, K], K an INT64 initialized tensor of one value;

@@ -7,11 +7,11 @@
 
 namespace jax2sofie {
 
-OpPtr MakeJ2SReduce(const Node &);
-OpPtr MakeJ2SArgMax(const Node &);
-OpPtr MakeJ2SArgMin(const Node &);
-OpPtr MakeJ2SCumulative(const Node &);
-OpPtr MakeJ2SSort(const Node &);
+OpPtr MakeReduce(const Node &);
+OpPtr MakeArgMax(const Node &);
+OpPtr MakeArgMin(const Node &);
+OpPtr MakeCumulative(const Node &);
+OpPtr MakeSort(const Node &);
 OpPtr MakeTopK(const Node &);
 
 } // namespace jax2sofie

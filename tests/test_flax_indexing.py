@@ -52,6 +52,49 @@ def test_linen_embed_out_of_range_ids_give_nan_like_jax():
     assert report.passed, f"{report}\n{model.graph}"
 
 
+def _gather_codes(header_text: str) -> list[str]:
+    """The generated statements of each J2S_Gather in a header (each up to the next operator)."""
+    codes, start = [], header_text.find("J2S_Gather (")
+    while start >= 0:
+        end = header_text.find("//---", start + 1)
+        codes.append(header_text[start:end if end >= 0 else len(header_text)])
+        start = header_text.find("J2S_Gather (", start + 1)
+    return codes
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_embedding_rows_are_one_copy_and_keep_jax_out_of_range_semantics(tmp_path, dynamic):
+    # the embedding classifier of the benchmarks (tokens -> rows -> mean over the sequence -> Dense);
+    # each row of the table is one std::copy, out-of-range ids still follow the gather's mode:
+    # NaN rows for jnp.take's default "fill", an explicit fill value, or clamped rows with "clip"
+    def fn(p, ids):
+        table = jnp.asarray(p["table"])
+        rows = jnp.take(table, ids, axis=0)  # as nn.Embed: mode fill, NaN rows
+        filled = jnp.take(table, ids, axis=0, mode="fill", fill_value=-2.5)
+        clipped = jnp.take(table, ids, axis=0, mode="clip")
+        return jnp.mean(rows, axis=1) @ p["w"], filled, clipped
+
+    rng = np.random.default_rng(5)
+    params = {"table": rng.normal(size=(VOCAB, FEATURES)).astype(np.float32),
+              "w": rng.normal(size=(FEATURES, 5)).astype(np.float32)}
+    ids = _ids(3, seed=4)
+    ids[0, 0], ids[1, 2], ids[2, 5] = VOCAB, VOCAB + 7, -VOCAB - 3  # past the end; before the start after wrapping
+    model = jax2sofie.convert(fn, params, ids, name="embed_rows", dynamic_batch=dynamic)
+    expected = fn(params, ids)
+    assert np.isnan(np.asarray(expected[1])[0, 0]).sum() == 0 and (np.asarray(expected[1])[0, 0] == -2.5).all()
+    assert np.isnan(np.asarray(expected[0])[0]).all()  # one NaN row poisons its mean
+    for batch_ids in [ids] + ([np.concatenate([ids, _ids(4, seed=6)])] if dynamic else []):
+        report = model.check(batch_ids)
+        assert report.passed, f"{report}\n{model.graph}"
+    header = model.write(tmp_path, weights="embedded")[0].read_text()
+    codes = _gather_codes(header)
+    assert len(codes) == 3, header
+    for code in codes:
+        assert code.count("std::copy(") == 1, code
+        assert "for (size_t w0" not in code, code  # no loop over the elements of a row
+    assert sum(code.count("std::fill(") for code in codes) == 2  # the two gathers with mode fill
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 def test_linen_embed_tagger(batch):
     ids = _ids(batch, seed=2)

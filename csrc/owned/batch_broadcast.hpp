@@ -4,6 +4,7 @@
 // (zeros of shape (batch, hidden)) or a weight broadcast over the batch needs exactly that.
 #pragma once
 
+#include "codegen.hpp"
 #include "owned_operator.hpp"
 
 #include <cstdint>
@@ -61,38 +62,34 @@ protected:
       for (std::size_t a = 0; a < rank; a++)
          if (broadcast(a))
             last = a;
-      std::ostringstream code;
-      code << "   {\n";
+      codegen::Code code;
+      code.OpenScope();
       if (last == rank) {
-         code << "      std::copy(" << In(0) << ", " << In(0) << " + " << Length(in) << ", " << Out(0) << ");\n   }\n";
-         return code.str();
+         code.Line("std::copy(" + In(0) + ", " + In(0) + " + " + Length(in) + ", " + Out(0) + ");");
+         code.Close();
+         return code.Str();
       }
       std::vector<SOFIE::Dim> tail(in.begin() + last + 1, in.end());
       const std::string block = tail.empty() ? "1" : Length(tail);
       const std::string type = CType(InInfo(0).type);
-      code << "      " << type << " *out = " << Out(0) << ";\n";
-      std::string offset = "0", indent = "      ";
+      code.Line(type + " *out = " + Out(0) + ";");
+      std::string offset = "0";
       for (std::size_t a = 0; a < last; a++) {
          const std::string i = "i" + std::to_string(a);
-         code << indent << "for (std::size_t " << i << " = 0; " << i << " < " << fShape[a].GetVal() << "; " << i
-              << "++) {\n";
-         indent += "   ";
-         code << indent << "const std::size_t off" << a << " = (" << offset << " + " << (broadcast(a) ? "0" : i)
-              << ") * (" << in[a + 1].GetVal() << ");\n";
+         code.Loop(i, fShape[a].GetVal(), "std::size_t");
+         code.Line("const std::size_t off" + std::to_string(a) + " = (" + offset + " + " + (broadcast(a) ? "0" : i) +
+                   ") * (" + in[a + 1].GetVal() + ");");
          offset = "off" + std::to_string(a);
       }
-      code << indent << "const " << type << " *src = " << In(0) << " + (" << offset << ") * (" << block << ");\n";
-      code << indent << "for (std::size_t k = 0; k < (std::size_t)(" << fShape[last].GetVal() << "); k++)\n";
+      code.Line("const " + type + " *src = " + In(0) + " + (" + offset + ") * (" + block + ");");
+      code.Line("for (std::size_t k = 0; k < (std::size_t)(" + fShape[last].GetVal() + "); k++)");
       if (block == "1")
-         code << indent << "   *out++ = *src;\n";
+         code.Line("   *out++ = *src;");
       else
-         code << indent << "   out = std::copy(src, src + " << block << ", out);\n";
-      for (std::size_t a = 0; a < last; a++) {
-         indent.resize(indent.size() - 3);
-         code << indent << "}\n";
-      }
-      code << "   }\n";
-      return code.str();
+         code.Line("   out = std::copy(src, src + " + block + ", out);");
+      code.Close(last);
+      code.Close();
+      return code.Str();
    }
 
 private:

@@ -19,11 +19,11 @@
 
 namespace jax2sofie {
 
-class J2S_BatchedMatMul final : public OwnedOperator {
+class BatchedMatMulOperator final : public OwnedOperator {
 public:
    /// aAxes: A's axes (batch..., m, k); bAxes: B's (batch..., k, n); outAxes: for each output axis,
    /// which of (batch..., m, n) it is, or -1 for an axis of size 1.
-   J2S_BatchedMatMul(std::string a, std::string b, std::string y, std::vector<std::int64_t> aAxes,
+   BatchedMatMulOperator(std::string a, std::string b, std::string y, std::vector<std::int64_t> aAxes,
                      std::vector<std::int64_t> bAxes, std::vector<std::int64_t> outAxes)
       : OwnedOperator("J2S_BatchedMatMul", {std::move(a), std::move(b)}, {std::move(y)}), fAAxes(std::move(aAxes)),
         fBAxes(std::move(bAxes)), fOutAxes(std::move(outAxes))

@@ -67,29 +67,61 @@ inline std::string Sum(const std::vector<std::string> &terms)
    return out.empty() ? "0" : out;
 }
 
-/// Generated-code writer: nested loops with their indentation.
+/// Generated-code writer: nested blocks (loops, ifs, plain braces) with their indentation, three
+/// spaces per level. Every operator's code generator writes its nested loops through it, so that the
+/// indentation of the generated code is kept in one place.
 class Code {
 public:
    explicit Code(int depth = 1) : fIndent(3 * depth, ' ') {}
+   /// One line at the current indentation.
    Code &Line(const std::string &s)
    {
       fOut << fIndent << s << "\n";
       return *this;
    }
+   /// Text as it is (already indented, or a preprocessor line).
+   Code &Raw(const std::string &text)
+   {
+      fOut << text;
+      return *this;
+   }
+   /// "head {" and one level deeper.
    void Open(const std::string &head)
    {
       Line(head + " {");
       fIndent += "   ";
    }
-   void Loop(const std::string &var, const std::string &bound)
+   /// A bare "{" (a scope) and one level deeper.
+   void OpenScope()
    {
-      Open("for (size_t " + var + " = 0; " + var + " < " + bound + "; " + var + "++)");
+      Line("{");
+      fIndent += "   ";
    }
+   /// for (size_t var = 0; var < bound; var++) {
+   void Loop(const std::string &var, const std::string &bound, const std::string &type = "size_t")
+   {
+      Open("for (" + type + " " + var + " = 0; " + var + " < " + bound + "; " + var + "++)");
+   }
+   /// One level up and "}".
    void Close()
    {
       fIndent.resize(fIndent.size() - 3);
       Line("}");
    }
+   /// `n` times Close().
+   void Close(std::size_t n)
+   {
+      for (std::size_t i = 0; i < n; i++)
+         Close();
+   }
+   /// "} head {" (an else branch) at the level of the block it ends.
+   void Continue(const std::string &head)
+   {
+      fIndent.resize(fIndent.size() - 3);
+      Open("} " + head);
+   }
+   /// The current indentation (for text written by helpers that take it).
+   const std::string &Indentation() const { return fIndent; }
    std::string Str() const { return fOut.str(); }
 
 private:

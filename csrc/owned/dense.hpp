@@ -16,11 +16,11 @@
 
 namespace jax2sofie {
 
-class J2S_Dense final : public OwnedOperator {
+class DenseOperator final : public OwnedOperator {
 public:
    /// activation: "" (none), "relu" or "sigmoid" (what passes/dense.py fuses). `bias` may be empty. panel: 0 (W row-major)
    /// or kPanel (W's data in panels of kPanel columns, see PanelCode).
-   J2S_Dense(std::string a, std::string w, std::string bias, std::string y, std::string activation, int panel = 0)
+   DenseOperator(std::string a, std::string w, std::string bias, std::string y, std::string activation, int panel = 0)
       : OwnedOperator("J2S_Dense", bias.empty() ? std::vector<std::string>{a, w} : std::vector<std::string>{a, w, bias},
                       {std::move(y)}),
         fHasBias(!bias.empty()), fActivation(std::move(activation)), fPanel(panel)

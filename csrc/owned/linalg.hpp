@@ -260,9 +260,9 @@ protected:
 /// J2S_Cholesky: the lower factor L of A = L L^T from A's lower triangle. Like LAPACK potrf, whose
 /// result JAX returns: the strict upper triangle is A's, and a matrix that is not positive definite
 /// gives NaN everywhere.
-class J2S_Cholesky final : public LinalgOperator {
+class CholeskyOperator final : public LinalgOperator {
 public:
-   J2S_Cholesky(std::string a, std::string l) : LinalgOperator("J2S_Cholesky", {std::move(a)}, {std::move(l)}) {}
+   CholeskyOperator(std::string a, std::string l) : LinalgOperator("J2S_Cholesky", {std::move(a)}, {std::move(l)}) {}
 
 protected:
    std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
@@ -313,9 +313,9 @@ for (std::size_t i = 0; i < n; i++)
 /// unitDiagonal. B is (m x r) on the left side, (r x m) on the right; A and B have the same batch.
 /// Both forms are solved as M y = b' per right-hand side: M = op(A) on the left, op(A)^T on the
 /// right (X op(A) = B is op(A)^T X^T = B^T), so M is A or A^T, and lower or upper accordingly.
-class J2S_TriangularSolve final : public LinalgOperator {
+class TriangularSolveOperator final : public LinalgOperator {
 public:
-   J2S_TriangularSolve(bool leftSide, bool lower, bool transposeA, bool unitDiagonal, std::string a, std::string b,
+   TriangularSolveOperator(bool leftSide, bool lower, bool transposeA, bool unitDiagonal, std::string a, std::string b,
                        std::string x)
       : LinalgOperator("J2S_TriangularSolve", {std::move(a), std::move(b)}, {std::move(x)}), fLeftSide(leftSide),
         fLower(lower), fTransposeA(transposeA), fUnitDiagonal(unitDiagonal)
@@ -389,9 +389,9 @@ private:
 /// lu (L's strict lower part with its unit diagonal implied, and U), pivots (int32, min(m, n): row
 /// j was swapped with row pivots[j]) and permutation (int32, m: row i of P A is row permutation[i]
 /// of A). A zero pivot (a singular matrix) leaves its column unscaled, like LAPACK.
-class J2S_Lu final : public LinalgOperator {
+class LuOperator final : public LinalgOperator {
 public:
-   J2S_Lu(std::string a, std::string lu, std::string pivots, std::string permutation)
+   LuOperator(std::string a, std::string lu, std::string pivots, std::string permutation)
       : LinalgOperator("J2S_Lu", {std::move(a)}, {std::move(lu), std::move(pivots), std::move(permutation)})
    {
    }
@@ -456,9 +456,9 @@ for (std::size_t i = 0; i < m * n; i++)
 // ---------------------------------------------------------------------------------------------
 /// J2S_LuPivotsToPermutation: the permutation of `size` rows that the swaps i <-> pivots[i] make of
 /// 0, 1, ..., size-1, applied in order (lax.linalg.lu_pivots_to_permutation). int32 in and out.
-class J2S_LuPivotsToPermutation final : public LinalgOperator {
+class LuPivotsToPermutationOperator final : public LinalgOperator {
 public:
-   J2S_LuPivotsToPermutation(std::int64_t size, std::string pivots, std::string permutation)
+   LuPivotsToPermutationOperator(std::int64_t size, std::string pivots, std::string permutation)
       : LinalgOperator("J2S_LuPivotsToPermutation", {std::move(pivots)}, {std::move(permutation)}), fSize(size)
    {
       if (size < 1)
@@ -503,9 +503,9 @@ private:
 // ---------------------------------------------------------------------------------------------
 /// J2S_Geqrf: Householder QR in LAPACK's compact form (lax.linalg.geqrf): R in and above the
 /// diagonal, the reflectors' vectors below it; taus (min(m, n)) as a second output.
-class J2S_Geqrf final : public LinalgOperator {
+class GeqrfOperator final : public LinalgOperator {
 public:
-   J2S_Geqrf(std::string a, std::string out, std::string taus)
+   GeqrfOperator(std::string a, std::string out, std::string taus)
       : LinalgOperator("J2S_Geqrf", {std::move(a)}, {std::move(out), std::move(taus)})
    {
    }
@@ -540,9 +540,9 @@ protected:
 /// J2S_HouseholderProduct: the m x n matrix of the first n columns of Q = H_0 ... H_{k-1}, from
 /// reflectors below the diagonal of an m x n A (n <= m) and k <= n taus (LAPACK orgqr,
 /// lax.linalg.householder_product).
-class J2S_HouseholderProduct final : public LinalgOperator {
+class HouseholderProductOperator final : public LinalgOperator {
 public:
-   J2S_HouseholderProduct(std::string a, std::string taus, std::string q)
+   HouseholderProductOperator(std::string a, std::string taus, std::string q)
       : LinalgOperator("J2S_HouseholderProduct", {std::move(a), std::move(taus)}, {std::move(q)})
    {
    }
@@ -583,9 +583,9 @@ protected:
 /// m x k' A, k taus): Q C or Q^T C (left, C is m x r), C Q or C Q^T (right, C is r x m)
 /// (LAPACK ormqr, lax.linalg.ormqr). Each reflector is applied in turn, in the order the product
 /// needs: Q C = H_0 (H_1 (... C)) applies the last one first.
-class J2S_Ormqr final : public LinalgOperator {
+class OrmqrOperator final : public LinalgOperator {
 public:
-   J2S_Ormqr(bool left, bool transpose, std::string a, std::string taus, std::string c, std::string out)
+   OrmqrOperator(bool left, bool transpose, std::string a, std::string taus, std::string c, std::string out)
       : LinalgOperator("J2S_Ormqr", {std::move(a), std::move(taus), std::move(c)}, {std::move(out)}), fLeft(left),
         fTranspose(transpose)
    {
@@ -659,9 +659,9 @@ private:
 /// J2S_Qr: A = Q R by Householder reflections (lax.linalg.qr without pivoting; geqrf then orgqr, as
 /// JAX computes it, so the signs agree). m x n A, k = min(m, n): Q is m x k and R k x n, or with
 /// fullMatrices Q is m x m and R m x n.
-class J2S_Qr final : public LinalgOperator {
+class QrOperator final : public LinalgOperator {
 public:
-   J2S_Qr(bool fullMatrices, std::string a, std::string q, std::string r)
+   QrOperator(bool fullMatrices, std::string a, std::string q, std::string r)
       : LinalgOperator("J2S_Qr", {std::move(a)}, {std::move(q), std::move(r)}), fFull(fullMatrices)
    {
    }
@@ -706,9 +706,9 @@ private:
 /// outputs V (eigenvectors as columns) and w, ascending (what LAPACK syevd returns, sorted or not).
 /// Cyclic Jacobi: each rotation zeroes one off-diagonal pair (Golub & Van Loan, sym.schur2), sweeps
 /// repeat until every off-diagonal entry is negligible next to its diagonal pair. Signs: see the top.
-class J2S_Eigh final : public LinalgOperator {
+class EighOperator final : public LinalgOperator {
 public:
-   J2S_Eigh(bool lower, std::string a, std::string v, std::string w)
+   EighOperator(bool lower, std::string a, std::string v, std::string w)
       : LinalgOperator("J2S_Eigh", {std::move(a)}, {std::move(v), std::move(w)}), fLower(lower)
    {
    }
@@ -808,9 +808,9 @@ private:
 /// columns are the left singular vectors of W and the accumulated rotations its right ones (for
 /// W = A^T, U and V trade places). Singular vectors of zero singular values and the extra columns
 /// of a full U are completed to an orthonormal basis by Gram-Schmidt on unit vectors.
-class J2S_Svd final : public LinalgOperator {
+class SvdOperator final : public LinalgOperator {
 public:
-   J2S_Svd(bool fullMatrices, bool computeUV, std::string a, std::vector<std::string> outputs)
+   SvdOperator(bool fullMatrices, bool computeUV, std::string a, std::vector<std::string> outputs)
       : LinalgOperator("J2S_Svd", {std::move(a)}, std::move(outputs)), fFull(fullMatrices), fComputeUV(computeUV)
    {
       if (fOutputs.size() != (computeUV ? 3u : 1u))

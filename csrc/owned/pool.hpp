@@ -77,34 +77,27 @@ protected:
    std::string GeneralCode() const
    {
       const std::size_t r = InInfo(0).shape.size();
-      std::ostringstream out;
-      out << std::setprecision(9);
-      out << "   {\n   float *dst = " << Out(0) << ";\n";
-      std::string ind = "   ";
-      OutputLoops(out, ind, r);
-      out << ind << "float acc = " << InitLiteral() << ";\n";
+      codegen::Code out;
+      out.Line("{");
+      out.Line("float *dst = " + Out(0) + ";");
+      OutputLoops(out, r);
+      out.Line("float acc = " + InitLiteral() + ";");
       std::string offset, cond;
-      const std::size_t opened = WindowLoops(out, ind, r, offset, cond);
+      const std::size_t opened = WindowLoops(out, r, offset, cond);
       const std::string value = cond.empty() ? In(0) + "[" + offset + "]"
                                               : "((" + cond + ") ? " + Neutral() + " : " + In(0) + "[" + offset + "])";
-      out << ind << "const float v = " << value << ";\n";
+      out.Line("const float v = " + value + ";");
       if (fP.mode == "max")
-         out << ind << "acc = v > acc ? v : acc;\n";
+         out.Line("acc = v > acc ? v : acc;");
       else if (fP.mode == "min")
-         out << ind << "acc = v < acc ? v : acc;\n";
+         out.Line("acc = v < acc ? v : acc;");
       else
-         out << ind << "acc += v;\n";
-      for (std::size_t j = 0; j < opened; j++) {
-         ind.resize(ind.size() - 3);
-         out << ind << "}\n";
-      }
-      out << ind << "*dst++ = acc;\n";
-      for (std::size_t i = 0; i < r; i++) {
-         ind.resize(ind.size() - 3);
-         out << ind << "}\n";
-      }
-      out << "   }\n";
-      return out.str();
+         out.Line("acc += v;");
+      out.Close(opened);
+      out.Line("*dst++ = acc;");
+      out.Close(r);
+      out.Line("}");
+      return out.Str();
    }
 
 private:
@@ -126,61 +119,53 @@ private:
       const auto &xs = InInfo(0).shape;
       const std::size_t last = xs.size() - 1;
       const std::string c = xs[last].GetVal();
-      std::ostringstream out;
-      out << std::setprecision(9);
-      out << "   float *dst = " << Out(0) << ";\n";
-      std::string ind = "   ";
-      OutputLoops(out, ind, last);
-      out << ind << "float acc[" << c << "];\n";
-      out << ind << "for (std::int64_t ch = 0; ch < " << c << "; ch++) acc[ch] = " << InitLiteral() << ";\n";
+      codegen::Code out;
+      out.Line("float *dst = " + Out(0) + ";");
+      OutputLoops(out, last);
+      out.Line("float acc[" + c + "];");
+      out.Line("for (std::int64_t ch = 0; ch < " + c + "; ch++) acc[ch] = " + InitLiteral() + ";");
       std::string offset, cond;
-      const std::size_t opened = WindowLoops(out, ind, last, offset, cond);
+      const std::size_t opened = WindowLoops(out, last, offset, cond);
       const std::string combine = fP.mode == "max" ? "acc[ch] = v > acc[ch] ? v : acc[ch];"
                                 : fP.mode == "min" ? "acc[ch] = v < acc[ch] ? v : acc[ch];"
                                                    : "acc[ch] += v;";
       const std::string fromInput = "const float *xp = " + In(0) + " + " + offset + "; for (std::int64_t ch = 0; ch < " +
                                     c + "; ch++) { const float v = xp[ch]; " + combine + " }";
       if (cond.empty()) {
-         out << ind << fromInput << "\n";
+         out.Line(fromInput);
       } else { // a padded position reads the neutral element, as in GeneralCode
-         out << ind << "if (" << cond << ") {\n";
-         out << ind << "   for (std::int64_t ch = 0; ch < " << c << "; ch++) { const float v = " << Neutral() << "; "
-             << combine << " }\n";
-         out << ind << "} else {\n" << ind << "   " << fromInput << "\n" << ind << "}\n";
+         out.Open("if (" + cond + ")");
+         out.Line("for (std::int64_t ch = 0; ch < " + c + "; ch++) { const float v = " + Neutral() + "; " + combine +
+                  " }");
+         out.Continue("else");
+         out.Line(fromInput);
+         out.Close();
       }
-      for (std::size_t j = 0; j < opened; j++) {
-         ind.resize(ind.size() - 3);
-         out << ind << "}\n";
-      }
-      out << ind << "for (std::int64_t ch = 0; ch < " << c << "; ch++) dst[ch] = acc[ch];\n";
-      out << ind << "dst += " << c << ";\n";
-      for (std::size_t i = 0; i < last; i++) {
-         ind.resize(ind.size() - 3);
-         out << ind << "}\n";
-      }
-      return out.str();
+      out.Close(opened);
+      out.Line("for (std::int64_t ch = 0; ch < " + c + "; ch++) dst[ch] = acc[ch];");
+      out.Line("dst += " + c + ";");
+      out.Close(last);
+      return out.Str();
    }
 
    /// The loops over the output's axes [0, n), each with the input position of its window's origin
-   /// (o<i>); `ind` ends inside them.
-   void OutputLoops(std::ostringstream &out, std::string &ind, std::size_t n) const
+   /// (o<i>); `out` ends inside them.
+   void OutputLoops(codegen::Code &out, std::size_t n) const
    {
       const auto &ys = OutInfo(0).shape;
       for (std::size_t i = 0; i < n; i++) {
-         out << ind << "for (std::int64_t y" << i << " = 0; y" << i << " < static_cast<std::int64_t>(" << ys[i].GetVal()
-             << "); y" << i << "++) {\n";
-         ind += "   ";
-         out << ind << "const std::int64_t o" << i << " = y" << i << " * " << fP.strides[i] << " - " << fP.pads[i]
-             << ";\n";
+         const std::string y = "y" + std::to_string(i);
+         out.Loop(y, "static_cast<std::int64_t>(" + ys[i].GetVal() + ")", "std::int64_t");
+         out.Line("const std::int64_t o" + std::to_string(i) + " = " + y + " * " + std::to_string(fP.strides[i]) +
+                  " - " + std::to_string(fP.pads[i]) + ";");
       }
    }
 
    /// The window loops of axes [0, n) whose window is larger than 1 (t<i>: the input position read;
    /// an axis with window 1 reads at o<i>, in range unless padded). Sets `offset` to the input offset
-   /// read and `cond` to the test of a position outside the input ("" when none can be); `ind` ends
+   /// read and `cond` to the test of a position outside the input ("" when none can be); `out` ends
    /// inside the loops; returns how many it opened.
-   std::size_t WindowLoops(std::ostringstream &out, std::string &ind, std::size_t n, std::string &offset,
-                           std::string &cond) const
+   std::size_t WindowLoops(codegen::Code &out, std::size_t n, std::string &offset, std::string &cond) const
    {
       const auto &xs = InInfo(0).shape;
       const std::size_t r = xs.size();
@@ -192,10 +177,11 @@ private:
       for (std::size_t i = 0; i < n; i++) {
          const std::string idx = fP.window[i] == 1 ? "o" + std::to_string(i) : "t" + std::to_string(i);
          if (fP.window[i] > 1) {
-            out << ind << "for (std::int64_t w" << i << " = 0; w" << i << " < " << fP.window[i] << "; w" << i << "++) {\n";
-            ind += "   ";
+            const std::string w = "w" + std::to_string(i);
+            out.Loop(w, std::to_string(fP.window[i]), "std::int64_t");
             opened++;
-            out << ind << "const std::int64_t t" << i << " = o" << i << " + w" << i << " * " << fP.dilations[i] << ";\n";
+            out.Line("const std::int64_t t" + std::to_string(i) + " = o" + std::to_string(i) + " + " + w + " * " +
+                     std::to_string(fP.dilations[i]) + ";");
          }
          const bool mayLeave = fP.window[i] > 1 || fP.pads[i] != 0 || fP.pads[r + i] != 0 || fP.strides[i] != 1;
          if (mayLeave && !xs[i].isParam)

@@ -46,9 +46,9 @@ inline std::size_t CheckAxis(std::int64_t axis, std::size_t rank, const std::str
 /// type (SOFIE's Reduce is float-only). max/min propagate NaN like lax.reduce_max. keepdims keeps
 /// the reduced axes as size 1 (how a reduction to a scalar is written: SOFIE has no rank-0 tensors
 /// in its intermediate bookkeeping).
-class J2S_Reduce final : public OwnedOperator {
+class ReduceOperator final : public OwnedOperator {
 public:
-   J2S_Reduce(std::string mode, std::vector<std::int64_t> axes, bool keepdims, std::string x, std::string y)
+   ReduceOperator(std::string mode, std::vector<std::int64_t> axes, bool keepdims, std::string x, std::string y)
       : OwnedOperator("J2S_Reduce", {std::move(x)}, {std::move(y)}), fMode(std::move(mode)), fAxesIn(std::move(axes)),
         fKeepDims(keepdims)
    {
@@ -186,10 +186,9 @@ protected:
          init = "false";
          update = acc + " = " + acc + " != " + v + ";";
       }
-      std::stringstream out;
-      out << "   {\n";
-      out << "      for (size_t io = 0; io < " << Length(OutInfo(0).shape) << "; io++) " << Out(0) << "[io] = " << init
-          << ";\n";
+      codegen::Code out;
+      out.OpenScope();
+      out.Line("for (size_t io = 0; io < " + Length(OutInfo(0).shape) + "; io++) " + Out(0) + "[io] = " + init + ";");
       // the output stride of each kept group: the product of the kept groups after it
       std::vector<std::string> outStride(groups.size(), "1");
       std::string after = "1";
@@ -199,26 +198,20 @@ protected:
             after = "(" + after + "*" + Product(groups[g].second) + ")";
          }
       }
-      out << "      size_t ix = 0;\n";
-      std::string indent = "      ";
+      out.Line("size_t ix = 0;");
       std::string io = "0";
       for (std::size_t g = 0; g < groups.size(); g++) {
          const std::string idx = "g" + std::to_string(g);
-         out << indent << "for (size_t " << idx << " = 0; " << idx << " < " << Product(groups[g].second) << "; " << idx
-             << "++) {\n";
-         indent += "   ";
+         out.Loop(idx, Product(groups[g].second));
          if (!groups[g].first)
             io += " + " + idx + "*" + outStride[g];
       }
-      out << indent << "const size_t io = " << io << ";\n";
-      out << indent << update << "\n";
-      out << indent << "ix++;\n";
-      for (std::size_t g = groups.size(); g-- > 0;) {
-         indent.resize(indent.size() - 3);
-         out << indent << "}\n";
-      }
-      out << "   }\n";
-      return out.str();
+      out.Line("const size_t io = " + io + ";");
+      out.Line(update);
+      out.Line("ix++;");
+      out.Close(groups.size());
+      out.Close();
+      return out.Str();
    }
 
 private:
@@ -235,9 +228,9 @@ private:
 /// J2S_ArgMax / J2S_ArgMin: the index of the largest / smallest element along `axis`, as lax.argmax:
 /// ties give the first index, a NaN counts as the extreme (the first NaN wins). Output type int32 or
 /// int64 (`index_dtype`); keepdims as J2S_Reduce.
-class J2S_ArgReduce final : public OwnedOperator {
+class ArgReduceOperator final : public OwnedOperator {
 public:
-   J2S_ArgReduce(bool isMax, std::int64_t axis, SOFIE::ETensorType indexType, bool keepdims, std::string x,
+   ArgReduceOperator(bool isMax, std::int64_t axis, SOFIE::ETensorType indexType, bool keepdims, std::string x,
                  std::string y)
       : OwnedOperator(isMax ? "J2S_ArgMax" : "J2S_ArgMin", {std::move(x)}, {std::move(y)}), fIsMax(isMax),
         fAxisIn(axis), fIndexType(indexType), fKeepDims(keepdims)
@@ -302,9 +295,9 @@ private:
 // ---------------------------------------------------------------------------------------------
 /// J2S_Cumulative: inclusive scan along `axis` with sum | prod | max | min | logsumexp, forwards or
 /// (`reverse`) backwards, as lax.cumsum & co. max/min propagate NaN from where it appears.
-class J2S_Cumulative final : public OwnedOperator {
+class CumulativeOperator final : public OwnedOperator {
 public:
-   J2S_Cumulative(std::string mode, std::int64_t axis, bool reverse, std::string x, std::string y)
+   CumulativeOperator(std::string mode, std::int64_t axis, bool reverse, std::string x, std::string y)
       : OwnedOperator("J2S_Cumulative", {std::move(x)}, {std::move(y)}), fMode(std::move(mode)), fAxisIn(axis),
         fReverse(reverse)
    {
@@ -382,9 +375,9 @@ private:
 /// which is what jnp.argsort relies on (its iota operand then gives the first index of ties first).
 /// The outputs at `iotaOutputs` are int32 operands that were an iota along `axis` (argsort's
 /// indices): they have no input, the sorted position is written (so they need no batch-sized weight).
-class J2S_Sort final : public OwnedOperator {
+class SortOperator final : public OwnedOperator {
 public:
-   J2S_Sort(std::int64_t axis, std::int64_t numKeys, std::vector<std::int64_t> iotaOutputs,
+   SortOperator(std::int64_t axis, std::int64_t numKeys, std::vector<std::int64_t> iotaOutputs,
             std::vector<std::string> xs, std::vector<std::string> ys)
       : OwnedOperator("J2S_Sort", std::move(xs), std::move(ys)), fAxisIn(axis), fNumKeys(numKeys)
    {

@@ -77,15 +77,15 @@ protected:
       const auto &inShape = InInfo(0).shape;
       const auto &outShape = OutInfo(0).shape;
       const std::size_t rank = inShape.size();
-      std::ostringstream code;
-      code << "   {\n";
+      codegen::Code code;
+      code.OpenScope();
       std::vector<bool> dynamic(rank, false);
       for (std::size_t j = 0; j < fDynamicAxes.size(); j++) {
          const auto a = static_cast<std::size_t>(fDynamicAxes[j]);
          dynamic.at(a) = true;
          const std::int64_t hi = static_cast<std::int64_t>(inShape[a].dim) - fSizes[a];
-         code << "      const std::int64_t " << StartName(a) << " = std::clamp<std::int64_t>(static_cast<std::int64_t>("
-              << In(j + 1) << "[0]), 0, " << hi << ");\n";
+         code.Line("const std::int64_t " + StartName(a) + " = std::clamp<std::int64_t>(static_cast<std::int64_t>(" +
+                   In(j + 1) + "[0]), 0, " + std::to_string(hi) + ");");
       }
       // `last`: the last axis that is not taken whole; the axes after it form one contiguous block
       std::size_t last = rank;
@@ -93,40 +93,35 @@ protected:
          if (!IsWhole(a, inShape))
             last = a;
       if (last == rank) { // nothing is cut: a plain copy
-         code << "      std::copy(" << In(0) << ", " << In(0) << " + " << Length(inShape) << ", " << Out(0) << ");\n   }\n";
-         return code.str();
+         code.Line("std::copy(" + In(0) + ", " + In(0) + " + " + Length(inShape) + ", " + Out(0) + ");");
+         code.Close();
+         return code.Str();
       }
       const std::string block = Product(inShape, last + 1, rank);
-      code << "      " << CType(InInfo(0).type) << " *out = " << Out(0) << ";\n";
+      code.Line(CType(InInfo(0).type) + " *out = " + Out(0) + ";");
       std::string offset = "0";
-      std::string indent = "      ";
       for (std::size_t a = 0; a < last; a++) {
          const std::string i = "i" + std::to_string(a);
-         code << indent << "for (std::size_t " << i << " = 0; " << i << " < " << outShape[a].GetVal() << "; " << i
-              << "++) {\n";
-         indent += "   ";
-         code << indent << "const std::size_t off" << a << " = (" << offset << " + " << Position(a, i, dynamic)
-              << ") * " << Product(inShape, a + 1, a + 2) << ";\n";
+         code.Loop(i, outShape[a].GetVal(), "std::size_t");
+         code.Line("const std::size_t off" + std::to_string(a) + " = (" + offset + " + " + Position(a, i, dynamic) +
+                   ") * " + Product(inShape, a + 1, a + 2) + ";");
          offset = "off" + std::to_string(a);
       }
       const std::string start = dynamic[last] ? StartName(last) : std::to_string(fStarts[last]);
+      const std::string type = CType(InInfo(0).type);
       if (fSteps[last] == 1) {
-         code << indent << "const " << CType(InInfo(0).type) << " *src = " << In(0) << " + (" << offset << " + "
-              << start << ") * " << block << ";\n";
-         code << indent << "out = std::copy(src, src + " << fSizes[last] << " * " << block << ", out);\n";
+         code.Line("const " + type + " *src = " + In(0) + " + (" + offset + " + " + start + ") * " + block + ";");
+         code.Line("out = std::copy(src, src + " + std::to_string(fSizes[last]) + " * " + block + ", out);");
       } else {
-         code << indent << "for (std::size_t k = 0; k < " << fSizes[last] << "; k++) {\n";
-         code << indent << "   const " << CType(InInfo(0).type) << " *src = " << In(0) << " + (" << offset << " + "
-              << start << " + k * " << fSteps[last] << ") * " << block << ";\n";
-         code << indent << "   out = std::copy(src, src + " << block << ", out);\n";
-         code << indent << "}\n";
+         code.Loop("k", std::to_string(fSizes[last]), "std::size_t");
+         code.Line("const " + type + " *src = " + In(0) + " + (" + offset + " + " + start + " + k * " +
+                   std::to_string(fSteps[last]) + ") * " + block + ";");
+         code.Line("out = std::copy(src, src + " + block + ", out);");
+         code.Close();
       }
-      for (std::size_t a = 0; a < last; a++) {
-         indent.resize(indent.size() - 3);
-         code << indent << "}\n";
-      }
-      code << "   }\n";
-      return code.str();
+      code.Close(last);
+      code.Close();
+      return code.Str();
    }
 
 private:
@@ -196,9 +191,9 @@ protected:
       const auto &update = InInfo(1).shape;
       const std::size_t rank = shape.size();
       std::vector<std::string> start(rank);
-      std::ostringstream code;
-      code << "   {\n";
-      code << "      std::copy(" << In(0) << ", " << In(0) << " + " << Length(shape) << ", " << Out(0) << ");\n";
+      codegen::Code code;
+      code.OpenScope();
+      code.Line("std::copy(" + In(0) + ", " + In(0) + " + " + Length(shape) + ", " + Out(0) + ");");
       for (std::size_t a = 0; a < rank; a++) {
          const std::int64_t hi = shape[a].isParam ? 0 : static_cast<std::int64_t>(shape[a].dim - update[a].dim);
          start[a] = std::to_string(std::clamp<std::int64_t>(fStarts[a], 0, hi));
@@ -207,8 +202,8 @@ protected:
          const auto a = static_cast<std::size_t>(fDynamicAxes[j]);
          const std::int64_t hi = shape[a].isParam ? 0 : static_cast<std::int64_t>(shape[a].dim - update[a].dim);
          start[a] = StartName(a);
-         code << "      const std::int64_t " << start[a] << " = std::clamp<std::int64_t>(static_cast<std::int64_t>("
-              << In(j + 2) << "[0]), 0, " << hi << ");\n";
+         code.Line("const std::int64_t " + start[a] + " = std::clamp<std::int64_t>(static_cast<std::int64_t>(" +
+                   In(j + 2) + "[0]), 0, " + std::to_string(hi) + ");");
       }
       // the trailing axes the update covers whole form one contiguous run in both tensors
       std::size_t last = rank; // the last axis the update does not cover whole
@@ -216,32 +211,26 @@ protected:
          if (!(shape[a] == update[a]))
             last = a;
       if (last == rank) {
-         code << "      std::copy(" << In(1) << ", " << In(1) << " + " << Length(update) << ", " << Out(0) << ");\n   }\n";
-         return code.str();
+         code.Line("std::copy(" + In(1) + ", " + In(1) + " + " + Length(update) + ", " + Out(0) + ");");
+         code.Close();
+         return code.Str();
       }
       const std::string block = Product(shape, last + 1, rank);
-      code << "      const " << CType(InInfo(1).type) << " *src = " << In(1) << ";\n";
+      code.Line("const " + CType(InInfo(1).type) + " *src = " + In(1) + ";");
       std::string offset = "0";
-      std::string indent = "      ";
       for (std::size_t a = 0; a < last; a++) {
          const std::string i = "i" + std::to_string(a);
-         code << indent << "for (std::size_t " << i << " = 0; " << i << " < " << update[a].GetVal() << "; " << i
-              << "++) {\n";
-         indent += "   ";
-         code << indent << "const std::size_t off" << a << " = (" << offset << " + " << start[a] << " + " << i
-              << ") * " << Product(shape, a + 1, a + 2) << ";\n";
+         code.Loop(i, update[a].GetVal(), "std::size_t");
+         code.Line("const std::size_t off" + std::to_string(a) + " = (" + offset + " + " + start[a] + " + " + i +
+                   ") * " + Product(shape, a + 1, a + 2) + ";");
          offset = "off" + std::to_string(a);
       }
-      code << indent << "const std::size_t n = " << update[last].dim << " * " << block << ";\n";
-      code << indent << "std::copy(src, src + n, " << Out(0) << " + (" << offset << " + " << start[last] << ") * "
-           << block << ");\n";
-      code << indent << "src += n;\n";
-      for (std::size_t a = 0; a < last; a++) {
-         indent.resize(indent.size() - 3);
-         code << indent << "}\n";
-      }
-      code << "   }\n";
-      return code.str();
+      code.Line("const std::size_t n = " + std::to_string(update[last].dim) + " * " + block + ";");
+      code.Line("std::copy(src, src + n, " + Out(0) + " + (" + offset + " + " + start[last] + ") * " + block + ");");
+      code.Line("src += n;");
+      code.Close(last);
+      code.Close();
+      return code.Str();
    }
 
 private:

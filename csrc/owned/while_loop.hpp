@@ -25,7 +25,7 @@
 
 namespace jax2sofie {
 
-class J2S_While final : public OwnedOperator {
+class WhileOperator final : public OwnedOperator {
 public:
    struct SubModel {
       std::string name;                  // the model's name: its code is in namespace SOFIE_<name>
@@ -39,7 +39,7 @@ public:
       std::string where; // the user's line of the loop, for the run-time error
    };
 
-   J2S_While(Spec spec, std::vector<std::string> inputs, std::vector<std::string> outputs)
+   WhileOperator(Spec spec, std::vector<std::string> inputs, std::vector<std::string> outputs)
       : OwnedOperator("J2S_While", std::move(inputs), std::move(outputs)), fS(std::move(spec))
    {
       if (fS.bodyOutputs.size() != fOutputs.size())

@@ -1,5 +1,6 @@
 """Rules for primitives that only move or replicate data: reshape, squeeze, broadcast, transpose, pad,
-rev, tile, split, stack, unstack, iota (pad/rev/tile/split are project-owned ops, csrc/owned/indexing.hpp)."""
+rev, tile, split, stack, unstack, iota (pad/rev/tile/split are project-owned ops: csrc/owned/pad.hpp,
+reverse.hpp, tile.hpp, split.hpp)."""
 from __future__ import annotations
 
 import numpy as np
