@@ -353,6 +353,16 @@ def linalg_cases():
                    "generated code copies C into Y and forces beta to 1, ignoring the beta attribute"),
         Case("g_Gemm_bias_row", {"x": x}, [node("Gemm", "dense", ["x", "w", "b"], ["y"])], {"y": x @ w + b},
              weights={"w": w, "b": b.reshape(1, 4)}),
+        # J2S_BatchedMatMul: plain (batch..., M, K) x (batch..., K, N); and attention heads read where they
+        # lie: queries [b, s, h, d] and keys [b, k, h, d] to scores [b, h, s, k] with no transpose
+        Case("g_J2S_BatchedMatMul_plain", {"a": (ba := f32(2, 3, 5, 4)), "b": (bb := f32(2, 3, 4, 6))},
+             [node("J2S_BatchedMatMul", "bmm", ["a", "b"], ["y"], a_axes=[0, 1, 2, 3], b_axes=[0, 1, 2, 3],
+                   out_axes=[0, 1, 2, 3])],
+             {"y": ba @ bb}),
+        Case("g_J2S_BatchedMatMul_heads", {"q": (bq := f32(2, 5, 3, 4)), "k": (bk := f32(2, 6, 3, 4))},
+             [node("J2S_BatchedMatMul", "bmm", ["q", "k"], ["y"], a_axes=[0, 2, 1, 3], b_axes=[0, 2, 3, 1],
+                   out_axes=[0, 1, 2, 3])],
+             {"y": np.einsum("bshd,bkhd->bhsk", bq, bk)}),
         # J2S_Dense: one row (sgemv path), rank-3 rows (sgemm path over 2*3 rows), no bias, sigmoid
         Case("g_J2S_Dense_gemv_relu", {"v": (dv := f32(1, 5))},
              [node("J2S_Dense", "dense", ["v", "w", "b"], ["y"], dtype="float32", activation="relu")],
@@ -644,12 +654,12 @@ def conv_and_slice_cases():
     yd = np.clip(_conv_nhwc_reference(xd, full, bd, strides=(1, 2), pads=((1, 1), (0, 2)), dilations=(1, 1)), 0, 6)
     # J2S_ConvTransposeNHWC: input dilation (2, 3), uneven pads, a residual; and one output channel
     xt, wt, bt = f32(2, 4, 5, 3), f32(3, 4, 3, 5), f32(5)
-    xd = np.zeros((2, 7, 13, 3), np.float32)
-    xd[:, ::2, ::3] = xt
-    yt = _conv_nhwc_reference(xd, wt, bt, strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
+    xt_dilated = np.zeros((2, 7, 13, 3), np.float32)
+    xt_dilated[:, ::2, ::3] = xt
+    yt = _conv_nhwc_reference(xt_dilated, wt, bt, strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
     rt = f32(*yt.shape)
     wt1 = f32(3, 4, 3, 1)
-    yt1 = _conv_nhwc_reference(xd, wt1, bt[:1], strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
+    yt1 = _conv_nhwc_reference(xt_dilated, wt1, bt[:1], strides=(1, 1), pads=((2, 1), (1, 2)), dilations=(1, 1))
     return [
         Case("v_J2S_Conv_bias_relu", {"x": x}, [node("J2S_Conv", "c", ["x", "w", "b"], ["y"], strides=[1, 1],
                                                       pads=[1, 1, 1, 1], dilations=[1, 1], lhs_dilations=[1, 1],
