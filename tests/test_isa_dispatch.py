@@ -61,6 +61,15 @@ def _build_and_run(directory: Path, flags: list[str]) -> None:
     assert run.returncode == 0, (flags, run.stdout, run.stderr)
 
 
+def _build_and_run_at_every_level(directory: Path) -> None:
+    """Each J2S_MAX_ISA cap at -O2, then the builds users make for a grid's baseline and for this CPU."""
+    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
+    if X86:
+        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
+    for flags in builds:
+        _build_and_run(directory, flags)
+
+
 @pytest.mark.parametrize("batch", [1, 16])
 def test_every_level_and_build_matches_jax(batch, tmp_path):
     directory = _written(tmp_path, batch)
@@ -68,11 +77,7 @@ def test_every_level_and_build_matches_jax(batch, tmp_path):
     assert header.count("jax2sofie J2S_ConvDepthwise") == 2
     for level in ("avx512", "avx2", "base"):
         assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
-    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
-    if X86:
-        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
-    for flags in builds:
-        _build_and_run(directory, flags)
+    _build_and_run_at_every_level(directory)
 
 
 def test_identical_operators_share_one_kernel(tmp_path):
@@ -131,11 +136,7 @@ def test_conv_transpose_every_level_and_build_matches_jax(batch, tmp_path):
     header = (directory / f"{directory.name}.hxx").read_text()
     for level in ("avx512", "avx2", "base"):  # the two convolutions' kernels and the sigmoid's
         assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) == 3, level
-    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
-    if X86:
-        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
-    for flags in builds:
-        _build_and_run(directory, flags)
+    _build_and_run_at_every_level(directory)
 
 
 def _attention(p, x):
@@ -162,8 +163,4 @@ def test_attention_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     header = (directory / f"{model.name}.hxx").read_text()
     for level in ("avx512", "avx2", "base"):
         assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
-    builds = [["-O2", f"-DJ2S_MAX_ISA={cap}"] for cap in (0, 1, 2)]
-    if X86:
-        builds += [["-O2", "-march=x86-64-v3"], ["-O3", "-march=native"]]
-    for flags in builds:
-        _build_and_run(directory, flags)
+    _build_and_run_at_every_level(directory)
