@@ -27,8 +27,8 @@ def mlp_params():
 
 
 def mixed(p, x, n):
-    """Two inputs and two outputs of different dtypes (SOFIE's infer returns a std::tuple); the product
-    of two computed matrices stays SOFIE's Gemm, which calls BLAS's sgemm_."""
+    """Two inputs and two outputs of different dtypes (SOFIE's infer returns a std::tuple); the dense
+    layer over the batch's rows calls BLAS's sgemm_."""
     return jax.nn.tanh(x @ p["w"]) @ jnp.swapaxes(x, 1, 2), (n * 3 - 1).sum(axis=1)
 
 
