@@ -111,7 +111,7 @@ protected:
       out << ind << "float *y = " << Out(0) << " + n * " << Prod(fY) * o << ";\n";
       out << ind << "const float *xp = x;\n";
       if (Padded())
-         out << PaddedCopy(pstride, ind);
+         out << PaddedCopyCode(fS, fC, fP.pads, pstride, ind);
       std::string rowOffset = "0", pixel = "0";
       for (std::size_t i = 0; i + 1 < d; i++) {
          const std::string yi = "y" + std::to_string(i);
@@ -231,30 +231,6 @@ private:
       out << in << "}\n";
       if (fM > 1)
          out << ind << "}\n";
-      return out.str();
-   }
-
-   /// Copies the input into the padded buffer's interior: one run of S_last * C floats per outer position.
-   std::string PaddedCopy(const std::vector<std::int64_t> &pstride, const std::string &ind) const
-   {
-      const std::size_t d = fD;
-      std::vector<std::int64_t> sstride = RowMajorStrides(fS);
-      for (auto &s : sstride)
-         s *= fC;
-      std::int64_t offset = 0; // of the interior's first element
-      for (std::size_t i = 0; i < d; i++)
-         offset += fP.pads[i] * pstride[i];
-      std::ostringstream out;
-      out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
-      std::string src = "0", dst = "0";
-      for (std::size_t i = 0; i + 1 < d; i++) {
-         const std::string v = "i" + std::to_string(i);
-         out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << fS[i] << "; " << v << "++)\n";
-         src += " + " + v + " * " + std::to_string(sstride[i]);
-         dst += " + " + v + " * " + std::to_string(pstride[i]);
-      }
-      out << ind << "   std::memcpy(pad + " << dst << ", x + " << src << ", " << fS[d - 1] * fC << " * sizeof(float));\n";
-      out << ind << "xp = j2s_pad;\n" << ind << "}\n";
       return out.str();
    }
 

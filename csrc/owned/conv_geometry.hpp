@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -103,6 +104,35 @@ inline void CheckResidual(const std::string &kind, SOFIE::ETensorType type, cons
    if (type != SOFIE::ETensorType::FLOAT || r.size() != y.size() || !std::equal(y.begin() + 1, y.end(), r.begin() + 1))
       throw std::runtime_error(kind + ": the residual must be float32 of the output's shape " +
                                SOFIE::ConvertDimShapeToString(y));
+}
+
+/// Code that copies a channels-last input x [S..., C] into the interior of the zero-bordered buffer
+/// j2s_pad (strides `pstride`, in floats; the interior starts at padLo[i] along spatial axis i, only the
+/// first S.size() entries of padLo are read) and points xp at it: one memcpy of S_last * C floats per
+/// outer position. Shared by the channels-last convolutions (ConvNHWC, ConvDepthwise, ConvTransposeNHWC).
+inline std::string PaddedCopyCode(const std::vector<std::int64_t> &S, std::int64_t C,
+                                  const std::vector<std::int64_t> &padLo, const std::vector<std::int64_t> &pstride,
+                                  const std::string &ind)
+{
+   const std::size_t d = S.size();
+   std::vector<std::int64_t> sstride = RowMajorStrides(S);
+   for (auto &s : sstride)
+      s *= C;
+   std::int64_t offset = 0; // of the interior's first element
+   for (std::size_t i = 0; i < d; i++)
+      offset += padLo[i] * pstride[i];
+   std::ostringstream out;
+   out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
+   std::string src = "0", dst = "0";
+   for (std::size_t i = 0; i + 1 < d; i++) {
+      const std::string v = "i" + std::to_string(i);
+      out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << S[i] << "; " << v << "++)\n";
+      src += " + " + v + " * " + std::to_string(sstride[i]);
+      dst += " + " + v + " * " + std::to_string(pstride[i]);
+   }
+   out << ind << "   std::memcpy(pad + " << dst << ", x + " << src << ", " << S[d - 1] * C << " * sizeof(float));\n";
+   out << ind << "xp = j2s_pad;\n" << ind << "}\n";
+   return out.str();
 }
 
 /// The statement `a = min(a, 6)` for vector `a` of `width` floats, after VectorRelu: ReLU6, the

@@ -119,7 +119,7 @@ protected:
          out << ind << "const float *r = " << In(3) << " + n * " << yprod * fO << ";\n";
       out << ind << "const float *xp = x;\n" << ind << "(void)xp;\n" << ind << "(void)j2s_w;\n";
       if (Padded())
-         out << PaddedCopy(ind);
+         out << PaddedCopyCode(fS, fC, fPadLo, PaddedStrides(), ind);
       // every combination of one phase per axis, the last axis fastest
       std::vector<std::size_t> phase(d, 0);
       while (true) {
@@ -408,31 +408,6 @@ private:
    {
       return "#if defined(__GNUC__) || defined(__clang__)\n" + a + " += " + w + " * " + x + ";\n#else\nfor (int l = 0; l < " +
              std::to_string(width) + "; l++) " + a + "[l] += " + w + "[l] * " + x + "[l];\n#endif\n";
-   }
-
-   /// Copies the input into the padded buffer's interior: one run of S_last * C floats per outer position.
-   std::string PaddedCopy(const std::string &ind) const
-   {
-      const std::size_t d = fD;
-      const std::vector<std::int64_t> pstride = PaddedStrides();
-      std::vector<std::int64_t> sstride = RowMajorStrides(fS);
-      for (auto &s : sstride)
-         s *= fC;
-      std::int64_t offset = 0;
-      for (std::size_t i = 0; i < d; i++)
-         offset += fPadLo[i] * pstride[i];
-      std::ostringstream out;
-      out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
-      std::string src = "0", dst = "0";
-      for (std::size_t i = 0; i + 1 < d; i++) {
-         const std::string v = "i" + std::to_string(i);
-         out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << fS[i] << "; " << v << "++)\n";
-         src += " + " + v + " * " + std::to_string(sstride[i]);
-         dst += " + " + v + " * " + std::to_string(pstride[i]);
-      }
-      out << ind << "   std::memcpy(pad + " << dst << ", x + " << src << ", " << fS[d - 1] * fC << " * sizeof(float));\n";
-      out << ind << "xp = j2s_pad;\n" << ind << "}\n";
-      return out.str();
    }
 
    bool Padded() const
