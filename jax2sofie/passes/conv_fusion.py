@@ -89,24 +89,25 @@ def fuse_conv_affine(graph: Graph) -> Graph:
     return graph
 
 
+def _is_scalar_op_of(node: Node, y: Value, op: str, scalar: float) -> bool:
+    """op(y, c) or op(c, y) for a constant scalar c == `scalar`, of y's own shape."""
+    if node.op != op or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
+        return False
+    other = node.inputs[1] if node.inputs[0] is y else node.inputs[0] if node.inputs[1] is y else None
+    return (other is not None and other.is_const and other.size == 1
+            and float(np.asarray(other.const).ravel()[0]) == scalar)
+
+
 def _is_relu_of(node: Node, y: Value) -> bool:
     """Relu(y), or max(y, 0) as jax.nn.relu traces."""
     if node.op == "Relu":
         return node.inputs[0] is y
-    if node.op != "Max" or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
-        return False
-    other = node.inputs[1] if node.inputs[0] is y else node.inputs[0] if node.inputs[1] is y else None
-    return (other is not None and other.is_const and other.size == 1
-            and float(np.asarray(other.const).ravel()[0]) == 0.0)
+    return _is_scalar_op_of(node, y, "Max", 0.0)
 
 
 def _is_min_six_of(node: Node, y: Value) -> bool:
     """min(y, 6) (the upper half of jax.nn.relu6 = min(max(x, 0), 6))."""
-    if node.op != "Min" or len(node.inputs) != 2 or node.outputs[0].shape != y.shape:
-        return False
-    other = node.inputs[1] if node.inputs[0] is y else node.inputs[0] if node.inputs[1] is y else None
-    return (other is not None and other.is_const and other.size == 1
-            and float(np.asarray(other.const).ravel()[0]) == 6.0)
+    return _is_scalar_op_of(node, y, "Min", 6.0)
 
 
 def _scale_kernel(conv: Node, w: Value, scale: np.ndarray) -> np.ndarray:
