@@ -109,7 +109,7 @@ _TABLE = [
     _unary("Asinh", "std::asinh({0})"),
     _unary("Acosh", "std::acosh({0})"),
     _unary("Atanh", "std::atanh({0})"),
-    _unary("Erf", "std::erf({0})"),
+    _unary("Erf", "@erf", fused_alone=True),
     _unary("Tanh", "@tanh", fused_alone=True, primitives=("tanh",)),
     _unary("Sigmoid", "@sigmoid", fused_alone=True, primitives=("logistic",)),
     _unary("Relu", "({0} > 0 ? {0} : 0.0f)"),  # SOFIE's Relu: ((x > 0) ? x : 0)

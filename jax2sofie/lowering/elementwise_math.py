@@ -151,6 +151,7 @@ def reduce_precision(ctx: LoweringContext, x: Value, *, exponent_bits: int, mant
 
 
 # -- catalog cases (tests/test_catalog.py compiles and checks each) ---------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
@@ -163,6 +164,17 @@ def _unit(x):
 
 
 case("erf_erfc", lambda p, x: lax.erf(x) + 2.0 * lax.erfc(x), f32(3, 7))
+
+
+def _erf_erfc_range(p, x):
+    """erf, erfc and erf-GELU (vectorisable expressions of ops/expressions.py) over [-12, 12], where
+    erfc runs down to its last subnormals, on tiny arguments, at +-0.0, +-inf and NaN."""
+    spread = jnp.concatenate([x * 4.0, x * 1e-20, x * 0.0, -(x * 0.0), jnp.where(x > 1.0, jnp.inf, -jnp.inf),
+                              jnp.where(x > 0.0, jnp.nan, x), jnp.clip(x * 4.0, -12.0, 12.0) + 8.0])
+    return lax.erf(spread), lax.erfc(spread), jax.nn.gelu(spread, approximate=False)
+
+
+case("erf_erfc_range", _erf_erfc_range, f32(4, 16))
 case("erf_inv", lambda p, x: lax.erf_inv(_unit(x)), f32(4, 9))
 case("log1p_expm1", lambda p, x, y: jnp.log1p(y) - jnp.expm1(x), f32(5, 3), positive(5, 3))
 case("exp2_cbrt", lambda p, x: jnp.exp2(x) + jnp.cbrt(x), f32(2, 11))

@@ -8,10 +8,10 @@ keeps its intermediates in registers.
 
 What fuses: the float32 operators with a `fusion` expression in the operator table, ir/operators.py
 (FLOAT_TEMPLATES here; their expressions are written exactly as SOFIE's own code computes them, so
-the numbers do not change; except tanh, exp and sigmoid, which
-become the vectorisable expressions of ops/expressions.py, within 3.7e-7 absolute (tanh) and
-1.5e-7 relative (exp, sigmoid) of the exact functions, also where they stand alone: SOFIE's code
-calls libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
+the numbers do not change; except tanh, exp, sigmoid and erf, which become the vectorisable
+expressions of ops/expressions.py, within 3.7e-7 absolute (tanh), 1.5e-7 relative (exp, sigmoid)
+and 1.7e-7 relative (erf) of the exact functions, also where they stand alone: SOFIE's code calls
+libm per element) and J2S_Elementwise nodes (their expression attribute is inlined as it is).
 An intermediate is inlined only when it is float32, not a graph output, read only by nodes of one
 group, and of that group's output shape (so no intermediate is broadcast, and every input of the
 group broadcasts to the group's output like numpy). A node that
@@ -29,14 +29,14 @@ import numpy as np
 
 from ..ir import Graph, Node, Value
 from ..ir.operators import OPERATORS, names
-from ..ops.expressions import (FASTER_ALONE, ExpressionBuilder, exp_expression, operand, sigmoid_expression,
-                               tanh_expression)
+from ..ops.expressions import (FASTER_ALONE, ExpressionBuilder, erf_expression, exp_expression, operand,
+                               sigmoid_expression, tanh_expression)
 
 MAX_GROUP = 32
 
 # the expressions an operator table entry names as "@name" (the vectorisable forms of libm calls)
 _NAMED_EXPRESSIONS: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
-    "tanh": tanh_expression, "exp": exp_expression, "sigmoid": sigmoid_expression,
+    "tanh": tanh_expression, "exp": exp_expression, "sigmoid": sigmoid_expression, "erf": erf_expression,
 }
 
 
@@ -54,7 +54,7 @@ def _template(fusion: str) -> Callable[[ExpressionBuilder, Sequence[str]], str]:
 
 
 # float32 operator -> its expression over argument expressions, as SOFIE's generated code has it;
-# except Tanh, Exp and Sigmoid, the vectorisable expressions of expressions.py (libm in SOFIE)
+# except Tanh, Exp, Sigmoid and Erf, the vectorisable expressions of expressions.py (libm in SOFIE)
 FLOAT_TEMPLATES: dict[str, Callable[[ExpressionBuilder, Sequence[str]], str]] = {
     name: _template(OPERATORS[name].fusion) for name in sorted(names(fusion=True))
 }
