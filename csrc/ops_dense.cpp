@@ -26,7 +26,8 @@ OpPtr MakeDense(const Node &n)
 
 // J2S_BatchedMatMul: inputs [A, B]; Y = the products of the matrices of A and B along their batch axes.
 //   a_axes (A's axes as batch..., rows, cols; its other axes of size 1), b_axes (B's, alike), out_axes
-//   (for each output axis its place in batch..., rows of A, cols of B, or -1 for a unit axis). float32
+//   (for each output axis its place in batch..., rows of A, cols of B, or -1 for a unit axis), a_fixed,
+//   b_fixed (optional: (axis, index) pairs, an operand's other axes read at one index). float32
 //   only; the rows and cols must be fixed sizes (owned/batched_matmul.hpp).
 OpPtr MakeBatchedMatMul(const Node &n)
 {
@@ -34,7 +35,8 @@ OpPtr MakeBatchedMatMul(const Node &n)
    n.ExpectOutputs(1);
    try {
       return std::make_unique<BatchedMatMulOperator>(n.inputs[0], n.inputs[1], n.Output(), n.Ints("a_axes"),
-                                                 n.Ints("b_axes"), n.Ints("out_axes"));
+                                                 n.Ints("b_axes"), n.Ints("out_axes"), n.Ints("a_fixed", {}),
+                                                 n.Ints("b_fixed", {}));
    } catch (const std::runtime_error &e) {
       throw NodeError(e.what());
    }

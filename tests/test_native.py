@@ -363,6 +363,11 @@ def linalg_cases():
              [node("J2S_BatchedMatMul", "bmm", ["q", "k"], ["y"], a_axes=[0, 2, 1, 3], b_axes=[0, 2, 3, 1],
                    out_axes=[0, 1, 2, 3])],
              {"y": np.einsum("bshd,bkhd->bhsk", bq, bk)}),
+        # a fused QKV projection [b, s, 3, h, d]: queries at index 0 and keys at index 1 of axis 2
+        Case("g_J2S_BatchedMatMul_fixed_index", {"qkv": (bqkv := f32(2, 5, 3, 2, 4))},
+             [node("J2S_BatchedMatMul", "bmm", ["qkv", "qkv"], ["y"], a_axes=[0, 3, 1, 4], b_axes=[0, 3, 4, 1],
+                   out_axes=[0, 1, 2, 3], a_fixed=[2, 0], b_fixed=[2, 1])],
+             {"y": np.einsum("bshd,bkhd->bhsk", bqkv[:, :, 0], bqkv[:, :, 1])}),
         # J2S_Dense: one row (sgemv path), rank-3 rows (sgemm path over 2*3 rows), no bias, sigmoid
         Case("g_J2S_Dense_gemv_relu", {"v": (dv := f32(1, 5))},
              [node("J2S_Dense", "dense", ["v", "w", "b"], ["y"], dtype="float32", activation="relu")],

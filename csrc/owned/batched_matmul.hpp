@@ -8,6 +8,9 @@
 // (batch..., m, k) and B's (batch..., k, n) are at the strides of the axes the node names (the axes
 // it does not name must have size 1: flax's nnx attention carries one), and the output's axes are any
 // order of (batch..., M, N) and unit axes (out_axes), so no Transpose is left around the product.
+// An operand may also be read at a fixed index of an axis it does not name (a_fixed, b_fixed): the
+// query, key and value of a fused QKV projection are then read from the one [3, b, h, s, dh] tensor
+// (or its untransposed source) instead of three copies.
 // The kernel is compiled once per instruction-set level (codegen::KernelFunctions): per matrix, B is
 // copied into a (K, N) row-major block when its N axis is not contiguous (K^T of the scores), then
 // rows of A are taken a few at a time and each B row loaded once for all of them, into vector
@@ -22,12 +25,16 @@ namespace jax2sofie {
 class BatchedMatMulOperator final : public OwnedOperator {
 public:
    /// aAxes: A's axes (batch..., m, k); bAxes: B's (batch..., k, n); outAxes: for each output axis,
-   /// which of (batch..., m, n) it is, or -1 for an axis of size 1.
+   /// which of (batch..., m, n) it is, or -1 for an axis of size 1. aFixed, bFixed: pairs (axis,
+   /// index) flattened, the index at which an operand's axis outside aAxes/bAxes is read.
    BatchedMatMulOperator(std::string a, std::string b, std::string y, std::vector<std::int64_t> aAxes,
-                     std::vector<std::int64_t> bAxes, std::vector<std::int64_t> outAxes)
+                     std::vector<std::int64_t> bAxes, std::vector<std::int64_t> outAxes,
+                     std::vector<std::int64_t> aFixed = {}, std::vector<std::int64_t> bFixed = {})
       : OwnedOperator("J2S_BatchedMatMul", {std::move(a), std::move(b)}, {std::move(y)}), fAAxes(std::move(aAxes)),
-        fBAxes(std::move(bAxes)), fOutAxes(std::move(outAxes))
+        fBAxes(std::move(bAxes)), fOutAxes(std::move(outAxes)), fAFixed(std::move(aFixed)), fBFixed(std::move(bFixed))
    {
+      if (fAFixed.size() % 2 != 0 || fBFixed.size() % 2 != 0)
+         throw std::runtime_error("J2S_BatchedMatMul: a_fixed and b_fixed must be (axis, index) pairs");
       if (fAAxes.size() < 2 || fAAxes.size() != fBAxes.size())
          throw std::runtime_error("J2S_BatchedMatMul: a_axes and b_axes must name (batch..., rows, cols) alike, got " +
                                   std::to_string(fAAxes.size()) + " and " + std::to_string(fBAxes.size()) + " axes");
@@ -48,7 +55,8 @@ protected:
       const auto &a = in.at(0), &b = in.at(1);
       if (a.type != SOFIE::ETensorType::FLOAT || b.type != SOFIE::ETensorType::FLOAT)
          throw std::runtime_error("J2S_BatchedMatMul is float32 only");
-      for (auto [axes, rank, what] : {std::tuple{&fAAxes, a.shape.size(), "a_axes"}, {&fBAxes, b.shape.size(), "b_axes"}}) {
+      for (auto [axes, fixed, rank, what] : {std::tuple{&fAAxes, &fAFixed, a.shape.size(), "a_axes"},
+                                             {&fBAxes, &fBFixed, b.shape.size(), "b_axes"}}) {
          std::vector<std::int64_t> sorted = *axes;
          std::sort(sorted.begin(), sorted.end());
          if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() || sorted.front() < 0 ||
@@ -56,11 +64,18 @@ protected:
             throw std::runtime_error(std::string("J2S_BatchedMatMul: ") + what + " must list distinct axes of the operand's " +
                                      std::to_string(rank));
          const auto &shape = axes == &fAAxes ? a.shape : b.shape;
+         for (std::size_t i = 0; i < fixed->size(); i += 2) {
+            const std::int64_t d = (*fixed)[i], index = (*fixed)[i + 1];
+            if (d < 0 || d >= static_cast<std::int64_t>(rank) || std::binary_search(sorted.begin(), sorted.end(), d) ||
+                shape[d].isParam || index < 0 || index >= static_cast<std::int64_t>(shape[d].dim))
+               throw std::runtime_error(std::string("J2S_BatchedMatMul: fixed index ") + std::to_string(index) +
+                                        " of axis " + std::to_string(d) + " is not an index of a fixed-size axis outside " + what);
+         }
          for (std::size_t d = 0; d < rank; d++)
             if (!std::binary_search(sorted.begin(), sorted.end(), static_cast<std::int64_t>(d)) &&
-                (shape[d].isParam || shape[d].dim != 1))
+                FixedIndex(*fixed, d) < 0 && (shape[d].isParam || shape[d].dim != 1))
                throw std::runtime_error(std::string("J2S_BatchedMatMul: axis ") + std::to_string(d) +
-                                        " of an operand is not in " + what + " and not of size 1");
+                                        " of an operand is not in " + what + ", not of size 1 and not read at a fixed index");
       }
       const std::size_t nb = fAAxes.size() - 2;
       for (std::size_t i = 0; i < nb; i++)
@@ -113,6 +128,10 @@ protected:
 
       Code c(1);
       std::vector<std::string> aOff, bOff, yOff;
+      for (std::size_t i = 0; i < fAFixed.size(); i += 2)
+         aOff.push_back(Scaled(std::to_string(fAFixed[i + 1]), aStrides[fAFixed[i]]));
+      for (std::size_t i = 0; i < fBFixed.size(); i += 2)
+         bOff.push_back(Scaled(std::to_string(fBFixed[i + 1]), bStrides[fBFixed[i]]));
       for (std::size_t i = 0; i < nb; i++) {
          const std::string v = "j2s_b" + std::to_string(i);
          c.Loop(v, fLogical[i].GetVal());
@@ -203,6 +222,15 @@ private:
       c.Close();
    }
 
+   /// The index at which axis d is read (a_fixed/b_fixed), or -1.
+   static std::int64_t FixedIndex(const std::vector<std::int64_t> &fixed, std::size_t d)
+   {
+      for (std::size_t i = 0; i < fixed.size(); i += 2)
+         if (fixed[i] == static_cast<std::int64_t>(d))
+            return fixed[i + 1];
+      return -1;
+   }
+
    static bool SameDim(const SOFIE::Dim &x, const SOFIE::Dim &y)
    {
       return x.isParam == y.isParam && (x.isParam ? x.param == y.param : x.dim == y.dim);
@@ -216,7 +244,7 @@ private:
       return static_cast<std::int64_t>(d.dim);
    }
 
-   std::vector<std::int64_t> fAAxes, fBAxes, fOutAxes;
+   std::vector<std::int64_t> fAAxes, fBAxes, fOutAxes, fAFixed, fBFixed;
    std::vector<SOFIE::Dim> fLogical;
    std::int64_t fM = 0, fK = 0, fN = 0;
 };

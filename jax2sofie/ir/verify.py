@@ -69,9 +69,14 @@ def _check_batched_matmul(node: Node) -> str | None:
     a, b = node.inputs
     a_axes, b_axes = list(node.attrs.get("a_axes", [])), list(node.attrs.get("b_axes", []))
     out_axes = list(node.attrs.get("out_axes", []))
-    for x, axes in ((a, a_axes), (b, b_axes)):
+    for x, axes, key in ((a, a_axes, "a_fixed"), (b, b_axes, "b_fixed")):
+        flat = list(node.attrs.get(key, []))
+        fixed = dict(zip(flat[0::2], flat[1::2]))
+        if any(d in axes or not 0 <= d < x.rank or not isinstance(x.shape[d], int) or not 0 <= i < x.shape[d]
+               for d, i in fixed.items()):
+            return f"{key} {flat} is not (axis, index) pairs of {list(x.shape)} outside {axes}"
         if len(set(axes)) != len(axes) or not all(0 <= d < x.rank for d in axes) \
-                or any(x.shape[d] != 1 for d in range(x.rank) if d not in axes):
+                or any(x.shape[d] != 1 for d in range(x.rank) if d not in axes and d not in fixed):
             return f"axes {axes} of {list(x.shape)} are not distinct, or leave out an axis not of size 1"
     if len(a_axes) != len(b_axes):
         return f"a_axes {a_axes} and b_axes {b_axes} differ in length"

@@ -176,5 +176,15 @@ case("batched_matmul_strided_rhs_too_wide", lambda p, q, k: jnp.einsum("bqd,bkd-
 case("attention_core_unit_group_axis", lambda p, q, k, v: jnp.einsum(
     "bhgqk,bkhd->bqhgd", jax.nn.softmax(jnp.einsum("bqhgd,bkhd->bhgqk", q, k), axis=-1), v),
     f32(2, 5, 3, 1, 8), f32(2, 7, 3, 8), f32(2, 7, 3, 8))
+# a fused QKV projection split by BERT's reshape/transpose/index (the Transpose and the three slices
+# fold into the products, which read the projection's output at a fixed index of its axis of 3)
+def _fused_qkv_attention(p, x):
+    b, s, _ = x.shape
+    qkv = (x @ p["w"]).reshape(b, s, 3, 2, 8).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    return (jax.nn.softmax(q @ jnp.swapaxes(k, -1, -2) / 4.0, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(b, s, 16)
+
+
+case("attention_fused_qkv", _fused_qkv_attention, f32(2, 6, 16), params={"w": f32(16, 48)})
 case("transpose_of_unit_axes", lambda p, x: jnp.exp(x.transpose(2, 0, 1, 3)) + x.transpose(2, 0, 1, 3),
      f32(2, 3, 1, 4))
