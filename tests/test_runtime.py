@@ -299,6 +299,22 @@ def test_the_harness_template_is_package_data_of_the_imported_package():
     assert "@" not in source and "SOFIE_mlp::Session" in source and '#include "sofie_model.hxx"' in source
 
 
+@pytest.mark.parametrize("name", ["harness.cpp.in", "c_api.h.in", "c_api.cpp.in", "standalone_test.cpp.in"])
+def test_every_cpp_template_is_package_data(name):
+    """The C API and the standalone test are written from templates too: each must be in the package."""
+    from importlib import resources
+
+    assert resources.files("jax2sofie.runtime.templates").joinpath(name).is_file()
+
+
+def test_fill_template_refuses_a_placeholder_without_a_value():
+    from jax2sofie.runtime.templates import fill_template
+
+    with pytest.raises(KeyError, match="placeholders without a value.*'ninfer'"):
+        fill_template("harness.cpp.in", {"abi": 1, "header": "h.hxx", "model": "m", "nshape": 0, "nin": 1,
+                                         "nctor": 0, "ctor": "", "infer": ""})
+
+
 def test_one_place_for_the_flags_of_generated_code(tmp_path):
     """The Makefile, the standalone test's build line and the default build use runtime/build.py's flags."""
     from jax2sofie.runtime.build import BUILDS, DEFAULT_CXXFLAGS, SHARED_LIBRARY_FLAGS, build_flags

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConversionError
+from .templates import fill_template
 from .toolchain import ToolchainError, find_blas, find_compiler
 
 # element type codes of the C API (J2S_* in the header) and the C type each is passed as; booleans
@@ -99,98 +100,6 @@ def interface(name: str, inputs, outputs, batch_param: str | None, weight_file: 
 
 # -- the header -----------------------------------------------------------------------------------------
 
-_HEADER = """/* C API of the SOFIE model {name}, written by jax2sofie. Build the library with `make lib{name}.so`.
- *
- *   {name}_session *s = {name}_create("{weight_example}", {max_batch_example});
- *   if (!s) {{ fprintf(stderr, "%s\\n", {name}_last_error()); return 1; }}
- *   const void *inputs[] = {{{input_example}}};
- *   void *outputs[] = {{{output_example}}};
- *   if ({name}_infer(s, {batch_example}, inputs, outputs) != J2S_OK) fprintf(stderr, "%s\\n", {name}_last_error());
- *   {name}_destroy(s);
- *
- * Inputs:  {input_list}
- * Outputs: {output_list}
- * Shapes are per example; a buffer holds batch x per-example elements, row-major (C order).
- *
- * Threads: a session is not thread-safe. Use one session per thread (each holds its own weights and
- * scratch memory); different sessions may run {name}_infer at the same time. The query functions
- * and {name}_last_error may be called from any thread.
- */
-#ifndef {guard}
-#define {guard}
-
-#include <stdint.h>
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-
-#ifndef JAX2SOFIE_C_API_CODES
-#define JAX2SOFIE_C_API_CODES
-/* status codes of <model>_infer */
-#define J2S_OK 0
-#define J2S_INVALID_ARGUMENT 1 /* a NULL pointer or a batch out of range: nothing was computed */
-#define J2S_INFERENCE_FAILED 2 /* an error during inference (e.g. out of memory): outputs undefined */
-/* element types of inputs and outputs */
-#define J2S_FLOAT32 1
-#define J2S_FLOAT64 2
-#define J2S_INT32 3
-#define J2S_INT64 4
-#define J2S_BOOL 5 /* one byte, 0 or 1 */
-#endif
-
-typedef struct {name}_session {name}_session; /* opaque */
-
-/* A session reading its weights from `weight_path` ({weight_doc}).
- * max_batch: {max_batch_doc}
- * Returns NULL on failure ({name}_last_error() says why, naming a missing weight file). */
-{name}_session *{name}_create(const char *weight_path, int64_t max_batch);
-
-/* Runs the model on `batch` examples. inputs[i] points to batch x per-example elements of input i,
- * outputs[i] to room for as many of output i (see the query functions). Returns J2S_OK or an error
- * status ({name}_last_error() says why). */
-int {name}_infer({name}_session *session, int64_t batch, const void *const *inputs, void *const *outputs);
-
-/* Frees a session (NULL is allowed). */
-void {name}_destroy({name}_session *session);
-
-/* The message of the last failed call in the calling thread ("" if none); valid until this thread's
- * next call of this API. */
-const char *{name}_last_error(void);
-
-/* The largest batch `session` runs: the max_batch it was created with, or a fixed-batch model's batch. */
-int64_t {name}_max_batch(const {name}_session *session);
-
-/* 1 if the model runs any batch up to a session's maximum, 0 if it runs one fixed batch. */
-int {name}_dynamic_batch(void);
-
-/* 1 if dimension 0 of every input and output is the batch; 0 for a fixed-shape model without one,
- * which runs at batch 1 with the whole shapes as per-example shapes. */
-int {name}_has_batch(void);
-
-/* The name of the weight file written with the model ("" when the weights are in the library). */
-const char *{name}_default_weight_file(void);
-
-/* Inputs and outputs: count, name, element type (J2S_FLOAT32, ...), per-example rank and shape.
- * An index out of range gives NULL or -1. */
-int {name}_num_inputs(void);
-int {name}_num_outputs(void);
-const char *{name}_input_name(int i);
-const char *{name}_output_name(int i);
-int {name}_input_dtype(int i);
-int {name}_output_dtype(int i);
-int {name}_input_rank(int i);
-int {name}_output_rank(int i);
-const int64_t *{name}_input_shape(int i);
-const int64_t *{name}_output_shape(int i);
-
-#ifdef __cplusplus
-}}
-#endif
-
-#endif
-"""
-
 
 def _describe(tensors) -> str:
     return ", ".join(f"{t.name} {t.dtype.name}{list(t.shape)}" for t in tensors)
@@ -207,200 +116,15 @@ def c_header(api: Interface) -> str:
         max_batch_example, batch_example = "0", str(api.batch)
     weight_doc = (f"the file {api.weight_file} written with the model" if api.weight_file
                   else "ignored: the weights are in the library; NULL is fine")
-    return _HEADER.format(
+    return fill_template("c_api.h.in", dict(
         name=name, guard=f"SOFIE_{name.upper()}_C_H",
         weight_example=api.weight_file or "", max_batch_example=max_batch_example, batch_example=batch_example,
         input_example=", ".join(t.name for t in api.inputs), output_example=", ".join(t.name for t in api.outputs),
         input_list=_describe(api.inputs), output_list=_describe(api.outputs),
-        weight_doc=weight_doc, max_batch_doc=max_batch_doc)
+        weight_doc=weight_doc, max_batch_doc=max_batch_doc))
 
 
 # -- the implementation ---------------------------------------------------------------------------------
-
-_SOURCE = """// C API of the SOFIE model {name} (see {name}_c.h), written by jax2sofie. Build: make lib{name}.so
-// Every function catches all C++ exceptions: none crosses the C boundary.
-#pragma GCC visibility push(default) // the C API is what the library exports (with {name}_c.map)
-#include "{name}_c.h"
-#pragma GCC visibility pop
-
-#include "{name}.hxx"
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <exception>
-#include <stdexcept>
-#include <string>
-#include <tuple>
-#include <utility>
-#include <vector>
-
-struct {name}_session {{
-   SOFIE_{name}::Session session;
-   int64_t max_batch;
-}};
-
-namespace {{
-
-struct TensorInfo {{
-   const char *name;
-   int dtype;
-   int rank;
-   int64_t shape[{max_rank}]; // per example
-   int64_t size;             // elements per example
-}};
-
-const std::array<TensorInfo, {n_inputs}> kInputs = {{{{{inputs}}}}};
-const std::array<TensorInfo, {n_outputs}> kOutputs = {{{{{outputs}}}}};
-constexpr bool kDynamicBatch = {dynamic};
-constexpr bool kHasBatch = {has_batch};
-constexpr int64_t kFixedBatch = {fixed_batch}; // the batch of a fixed-batch model
-const char *const kWeightFile = "{weight_file}";
-
-// the message of the last failed call, per thread: sessions in other threads do not overwrite it
-thread_local std::string last_error;
-
-int Fail(int status, std::string message)
-{{
-   last_error = std::move(message);
-   return status;
-}}
-
-template <class T>
-void CopyOutput(std::vector<T> const &values, std::size_t index, int64_t batch, void *const *outputs)
-{{
-   const auto expected = static_cast<std::size_t>(batch * kOutputs[index].size);
-   if (values.size() != expected)
-      throw std::length_error(std::string("output ") + kOutputs[index].name + " has " +
-                              std::to_string(values.size()) + " elements, expected " + std::to_string(expected));
-   std::memcpy(outputs[index], values.data(), values.size() * sizeof(T));
-}}
-
-// Session::infer returns std::vector<T> (one output), std::vector<std::vector<T>> (several of one
-// type) or std::tuple<std::vector<T>...> (several types)
-template <class T>
-void CopyOutputs(std::vector<T> const &one, int64_t batch, void *const *outputs)
-{{
-   CopyOutput(one, 0, batch, outputs);
-}}
-
-template <class T>
-void CopyOutputs(std::vector<std::vector<T>> const &several, int64_t batch, void *const *outputs)
-{{
-   if (several.size() != kOutputs.size())
-      throw std::length_error("Session::infer returned " + std::to_string(several.size()) + " outputs");
-   for (std::size_t i = 0; i < several.size(); ++i)
-      CopyOutput(several[i], i, batch, outputs);
-}}
-
-template <class... T>
-void CopyOutputs(std::tuple<std::vector<T>...> const &mixed, int64_t batch, void *const *outputs)
-{{
-   std::size_t i = 0;
-   std::apply([&](auto const &...values) {{ (CopyOutput(values, i++, batch, outputs), ...); }}, mixed);
-}}
-
-template <std::size_t N>
-const TensorInfo *Find(std::array<TensorInfo, N> const &tensors, int i)
-{{
-   return i >= 0 && static_cast<std::size_t>(i) < N ? &tensors[i] : nullptr;
-}}
-
-}} // namespace
-
-extern "C" {{
-
-{name}_session *{name}_create(const char *weight_path, int64_t max_batch)
-{{
-   try {{
-      const int64_t batch = kDynamicBatch ? max_batch : kFixedBatch;
-      if (kDynamicBatch && max_batch < 1) {{
-         Fail(J2S_INVALID_ARGUMENT, "{name}_create: max_batch is " + std::to_string(max_batch) +
-                                        ", a dynamic-batch model needs at least 1");
-         return nullptr;
-      }}
-      if (!kDynamicBatch && max_batch != 0 && max_batch != kFixedBatch) {{
-         Fail(J2S_INVALID_ARGUMENT, "{name}_create: max_batch is " + std::to_string(max_batch) +
-                                        ", the model runs the fixed batch " + std::to_string(kFixedBatch) +
-                                        " (pass 0 or " + std::to_string(kFixedBatch) + ")");
-         return nullptr;
-      }}
-      if (!weight_path && kWeightFile[0] != '\\0') {{
-         Fail(J2S_INVALID_ARGUMENT, std::string("{name}_create: weight_path is NULL; give the path of ") + kWeightFile);
-         return nullptr;
-      }}
-      const std::string path = weight_path ? weight_path : "";
-      try {{
-         return new {name}_session{{SOFIE_{name}::Session({session_args}), batch}};
-      }} catch (std::exception const &e) {{
-         Fail(J2S_INFERENCE_FAILED, "{name}_create: cannot create a session from the weight file '" + path +
-                                        "': " + e.what());
-      }}
-   }} catch (...) {{
-      Fail(J2S_INFERENCE_FAILED, "{name}_create: unknown C++ exception");
-   }}
-   return nullptr;
-}}
-
-int {name}_infer({name}_session *session, int64_t batch, const void *const *inputs, void *const *outputs)
-{{
-   try {{
-      if (!session || !inputs || !outputs)
-         return Fail(J2S_INVALID_ARGUMENT, "{name}_infer: session, inputs and outputs must not be NULL");
-      for (std::size_t i = 0; i < kInputs.size(); ++i)
-         if (!inputs[i])
-            return Fail(J2S_INVALID_ARGUMENT, std::string("{name}_infer: input ") + kInputs[i].name + " is NULL");
-      for (std::size_t i = 0; i < kOutputs.size(); ++i)
-         if (!outputs[i])
-            return Fail(J2S_INVALID_ARGUMENT, std::string("{name}_infer: output ") + kOutputs[i].name + " is NULL");
-      if (kDynamicBatch && (batch < 1 || batch > session->max_batch))
-         return Fail(J2S_INVALID_ARGUMENT, "{name}_infer: batch " + std::to_string(batch) +
-                                               " is out of range: this session runs 1 to " +
-                                               std::to_string(session->max_batch));
-      if (!kDynamicBatch && batch != kFixedBatch)
-         return Fail(J2S_INVALID_ARGUMENT, "{name}_infer: batch " + std::to_string(batch) +
-                                               ", the model runs the fixed batch " + std::to_string(kFixedBatch));
-      CopyOutputs(session->session.infer({infer_args}), batch, outputs);
-      return J2S_OK;
-   }} catch (std::exception const &e) {{
-      return Fail(J2S_INFERENCE_FAILED, std::string("{name}_infer: ") + e.what());
-   }} catch (...) {{
-      return Fail(J2S_INFERENCE_FAILED, "{name}_infer: unknown C++ exception");
-   }}
-}}
-
-void {name}_destroy({name}_session *session)
-{{
-   delete session; // the Session's destructor only frees memory: it does not throw
-}}
-
-const char *{name}_last_error(void)
-{{
-   return last_error.c_str();
-}}
-
-int64_t {name}_max_batch(const {name}_session *session)
-{{
-   return session ? session->max_batch : 0;
-}}
-
-int {name}_dynamic_batch(void) {{ return kDynamicBatch; }}
-int {name}_has_batch(void) {{ return kHasBatch; }}
-const char *{name}_default_weight_file(void) {{ return kWeightFile; }}
-int {name}_num_inputs(void) {{ return static_cast<int>(kInputs.size()); }}
-int {name}_num_outputs(void) {{ return static_cast<int>(kOutputs.size()); }}
-const char *{name}_input_name(int i) {{ return Find(kInputs, i) ? kInputs[i].name : nullptr; }}
-const char *{name}_output_name(int i) {{ return Find(kOutputs, i) ? kOutputs[i].name : nullptr; }}
-int {name}_input_dtype(int i) {{ return Find(kInputs, i) ? kInputs[i].dtype : -1; }}
-int {name}_output_dtype(int i) {{ return Find(kOutputs, i) ? kOutputs[i].dtype : -1; }}
-int {name}_input_rank(int i) {{ return Find(kInputs, i) ? kInputs[i].rank : -1; }}
-int {name}_output_rank(int i) {{ return Find(kOutputs, i) ? kOutputs[i].rank : -1; }}
-const int64_t *{name}_input_shape(int i) {{ return Find(kInputs, i) ? kInputs[i].shape : nullptr; }}
-const int64_t *{name}_output_shape(int i) {{ return Find(kOutputs, i) ? kOutputs[i].shape : nullptr; }}
-
-}} // extern "C"
-"""
 
 
 def _tensor_initializer(tensor: TensorInfo) -> str:
@@ -416,12 +140,12 @@ def c_source(api: Interface) -> str:
     pointers = [f"static_cast<{_C_TYPES[t.dtype]} const *>(inputs[{i}])" for i, t in enumerate(api.inputs)]
     infer_args = ", ".join((["static_cast<std::size_t>(batch)"] if api.dynamic_batch else []) + pointers)
     max_rank = max([1] + [len(t.shape) for t in api.inputs + api.outputs])
-    return _SOURCE.format(
+    return fill_template("c_api.cpp.in", dict(
         name=name, max_rank=max_rank, n_inputs=len(api.inputs), n_outputs=len(api.outputs),
         inputs=", ".join(map(_tensor_initializer, api.inputs)),
         outputs=", ".join(map(_tensor_initializer, api.outputs)),
         dynamic="true" if api.dynamic_batch else "false", has_batch="true" if api.has_batch else "false",
-        fixed_batch=api.batch, weight_file=api.weight_file, session_args=session_args, infer_args=infer_args)
+        fixed_batch=api.batch, weight_file=api.weight_file, session_args=session_args, infer_args=infer_args))
 
 
 def version_script(api: Interface) -> str:

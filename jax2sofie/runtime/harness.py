@@ -30,7 +30,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .templates import read_template
+from .templates import fill_template
 
 __all__ = [
     "TensorSpec",
@@ -322,17 +322,14 @@ def generate_harness_source(
         raise ValueError(f"shape parameters {missing} of the Session are not among {list(shape_params)}")
     ctor = ", ".join(str(idx[p]) for p in signature.ctor_shape_params)
     infer = ", ".join(str(idx[p]) for p in signature.infer_shape_params)
-    src = read_template(_HARNESS_TEMPLATE)
-    for k, v in {
-        "@ABI@": str(HARNESS_ABI_VERSION),
-        "@HEADER@": header_include,
-        "@MODEL@": model_name,
-        "@NSHAPE@": str(len(shape_params)),
-        "@NIN@": str(n_inputs),
-        "@NCTOR@": str(len(signature.ctor_shape_params)),
-        "@CTOR@": ctor,
-        "@NINFER@": str(len(signature.infer_shape_params)),
-        "@INFER@": infer,
-    }.items():
-        src = src.replace(k, v)
-    return src
+    return fill_template(_HARNESS_TEMPLATE, {
+        "abi": HARNESS_ABI_VERSION,
+        "header": header_include,
+        "model": model_name,
+        "nshape": len(shape_params),
+        "nin": n_inputs,
+        "nctor": len(signature.ctor_shape_params),
+        "ctor": ctor,
+        "ninfer": len(signature.infer_shape_params),
+        "infer": infer,
+    })
