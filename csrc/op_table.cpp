@@ -28,6 +28,9 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_HouseholderProduct", MakeHouseholderProduct},
       {"J2S_Ormqr", MakeOrmqr},
       {"J2S_Qr", MakeQr},
+      {"J2S_Geqp3", MakeGeqp3},
+      {"J2S_Hessenberg", MakeHessenberg},
+      {"J2S_Schur", MakeSchur},
       {"J2S_Eigh", MakeEigh},
       {"J2S_Svd", MakeSvd},
       // element-wise binary (broadcasting) and n-ary

@@ -79,13 +79,46 @@ OpPtr MakeOrmqr(const Node &n)
                                           n.inputs[2], n.Output());
 }
 
-// J2S_Qr: input [A (..., m, n)]; outputs [Q, R]; full_matrices (0|1, 0). dtype float32.
+// J2S_Qr: input [A (..., m, n)]; outputs [Q, R], with pivoting also [P (int32, (..., n), 0-based)];
+// full_matrices (0|1, 0), pivoting (0|1, 0). dtype float32.
 OpPtr MakeQr(const Node &n)
+{
+   n.ExpectInputs(1);
+   const bool pivoting = n.Flag("pivoting", false);
+   n.ExpectOutputs(pivoting ? 3 : 2);
+   CheckDType<float>(n);
+   return std::make_unique<QrOperator>(n.Flag("full_matrices", false), pivoting, n.inputs[0], n.outputs);
+}
+
+// J2S_Geqp3: inputs [A (..., m, n), jpvt (int32, (..., n))]; outputs [reflectors and R (A's shape),
+// jpvt (int32, 1-based), taus (..., min(m, n))]. dtype float32.
+OpPtr MakeGeqp3(const Node &n)
+{
+   n.ExpectInputs(2);
+   n.ExpectOutputs(3);
+   CheckDType<float>(n);
+   return std::make_unique<Geqp3Operator>(n.inputs[0], n.inputs[1], n.outputs[0], n.outputs[1], n.outputs[2]);
+}
+
+// J2S_Hessenberg: input [A (..., n, n), n >= 2]; outputs [H and reflectors (A's shape), taus (..., n - 1)].
+// dtype float32.
+OpPtr MakeHessenberg(const Node &n)
 {
    n.ExpectInputs(1);
    n.ExpectOutputs(2);
    CheckDType<float>(n);
-   return std::make_unique<QrOperator>(n.Flag("full_matrices", false), n.inputs[0], n.outputs[0], n.outputs[1]);
+   return std::make_unique<HessenbergOperator>(n.inputs[0], n.outputs[0], n.outputs[1]);
+}
+
+// J2S_Schur: input [A (..., n, n)]; outputs [T] or [T, Z] (A's shape); compute_schur_vectors (0|1, 1).
+// dtype float32.
+OpPtr MakeSchur(const Node &n)
+{
+   n.ExpectInputs(1);
+   const bool vectors = n.Flag("compute_schur_vectors", true);
+   n.ExpectOutputs(vectors ? 2 : 1);
+   CheckDType<float>(n);
+   return std::make_unique<SchurOperator>(vectors, n.inputs[0], n.outputs);
 }
 
 // J2S_Eigh: input [A (..., n, n), symmetric]; outputs [V (A's shape), w (..., n), ascending];

@@ -13,6 +13,9 @@ OpPtr MakeGeqrf(const Node &);
 OpPtr MakeHouseholderProduct(const Node &);
 OpPtr MakeOrmqr(const Node &);
 OpPtr MakeQr(const Node &);
+OpPtr MakeGeqp3(const Node &);
+OpPtr MakeHessenberg(const Node &);
+OpPtr MakeSchur(const Node &);
 OpPtr MakeEigh(const Node &);
 OpPtr MakeSvd(const Node &);
 

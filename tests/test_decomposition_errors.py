@@ -14,7 +14,8 @@ MATRICES = np.eye(4, dtype=np.float32)[None].repeat(3, axis=0)
 
 
 @pytest.mark.parametrize("fn, message", [
-    (lambda p, x: lax.linalg.qr(x, pivoting=True), "qr with pivoting=True"),
+    (lambda p, x: lax.linalg.schur(x, sort_eig_vals=True), "schur with sort_eig_vals=True"),
+    (lambda p, x: lax.linalg.hessenberg(x[:, :1, :1]), "hessenberg of 1x1 matrices"),
     (lambda p, x: lax.linalg.eigh(x, subset_by_index=(0, 2)), "eigh with subset_by_index=.0, 2."),
     (lambda p, x: lax.linalg.svd(x, full_matrices=False, subset_by_index=(1, 3)), "svd with subset_by_index"),
 ])
@@ -25,7 +26,7 @@ def test_refused_with_a_clear_message(fn, message):
 
 
 def test_unlowered_decompositions_are_listed_with_their_reason():
-    with pytest.raises(UnsupportedPrimitivesError, match="eig: not supported yet: no operator for this matrix"):
+    with pytest.raises(UnsupportedPrimitivesError, match="eig: not supported yet: no operator for the general"):
         jax2sofie.convert(lambda p, x: jnp.linalg.eig(x), None, MATRICES)
 
 

@@ -556,6 +556,42 @@ def _canonical_columns(v, *others):
     return (v * sign,) + tuple(o * np.swapaxes(sign, -1, -2) for o in others)
 
 
+def pivoted_and_hessenberg_cases():
+    """J2S_Geqp3, J2S_Qr with pivoting, J2S_Hessenberg and J2S_Schur against LAPACK in double (scipy).
+
+    The Schur form's block order depends on rounding (see lowering/decompositions.py); on these fixed
+    inputs J2S_Schur, a port of LAPACK's slahqr iterated in double, deflates in dgees' order, so T and
+    Z are compared entry by entry."""
+    import scipy.linalg
+    from scipy.linalg import lapack
+
+    local = np.random.default_rng(7)  # fixed inputs, independent of the cases drawn before
+    tall = local.standard_normal((2, 5, 4)).astype(np.float32)
+    square = local.standard_normal((2, 5, 5)).astype(np.float32)
+    geqp3 = [lapack.dgeqp3(m.astype(np.float64)) for m in tall]
+    pivoted = [scipy.linalg.qr(m.astype(np.float64), pivoting=True) for m in tall]
+    gehrd = [lapack.dgehrd(m.astype(np.float64)) for m in square]
+    schur = [scipy.linalg.schur(m.astype(np.float64)) for m in square]
+
+    def stack(results, i, dtype=np.float32):
+        return np.stack([r[i] for r in results]).astype(dtype)
+
+    return [
+        Case("o_J2S_Geqp3", {"a": tall, "jpvt": np.zeros((2, 4), np.int32)},
+             [node("J2S_Geqp3", "gp", ["a", "jpvt"], ["h", "p", "tau"], dtype="float32")],
+             {"h": stack(geqp3, 0), "p": stack(geqp3, 1, np.int32), "tau": stack(geqp3, 2)}),
+        Case("o_J2S_Qr_pivoting", {"a": tall},
+             [node("J2S_Qr", "qr", ["a"], ["q", "r", "p"], full_matrices=1, pivoting=1, dtype="float32")],
+             {"q": stack(pivoted, 0), "r": stack(pivoted, 1), "p": stack(pivoted, 2, np.int32)}),
+        Case("o_J2S_Hessenberg", {"a": square},
+             [node("J2S_Hessenberg", "hs", ["a"], ["h", "tau"], dtype="float32")],
+             {"h": stack(gehrd, 0), "tau": stack(gehrd, 1)}),
+        Case("o_J2S_Schur", {"a": square},
+             [node("J2S_Schur", "sc", ["a"], ["t", "z"], compute_schur_vectors=1, dtype="float32")],
+             {"t": stack(schur, 0), "z": stack(schur, 1)}),
+    ]
+
+
 def decomposition_cases():
     """J2S_Cholesky, J2S_TriangularSolve, J2S_Lu, J2S_LuPivotsToPermutation, the Householder QR ops,
     J2S_Eigh and J2S_Svd against numpy/scipy in double precision."""
@@ -621,6 +657,7 @@ def decomposition_cases():
         Case("o_J2S_Qr_complete_wide", {"a": wide},
              [node("J2S_Qr", "qr", ["a"], ["q", "r"], full_matrices=1, dtype="float32")],
              {"q": q_wide.astype(np.float32), "r": r_wide.astype(np.float32)}),
+        *pivoted_and_hessenberg_cases(),
         Case("o_J2S_Eigh", {"a": spd}, [node("J2S_Eigh", "eh", ["a"], ["v", "w"], lower=1, dtype="float32")],
              {"v": _canonical_columns(v)[0].astype(np.float32), "w": w.astype(np.float32)}),
         Case("o_J2S_Svd_reduced_tall", {"a": lu_in},

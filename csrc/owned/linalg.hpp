@@ -6,7 +6,10 @@
 //   J2S_Geqrf                 Householder QR in LAPACK's compact form (reflectors and taus)
 //   J2S_HouseholderProduct    Q from the reflectors (LAPACK orgqr)
 //   J2S_Ormqr                 Q C, Q^T C, C Q or C Q^T from the reflectors (LAPACK ormqr)
-//   J2S_Qr                    Q and R (geqrf then orgqr, full or reduced)
+//   J2S_Qr                    Q and R (geqrf then orgqr, full or reduced), with column pivoting (geqp3)
+//   J2S_Geqp3                 Householder QR with column pivoting in LAPACK's compact form
+//   J2S_Hessenberg            Householder reduction to upper Hessenberg form (LAPACK gehrd's compact form)
+//   J2S_Schur                 real Schur form and vectors (Hessenberg reduction, Francis double-shift QR)
 //   J2S_Eigh                  symmetric eigen-decomposition by cyclic Jacobi rotations
 //   J2S_Svd                   singular values (and vectors) by one-sided Jacobi rotations
 //
@@ -177,37 +180,64 @@ inline std::string Bool(bool b) { return b ? "true" : "false"; }
 
 // ---- algorithm texts (one matrix; sizes are the Program's constants) -----------------------------
 
-/// Householder QR of the m x n double matrix `w` in place, LAPACK's geqr2 (slarfg's conventions: the
-/// reflector of column j is H = I - tau v v^T, v = (1, w[j+1.., j]), R's diagonal entry is
-/// beta = -sign(alpha) |x|, and tau = 0 (H = I) when the column below the diagonal is zero), so
-/// that R and Q have the same signs as JAX's. Taus into `tau` (k = min(m, n) of them).
-inline const char *kGeqrf = R"(for (std::size_t j = 0; j < k; j++) {
-   const double alpha = w[j * n + j];
-   double below = 0; // squared norm of the column below the diagonal
+/// One step of Householder QR of the m x n double matrix `w` in place, for column j (LAPACK geqr2's
+/// step, slarfg's conventions: the reflector is H = I - tau v v^T, v = (1, w[j+1.., j]), R's diagonal
+/// entry is beta = -sign(alpha) |x|, and tau = 0 (H = I) when the column below the diagonal is zero),
+/// so that R and Q have the same signs as JAX's; H applied to the columns on its right. The last
+/// statement of a loop over j (it may `continue`).
+inline const char *kReflectColumn = R"(const double alpha = w[j * n + j];
+double below = 0; // squared norm of the column below the diagonal
+for (std::size_t i = j + 1; i < m; i++)
+   below += w[i * n + j] * w[i * n + j];
+if (below == 0) {
+   tau[j] = 0;
+   continue;
+}
+const double beta = -std::copysign(std::sqrt(alpha * alpha + below), alpha);
+tau[j] = (beta - alpha) / beta;
+const double scale = 1 / (alpha - beta);
+for (std::size_t i = j + 1; i < m; i++)
+   w[i * n + j] *= scale;
+w[j * n + j] = beta;
+// the reflector applied to the columns on its right
+for (std::size_t c = j + 1; c < n; c++) {
+   double s = w[j * n + c];
    for (std::size_t i = j + 1; i < m; i++)
-      below += w[i * n + j] * w[i * n + j];
-   if (below == 0) {
-      tau[j] = 0;
-      continue;
-   }
-   const double beta = -std::copysign(std::sqrt(alpha * alpha + below), alpha);
-   tau[j] = (beta - alpha) / beta;
-   const double scale = 1 / (alpha - beta);
+      s += w[i * n + j] * w[i * n + c];
+   s *= tau[j];
+   w[j * n + c] -= s;
    for (std::size_t i = j + 1; i < m; i++)
-      w[i * n + j] *= scale;
-   w[j * n + j] = beta;
-   // the reflector applied to the columns on its right
-   for (std::size_t c = j + 1; c < n; c++) {
-      double s = w[j * n + c];
-      for (std::size_t i = j + 1; i < m; i++)
-         s += w[i * n + j] * w[i * n + c];
-      s *= tau[j];
-      w[j * n + c] -= s;
-      for (std::size_t i = j + 1; i < m; i++)
-         w[i * n + c] -= s * w[i * n + j];
-   }
+      w[i * n + c] -= s * w[i * n + j];
 }
 )";
+
+/// Householder QR of the m x n double matrix `w` in place (LAPACK geqr2), taus into `tau` (k = min(m, n)).
+inline const std::string kGeqrf = "for (std::size_t j = 0; j < k; j++) {\n" + Indent(kReflectColumn, "   ") + "}\n";
+
+/// Householder QR with column pivoting (LAPACK geqp3, whose pivot choice it makes): before the
+/// reflector of column j, the first of the columns j.. with the largest norm below row j - 1 is
+/// swapped into place (columns before `fixed` are not pivoted), its original index kept in `perm`.
+/// The norms are recomputed in double at each step, where geqp3 updates float norms; both choose
+/// the same column except between columns whose norms agree to float rounding.
+inline const std::string kGeqp3 = "for (std::size_t j = 0; j < k; j++) {\n" + Indent(R"(if (j >= fixed) {
+   std::size_t pivot = j;
+   double largest = -1;
+   for (std::size_t c = j; c < n; c++) {
+      double norm = 0;
+      for (std::size_t i = j; i < m; i++)
+         norm += w[i * n + c] * w[i * n + c];
+      if (norm > largest) { // the first of equal norms, as LAPACK's isamax; never a NaN
+         largest = norm;
+         pivot = c;
+      }
+   }
+   if (pivot != j) {
+      for (std::size_t i = 0; i < m; i++)
+         std::swap(w[i * n + j], w[i * n + pivot]);
+      std::swap(perm[j], perm[pivot]);
+   }
+}
+)" + std::string(kReflectColumn), "   ") + "}\n";
 
 /// Q = H_0 H_1 ... H_{k-1} applied to the first qn columns of the m x m identity, into the m x qn
 /// double matrix `q` (LAPACK's org2r): the reflectors are applied last to first, each to the columns
@@ -225,6 +255,348 @@ for (std::size_t j = k; j-- > 0;) {
       for (std::size_t i = j + 1; i < m; i++)
          q[i * qn + c] -= s * w[i * n + j];
    }
+}
+)";
+
+/// geqp3's handling of its jpvt input: the columns whose entry is nonzero move to the front, in order
+/// (LAPACK's swaps), and are factored first without pivoting; `perm` starts as the resulting order.
+inline const char *kFixedColumns = R"(std::size_t fixed = 0;
+for (std::size_t j = 0; j < n; j++) {
+   perm[j] = j;
+   if (jpvt[j] == 0)
+      continue;
+   if (j != fixed) {
+      for (std::size_t i = 0; i < m; i++)
+         std::swap(w[i * n + j], w[i * n + fixed]);
+      perm[j] = perm[fixed];
+      perm[fixed] = j;
+   }
+   fixed++;
+}
+)";
+
+/// Householder reduction of the n x n double matrix `w` to upper Hessenberg form in place (LAPACK
+/// gehd2, which gehrd is for these sizes): the reflector of column j, H = I - tau v v^T with
+/// v = (1, w[j+2.., j]) on rows j+1.., zeroes column j below the subdiagonal (slarfg's conventions,
+/// as in kReflectColumn) and is applied from the right to all rows and from the left to the columns
+/// on its right. The vectors stay below the subdiagonal, the n - 1 taus go into `tau` (the last is
+/// always 0: a reflector of one entry is the identity).
+inline const char *kGehrd = R"(for (std::size_t j = 0; j + 1 < n; j++) {
+   const double alpha = w[(j + 1) * n + j];
+   double below = 0;
+   for (std::size_t i = j + 2; i < n; i++)
+      below += w[i * n + j] * w[i * n + j];
+   if (below == 0) {
+      tau[j] = 0;
+      continue;
+   }
+   const double beta = -std::copysign(std::sqrt(alpha * alpha + below), alpha);
+   const double t = (beta - alpha) / beta;
+   tau[j] = t;
+   const double scale = 1 / (alpha - beta);
+   for (std::size_t i = j + 2; i < n; i++)
+      w[i * n + j] *= scale;
+   w[(j + 1) * n + j] = beta;
+   for (std::size_t r = 0; r < n; r++) { // A H on columns j+1..
+      double s = w[r * n + j + 1];
+      for (std::size_t i = j + 2; i < n; i++)
+         s += w[r * n + i] * w[i * n + j];
+      s *= t;
+      w[r * n + j + 1] -= s;
+      for (std::size_t i = j + 2; i < n; i++)
+         w[r * n + i] -= s * w[i * n + j];
+   }
+   for (std::size_t c = j + 1; c < n; c++) { // H A on rows j+1.., columns j+1..
+      double s = w[(j + 1) * n + c];
+      for (std::size_t i = j + 2; i < n; i++)
+         s += w[i * n + j] * w[i * n + c];
+      s *= t;
+      w[(j + 1) * n + c] -= s;
+      for (std::size_t i = j + 2; i < n; i++)
+         w[i * n + c] -= s * w[i * n + j];
+   }
+}
+)";
+
+/// The orthogonal Q = H_0 ... H_{n-2} of kGehrd's reflectors into the n x n double matrix `z`
+/// (LAPACK orghr), applied last to first as in kFormQ.
+inline const char *kFormHessenbergQ = R"(for (std::size_t i = 0; i < n * n; i++)
+   z[i] = i / n == i % n ? 1.0 : 0.0;
+for (std::size_t j = n - 1; j-- > 0;) {
+   for (std::size_t c = j + 1; c < n; c++) {
+      double s = z[(j + 1) * n + c];
+      for (std::size_t i = j + 2; i < n; i++)
+         s += w[i * n + j] * z[i * n + c];
+      s *= tau[j];
+      z[(j + 1) * n + c] -= s;
+      for (std::size_t i = j + 2; i < n; i++)
+         z[i * n + c] -= s * w[i * n + j];
+   }
+}
+)";
+
+/// The real Schur form of the upper Hessenberg n x n double matrix `w` (its entries below the
+/// subdiagonal are ignored and set to zero) by Francis double-shift QR iterations, the rotations
+/// accumulated into `z` (Z <- Z Q): LAPACK slahqr, what gees runs for matrices of fewer than 75 rows,
+/// in double: the same deflation test (Ahues and Kressner), Wilkinson double shifts with
+/// exceptional shifts after 10 and 20 iterations without deflation, the search for two small
+/// consecutive subdiagonal entries to start the bulge from, and each 2 x 2 block standardised as
+/// slanv2 does (equal diagonal entries and off-diagonal entries of opposite signs for a complex
+/// pair; split into two 1 x 1 blocks for real eigenvalues). Sets `converged` (false: slahqr's
+/// iteration limit was reached, where LAPACK reports info > 0).
+inline const char *kSchur = R"(const std::ptrdiff_t N = n;
+const auto H = [=](std::ptrdiff_t r, std::ptrdiff_t c) -> double & { return w[r * N + c]; };
+for (std::ptrdiff_t i = 0; i < N; i++)
+   for (std::ptrdiff_t j = 0; j + 1 < i; j++)
+      H(i, j) = 0;
+const double ulp = std::numeric_limits<double>::epsilon();
+const double smlnum = std::numeric_limits<double>::min() * (static_cast<double>(n) / ulp);
+const auto sign = [](double a, double b) { return std::copysign(std::abs(a), b); };
+// slanv2: the rotation (cs, sn) that standardises the 2 x 2 block [[a, b], [c, d]] in place
+const auto standardise = [&](double &a, double &b, double &c, double &d, double &cs, double &sn) {
+   cs = 1;
+   sn = 0;
+   if (c == 0)
+      return;
+   if (b == 0) { // swap rows and columns
+      cs = 0;
+      sn = 1;
+      std::swap(a, d);
+      b = -c;
+      c = 0;
+      return;
+   }
+   if (a - d == 0 && sign(1, b) != sign(1, c))
+      return;
+   double temp = a - d, p = 0.5 * temp;
+   const double bcmax = std::max(std::abs(b), std::abs(c));
+   const double bcmis = std::min(std::abs(b), std::abs(c)) * sign(1, b) * sign(1, c);
+   double scale = std::max(std::abs(p), bcmax);
+   double zz = (p / scale) * p + (bcmax / scale) * bcmis;
+   if (zz >= 4 * ulp) { // real eigenvalues: upper triangular
+      zz = p + sign(std::sqrt(scale) * std::sqrt(zz), p);
+      a = d + zz;
+      d = d - (bcmax / zz) * bcmis;
+      const double tau = std::hypot(c, zz);
+      cs = zz / tau;
+      sn = c / tau;
+      b = b - c;
+      c = 0;
+      return;
+   }
+   // complex eigenvalues, or real ones (almost) equal: make the diagonal entries equal
+   const double sigma = b + c;
+   const double tau = std::hypot(sigma, temp);
+   cs = std::sqrt(0.5 * (1 + std::abs(sigma) / tau));
+   sn = -(p / (tau * cs)) * sign(1, sigma);
+   const double aa = a * cs + b * sn, bb = -a * sn + b * cs, cc = c * cs + d * sn, dd = -c * sn + d * cs;
+   a = aa * cs + cc * sn;
+   b = bb * cs + dd * sn;
+   c = -aa * sn + cc * cs;
+   d = -bb * sn + dd * cs;
+   temp = 0.5 * (a + d);
+   a = d = temp;
+   if (c != 0) {
+      if (b != 0) {
+         if (sign(1, b) == sign(1, c)) { // real eigenvalues after all: upper triangular
+            const double sab = std::sqrt(std::abs(b)), sac = std::sqrt(std::abs(c));
+            p = sign(sab * sac, c);
+            const double t = 1 / std::sqrt(std::abs(b + c));
+            a = temp + p;
+            d = temp - p;
+            b = b - c;
+            c = 0;
+            const double cs1 = sab * t, sn1 = sac * t;
+            const double rotated = cs * cs1 - sn * sn1;
+            sn = cs * sn1 + sn * cs1;
+            cs = rotated;
+         }
+      } else {
+         b = -c;
+         c = 0;
+         const double rotated = cs;
+         cs = -sn;
+         sn = rotated;
+      }
+   }
+};
+converged = true;
+const int itmax = 30 * static_cast<int>(std::max<std::ptrdiff_t>(10, N));
+int kdefl = 0; // iterations since the last deflation
+for (std::ptrdiff_t i = N - 1; i >= 0;) {
+   // rows and columns l..i are the active block; it ends where a subdiagonal entry is negligible
+   std::ptrdiff_t l = 0;
+   bool split = false;
+   for (int its = 0; its <= itmax && !split; its++) {
+      std::ptrdiff_t k = i;
+      for (; k > l; k--) {
+         if (std::abs(H(k, k - 1)) <= smlnum)
+            break;
+         double tst = std::abs(H(k - 1, k - 1)) + std::abs(H(k, k));
+         if (tst == 0) {
+            if (k - 2 >= 0)
+               tst += std::abs(H(k - 1, k - 2));
+            if (k + 1 < N)
+               tst += std::abs(H(k + 1, k));
+         }
+         if (std::abs(H(k, k - 1)) <= ulp * tst) {
+            const double ab = std::max(std::abs(H(k, k - 1)), std::abs(H(k - 1, k)));
+            const double ba = std::min(std::abs(H(k, k - 1)), std::abs(H(k - 1, k)));
+            const double aa = std::max(std::abs(H(k, k)), std::abs(H(k - 1, k - 1) - H(k, k)));
+            const double bb = std::min(std::abs(H(k, k)), std::abs(H(k - 1, k - 1) - H(k, k)));
+            const double s = aa + ab;
+            if (ba * (ab / s) <= std::max(smlnum, ulp * (bb * (aa / s))))
+               break;
+         }
+      }
+      l = k;
+      if (l > 0)
+         H(l, l - 1) = 0;
+      if (l >= i - 1) { // a 1 x 1 or 2 x 2 block has split off
+         split = true;
+         break;
+      }
+      kdefl++;
+      double h11, h12, h21, h22;
+      if (kdefl % 20 == 0) { // exceptional shifts
+         const double s = std::abs(H(i, i - 1)) + std::abs(H(i - 1, i - 2));
+         h11 = 0.75 * s + H(i, i);
+         h12 = -0.4375 * s;
+         h21 = s;
+         h22 = h11;
+      } else if (kdefl % 10 == 0) {
+         const double s = std::abs(H(l + 1, l)) + std::abs(H(l + 2, l + 1));
+         h11 = 0.75 * s + H(l, l);
+         h12 = -0.4375 * s;
+         h21 = s;
+         h22 = h11;
+      } else { // Wilkinson's: the eigenvalues of the trailing 2 x 2 block
+         h11 = H(i - 1, i - 1);
+         h21 = H(i, i - 1);
+         h12 = H(i - 1, i);
+         h22 = H(i, i);
+      }
+      double rt1r = 0, rt1i = 0, rt2r = 0, rt2i = 0;
+      const double hs = std::abs(h11) + std::abs(h12) + std::abs(h21) + std::abs(h22);
+      if (hs != 0) {
+         h11 /= hs;
+         h21 /= hs;
+         h12 /= hs;
+         h22 /= hs;
+         const double tr = (h11 + h22) / 2;
+         const double det = (h11 - tr) * (h22 - tr) - h12 * h21;
+         const double rtdisc = std::sqrt(std::abs(det));
+         if (det >= 0) { // a complex conjugate pair
+            rt1r = tr * hs;
+            rt2r = rt1r;
+            rt1i = rtdisc * hs;
+            rt2i = -rt1i;
+         } else { // two real shifts: the one nearer h22 twice
+            rt1r = tr + rtdisc;
+            rt2r = tr - rtdisc;
+            if (std::abs(rt1r - h22) <= std::abs(rt2r - h22))
+               rt2r = rt1r = rt1r * hs;
+            else
+               rt1r = rt2r = rt2r * hs;
+         }
+      }
+      // the first column of the double-shift polynomial, started where two consecutive
+      // subdiagonal entries are small enough
+      double v[3];
+      std::ptrdiff_t m = i - 2;
+      for (;; m--) {
+         double s = std::abs(H(m, m) - rt2r) + std::abs(rt2i) + std::abs(H(m + 1, m));
+         const double h21s = H(m + 1, m) / s;
+         v[0] = h21s * H(m, m + 1) + (H(m, m) - rt1r) * ((H(m, m) - rt2r) / s) - rt1i * (rt2i / s);
+         v[1] = h21s * (H(m, m) + H(m + 1, m + 1) - rt1r - rt2r);
+         v[2] = h21s * H(m + 2, m + 1);
+         s = std::abs(v[0]) + std::abs(v[1]) + std::abs(v[2]);
+         v[0] /= s;
+         v[1] /= s;
+         v[2] /= s;
+         if (m == l)
+            break;
+         const double h00 = std::abs(H(m, m - 1)) * (std::abs(v[1]) + std::abs(v[2]));
+         const double h01 = ulp * std::abs(v[0]) * (std::abs(H(m - 1, m - 1)) + std::abs(H(m, m)) + std::abs(H(m + 1, m + 1)));
+         if (h00 <= h01)
+            break;
+      }
+      // the double-shift QR step: a bulge chased down by reflectors of 3 (at the end 2) rows
+      for (std::ptrdiff_t k2 = m; k2 <= i - 1; k2++) {
+         const std::ptrdiff_t nr = std::min<std::ptrdiff_t>(3, i - k2 + 1);
+         if (k2 > m)
+            for (std::ptrdiff_t r = 0; r < nr; r++)
+               v[r] = H(k2 + r, k2 - 1);
+         double t1 = 0; // slarfg
+         const double below = nr == 3 ? v[1] * v[1] + v[2] * v[2] : v[1] * v[1];
+         if (below != 0) {
+            const double beta = -std::copysign(std::sqrt(v[0] * v[0] + below), v[0]);
+            t1 = (beta - v[0]) / beta;
+            const double scale = 1 / (v[0] - beta);
+            v[1] *= scale;
+            v[2] *= scale;
+            v[0] = beta;
+         }
+         if (k2 > m) {
+            H(k2, k2 - 1) = v[0];
+            H(k2 + 1, k2 - 1) = 0;
+            if (k2 < i - 1)
+               H(k2 + 2, k2 - 1) = 0;
+         } else if (m > l) {
+            H(k2, k2 - 1) *= 1 - t1;
+         }
+         const double v2 = v[1], t2 = t1 * v2;
+         const double v3 = nr == 3 ? v[2] : 0, t3 = t1 * v3;
+         for (std::ptrdiff_t j = k2; j < N; j++) { // from the left: rows k2..k2+nr-1
+            const double sum = H(k2, j) + v2 * H(k2 + 1, j) + (nr == 3 ? v3 * H(k2 + 2, j) : 0);
+            H(k2, j) -= sum * t1;
+            H(k2 + 1, j) -= sum * t2;
+            if (nr == 3)
+               H(k2 + 2, j) -= sum * t3;
+         }
+         const std::ptrdiff_t last = nr == 3 ? std::min(k2 + 3, i) : i;
+         for (std::ptrdiff_t j = 0; j <= last; j++) { // from the right: columns k2..k2+nr-1
+            const double sum = H(j, k2) + v2 * H(j, k2 + 1) + (nr == 3 ? v3 * H(j, k2 + 2) : 0);
+            H(j, k2) -= sum * t1;
+            H(j, k2 + 1) -= sum * t2;
+            if (nr == 3)
+               H(j, k2 + 2) -= sum * t3;
+         }
+         for (std::ptrdiff_t j = 0; j < N; j++) { // Z Q
+            double *zr = z + j * N + k2;
+            const double sum = zr[0] + v2 * zr[1] + (nr == 3 ? v3 * zr[2] : 0);
+            zr[0] -= sum * t1;
+            zr[1] -= sum * t2;
+            if (nr == 3)
+               zr[2] -= sum * t3;
+         }
+      }
+   }
+   if (!split) {
+      converged = false;
+      break;
+   }
+   if (l == i - 1) { // a 2 x 2 block: standardised, its rotation applied to the rest of H and to Z
+      double cs, sn;
+      standardise(H(i - 1, i - 1), H(i - 1, i), H(i, i - 1), H(i, i), cs, sn);
+      for (std::ptrdiff_t j = i + 1; j < N; j++) {
+         const double x = H(i - 1, j), y = H(i, j);
+         H(i - 1, j) = cs * x + sn * y;
+         H(i, j) = cs * y - sn * x;
+      }
+      for (std::ptrdiff_t j = 0; j + 2 <= i; j++) {
+         const double x = H(j, i - 1), y = H(j, i);
+         H(j, i - 1) = cs * x + sn * y;
+         H(j, i) = cs * y - sn * x;
+      }
+      for (std::ptrdiff_t j = 0; j < N; j++) {
+         const double x = z[j * N + i - 1], y = z[j * N + i];
+         z[j * N + i - 1] = cs * x + sn * y;
+         z[j * N + i] = cs * y - sn * x;
+      }
+   }
+   kdefl = 0;
+   i = l - 1;
 }
 )";
 
@@ -656,14 +1028,18 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------
-/// J2S_Qr: A = Q R by Householder reflections (lax.linalg.qr without pivoting; geqrf then orgqr, as
-/// JAX computes it, so the signs agree). m x n A, k = min(m, n): Q is m x k and R k x n, or with
-/// fullMatrices Q is m x m and R m x n.
+/// J2S_Qr: A = Q R by Householder reflections (lax.linalg.qr; geqrf then orgqr, as JAX computes it,
+/// so the signs agree). m x n A, k = min(m, n): Q is m x k and R k x n, or with fullMatrices Q is
+/// m x m and R m x n. With pivoting, A P = Q R with the columns chosen as LAPACK geqp3 does (kGeqp3),
+/// and a third output: the int32 permutation p (n), column j of A P is column p[j] of A (0-based).
 class QrOperator final : public LinalgOperator {
 public:
-   QrOperator(bool fullMatrices, std::string a, std::string q, std::string r)
-      : LinalgOperator("J2S_Qr", {std::move(a)}, {std::move(q), std::move(r)}), fFull(fullMatrices)
+   QrOperator(bool fullMatrices, bool pivoting, std::string a, std::vector<std::string> outputs)
+      : LinalgOperator("J2S_Qr", {std::move(a)}, std::move(outputs)), fFull(fullMatrices), fPivoting(pivoting)
    {
+      if (fOutputs.size() != (pivoting ? 3u : 2u))
+         throw linalg_detail::Error(fKindName, pivoting ? "with pivoting needs 3 outputs (q, r, p)"
+                                                        : "needs 2 outputs (q, r)");
    }
 
 protected:
@@ -673,7 +1049,11 @@ protected:
       ExpectFloat(in.at(0), fKindName, "the input");
       const auto a = Split(in[0].shape, 2, fKindName, "the input");
       const std::size_t k = fFull ? a.rows : std::min(a.rows, a.cols);
-      return {{in[0].type, WithTail(in[0].shape, 2, {a.rows, k})}, {in[0].type, WithTail(in[0].shape, 2, {k, a.cols})}};
+      std::vector<TensorInfo> out = {{in[0].type, WithTail(in[0].shape, 2, {a.rows, k})},
+                                     {in[0].type, WithTail(in[0].shape, 2, {k, a.cols})}};
+      if (fPivoting)
+         out.push_back({SOFIE::ETensorType::INT32, WithTail(in[0].shape, 2, {a.cols})});
+      return out;
    }
 
    std::string GenerateCode() override
@@ -687,18 +1067,172 @@ protected:
                      {"qn", std::to_string(qn)}};
       p.scratch = {{"double w", "m * n"}, {"double tau", "k"}, {"double q", "m * qn"}};
       p.views = {InView(0, "a", a.Size()), OutView(0, "q_out", a.rows * qn), OutView(1, "r_out", qn * a.cols)};
-      p.body = std::string("for (std::size_t i = 0; i < m * n; i++)\n   w[i] = a[i];\n") + kGeqrf + kFormQ +
-               R"(for (std::size_t i = 0; i < m * qn; i++)
+      p.body = "for (std::size_t i = 0; i < m * n; i++)\n   w[i] = a[i];\n";
+      if (fPivoting) {
+         p.constants.push_back({"fixed", "0"}); // qr passes no fixed columns to geqp3
+         p.scratch.push_back({"std::size_t perm", "n"});
+         p.views.push_back(OutView(2, "p_out", a.cols));
+         p.body += "for (std::size_t j = 0; j < n; j++)\n   perm[j] = j;\n" + kGeqp3 +
+                   "for (std::size_t j = 0; j < n; j++)\n   p_out[j] = static_cast<std::int32_t>(perm[j]);\n";
+      } else {
+         p.body += kGeqrf;
+      }
+      p.body += kFormQ + std::string(R"(for (std::size_t i = 0; i < m * qn; i++)
    q_out[i] = static_cast<float>(q[i]);
 for (std::size_t i = 0; i < qn; i++)
    for (std::size_t c = 0; c < n; c++)
       r_out[i * n + c] = c >= i ? static_cast<float>(w[i * n + c]) : 0.0f;
-)";
+)");
       return p.Str();
    }
 
 private:
-   bool fFull;
+   bool fFull, fPivoting;
+};
+
+// ---------------------------------------------------------------------------------------------
+/// J2S_Geqp3: Householder QR with column pivoting in LAPACK's compact form (lax.linalg's geqp3, what
+/// JAX runs for qr(pivoting=True)): inputs A (m x n) and jpvt (int32, n: columns with a nonzero entry
+/// are moved to the front and not pivoted); outputs R in and above the diagonal with the reflectors'
+/// vectors below it (A's shape), jpvt (int32, n, 1-based as LAPACK's: column j of A P is column
+/// jpvt[j] - 1 of A) and the taus (min(m, n)).
+class Geqp3Operator final : public LinalgOperator {
+public:
+   Geqp3Operator(std::string a, std::string jpvt, std::string out, std::string jpvtOut, std::string taus)
+      : LinalgOperator("J2S_Geqp3", {std::move(a), std::move(jpvt)},
+                       {std::move(out), std::move(jpvtOut), std::move(taus)})
+   {
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      using namespace linalg_detail;
+      ExpectFloat(in.at(0), fKindName, "A");
+      if (in.at(1).type != SOFIE::ETensorType::INT32)
+         throw Error(fKindName, "jpvt must be int32, not " + SOFIE::ConvertTypeToString(in[1].type));
+      const auto a = Split(in[0].shape, 2, fKindName, "A"), jpvt = Split(in[1].shape, 1, fKindName, "jpvt");
+      if (jpvt.rows != a.cols)
+         throw Error(fKindName, "jpvt has " + std::to_string(jpvt.rows) + " entries, A " + std::to_string(a.cols) +
+                                   " columns");
+      if (!SameBatch(in[0].shape, 2, in[1].shape, 1))
+         throw Error(fKindName, "A and jpvt must have the same batch dimensions");
+      return {in[0], in[1], {in[0].type, WithTail(in[0].shape, 2, {std::min(a.rows, a.cols)})}};
+   }
+
+   std::string GenerateCode() override
+   {
+      using namespace linalg_detail;
+      const auto a = Split(InInfo(0).shape, 2, fKindName, "A");
+      const std::size_t k = std::min(a.rows, a.cols);
+      Program p;
+      p.batch = a.batch;
+      p.constants = {{"m", std::to_string(a.rows)}, {"n", std::to_string(a.cols)}, {"k", std::to_string(k)}};
+      p.scratch = {{"double w", "m * n"}, {"double tau", "k"}, {"std::size_t perm", "n"}};
+      p.views = {InView(0, "a", a.Size()), InView(1, "jpvt", a.cols), OutView(0, "out", a.Size()),
+                 OutView(1, "jpvt_out", a.cols), OutView(2, "taus", k)};
+      p.body = std::string("for (std::size_t i = 0; i < m * n; i++)\n   w[i] = a[i];\n") + kFixedColumns + kGeqp3 +
+               R"(for (std::size_t i = 0; i < m * n; i++)
+   out[i] = static_cast<float>(w[i]);
+for (std::size_t j = 0; j < n; j++)
+   jpvt_out[j] = static_cast<std::int32_t>(perm[j] + 1);
+for (std::size_t j = 0; j < k; j++)
+   taus[j] = static_cast<float>(tau[j]);
+)";
+      return p.Str();
+   }
+};
+
+// ---------------------------------------------------------------------------------------------
+/// J2S_Hessenberg: A = Q H Q^T with H upper Hessenberg, in LAPACK gehrd's compact form
+/// (lax.linalg.hessenberg): H in and above the subdiagonal, the reflectors' vectors below it (A's
+/// shape), and the n - 1 taus. n >= 2.
+class HessenbergOperator final : public LinalgOperator {
+public:
+   HessenbergOperator(std::string a, std::string out, std::string taus)
+      : LinalgOperator("J2S_Hessenberg", {std::move(a)}, {std::move(out), std::move(taus)})
+   {
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      using namespace linalg_detail;
+      ExpectFloat(in.at(0), fKindName, "the input");
+      const auto a = Split(in[0].shape, 2, fKindName, "the input");
+      if (a.rows != a.cols || a.rows < 2)
+         throw Error(fKindName, "the matrices must be square, at least 2 x 2");
+      return {in[0], {in[0].type, WithTail(in[0].shape, 2, {a.rows - 1})}};
+   }
+
+   std::string GenerateCode() override
+   {
+      using namespace linalg_detail;
+      const auto a = Split(InInfo(0).shape, 2, fKindName, "the input");
+      Program p;
+      p.batch = a.batch;
+      p.constants = {{"n", std::to_string(a.rows)}};
+      p.scratch = {{"double w", "n * n"}, {"double tau", "n - 1"}};
+      p.views = {InView(0, "a", a.Size()), OutView(0, "out", a.Size()), OutView(1, "taus", a.rows - 1)};
+      p.body = std::string("for (std::size_t i = 0; i < n * n; i++)\n   w[i] = a[i];\n") + kGehrd +
+               "for (std::size_t i = 0; i < n * n; i++)\n   out[i] = static_cast<float>(w[i]);\n"
+               "for (std::size_t j = 0; j + 1 < n; j++)\n   taus[j] = static_cast<float>(tau[j]);\n";
+      return p.Str();
+   }
+};
+
+// ---------------------------------------------------------------------------------------------
+/// J2S_Schur: the real Schur decomposition A = Z T Z^T of a square A (lax.linalg.schur on real
+/// input, LAPACK gees without sorting): T quasi-upper-triangular (1 x 1 blocks for real eigenvalues,
+/// standardised 2 x 2 blocks for complex pairs), Z orthogonal (the second output, with
+/// computeVectors). Hessenberg reduction (kGehrd, kFormHessenbergQ) then Francis double-shift QR
+/// (kSchur). gees first permutes A to isolate eigenvalues where rows or columns allow it (balancing
+/// 'P'); this does not, so on such matrices Z and the order of T's blocks may differ from LAPACK's
+/// (as they may anyway: the order in which the eigenvalues deflate depends on rounding). A matrix on
+/// which the iterations do not converge gives NaN, as JAX returns it.
+class SchurOperator final : public LinalgOperator {
+public:
+   SchurOperator(bool computeVectors, std::string a, std::vector<std::string> outputs)
+      : LinalgOperator("J2S_Schur", {std::move(a)}, std::move(outputs)), fVectors(computeVectors)
+   {
+      if (fOutputs.size() != (computeVectors ? 2u : 1u))
+         throw linalg_detail::Error(fKindName, computeVectors ? "needs 2 outputs (t, z)" : "needs 1 output (t)");
+   }
+
+protected:
+   std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
+   {
+      using namespace linalg_detail;
+      ExpectFloat(in.at(0), fKindName, "the input");
+      const auto a = Split(in[0].shape, 2, fKindName, "the input");
+      if (a.rows != a.cols)
+         throw Error(fKindName, "the matrices must be square");
+      return std::vector<TensorInfo>(fVectors ? 2 : 1, in[0]);
+   }
+
+   std::string GenerateCode() override
+   {
+      using namespace linalg_detail;
+      const auto a = Split(InInfo(0).shape, 2, fKindName, "the input");
+      Program p;
+      p.batch = a.batch;
+      p.constants = {{"n", std::to_string(a.rows)}};
+      p.scratch = {{"double w", "n * n"}, {"double tau", "n"}, {"double z", "n * n"}};
+      p.views = {InView(0, "a", a.Size()), OutView(0, "t_out", a.Size())};
+      if (fVectors)
+         p.views.push_back(OutView(1, "z_out", a.Size()));
+      p.body = std::string("for (std::size_t i = 0; i < n * n; i++)\n   w[i] = a[i];\n") + kGehrd + kFormHessenbergQ +
+               "bool converged;\n{\n" + Indent(kSchur, "   ") + "}\n" + R"(const float nan = std::numeric_limits<float>::quiet_NaN();
+for (std::size_t i = 0; i < n * n; i++)
+   t_out[i] = !converged ? nan : i / n > i % n + 1 ? 0.0f : static_cast<float>(w[i]);
+)";
+      if (fVectors)
+         p.body += "for (std::size_t i = 0; i < n * n; i++)\n   z_out[i] = converged ? static_cast<float>(z[i]) : nan;\n";
+      return p.Str();
+   }
+
+private:
+   bool fVectors;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -168,6 +168,9 @@ _TABLE = [
     _project("J2S_HouseholderProduct", "linalg", (2, 2)),
     _project("J2S_Ormqr", "linalg", (3, 3)),
     _project("J2S_Qr", "linalg", (1, 1)),
+    _project("J2S_Geqp3", "linalg", (2, 2)),
+    _project("J2S_Hessenberg", "linalg", (1, 1)),
+    _project("J2S_Schur", "linalg", (1, 1)),
     _project("J2S_Eigh", "linalg", (1, 1)),
     _project("J2S_Svd", "linalg", (1, 1)),
     # convolution and pooling

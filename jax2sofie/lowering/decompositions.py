@@ -1,4 +1,5 @@
-"""Matrix decompositions and solvers: Cholesky, triangular solves, LU, QR, eigh, SVD.
+"""Matrix decompositions and solvers: Cholesky, triangular solves, LU, QR (also column-pivoted), eigh, SVD,
+the Hessenberg reduction and the real Schur decomposition.
 
 Each primitive goes to a project-owned operator of csrc/owned/linalg.hpp, which loops over all
 leading (batch) axes and works on the static trailing matrix; the arithmetic is done in double, so
@@ -8,7 +9,9 @@ inv and solve trace to `lu` plus ordinary primitives (solve through custom_linea
 Eigenvectors and singular vectors are unique only up to sign: ours follow one convention (the
 largest-magnitude component of each eigenvector / left singular vector is positive), LAPACK's none,
 so a comparison with JAX must use a sign-invariant function of them (the catalog cases below).
-QR is unique once the signs of R's diagonal are fixed; ours are LAPACK's (geqrf's reflectors).
+QR is unique once the signs of R's diagonal are fixed; ours are LAPACK's (geqrf's reflectors), and
+so is the column order of pivoted QR (geqp3's) and the Hessenberg reduction (gehrd's). The real
+Schur form is not unique (the order of its blocks): see the schur rule.
 """
 from __future__ import annotations
 
@@ -78,15 +81,19 @@ def lu_pivots_to_permutation(ctx: LoweringContext, pivots: Value, *, permutation
 
 @register("qr")
 def qr(ctx: LoweringContext, a: Value, *, pivoting=False, full_matrices=True, **_params) -> list[Value]:
-    """Project-owned J2S_Qr: Householder QR with LAPACK's signs (geqrf then orgqr), reduced or full."""
+    """Project-owned J2S_Qr: Householder QR with LAPACK's signs (geqrf then orgqr), reduced or full, or pivoted.
+
+    With pivoting, LAPACK geqp3's column choice (as JAX's qr(pivoting=True)) and the 0-based
+    permutation as a third output."""
     _check_matrices(ctx, "qr", a)
-    if pivoting:
-        raise ctx.error("qr with pivoting=True (column-pivoted QR, LAPACK geqp3) is not supported")
     m, n = a.shape[-2:]
     k = m if full_matrices else min(m, n)
     batch = a.shape[:-2]
-    return ctx.builder.op_multi("J2S_Qr", [a], [(batch + (m, k), a.dtype), (batch + (k, n), a.dtype)], hint="qr",
-                                dtype="float32", full_matrices=int(bool(full_matrices)))
+    outputs = [(batch + (m, k), a.dtype), (batch + (k, n), a.dtype)]
+    if pivoting:
+        outputs.append((batch + (n,), np.int32))
+    return ctx.builder.op_multi("J2S_Qr", [a], outputs, hint="qr", dtype="float32",
+                                full_matrices=int(bool(full_matrices)), pivoting=int(bool(pivoting)))
 
 
 @register("geqrf")
@@ -96,6 +103,49 @@ def geqrf(ctx: LoweringContext, a: Value, **_params) -> list[Value]:
     m, n = a.shape[-2:]
     return ctx.builder.op_multi("J2S_Geqrf", [a], [(a.shape, a.dtype), (a.shape[:-2] + (min(m, n),), a.dtype)],
                                 hint="geqrf", dtype="float32")
+
+
+@register("geqp3")
+def geqp3(ctx: LoweringContext, a: Value, jpvt: Value, **_params) -> list[Value]:
+    """Project-owned J2S_Geqp3: LAPACK's column-pivoted Householder QR (reflectors below R, 1-based jpvt, taus)."""
+    _check_matrices(ctx, "geqp3", a)
+    m, n = a.shape[-2:]
+    if jpvt.dtype != np.int32 or jpvt.shape != a.shape[:-2] + (n,):
+        raise ctx.error(f"geqp3 needs an int32 jpvt of shape {list(a.shape[:-2] + (n,))} for A {list(a.shape)}, "
+                        f"got {jpvt.dtype} {list(jpvt.shape)}")
+    return ctx.builder.op_multi("J2S_Geqp3", [a, jpvt], [(a.shape, a.dtype), (jpvt.shape, np.int32),
+                                                         (a.shape[:-2] + (min(m, n),), a.dtype)],
+                                hint="geqp3", dtype="float32")
+
+
+@register("hessenberg")
+def hessenberg(ctx: LoweringContext, a: Value, **_params) -> list[Value]:
+    """Project-owned J2S_Hessenberg: Householder reduction as LAPACK gehrd (reflectors below the subdiagonal, taus)."""
+    _check_matrices(ctx, "hessenberg", a, square=True)
+    n = a.shape[-1]
+    if n < 2:
+        raise ctx.error(f"hessenberg of {n}x{n} matrices is not supported (its taus output is empty)")
+    return ctx.builder.op_multi("J2S_Hessenberg", [a], [(a.shape, a.dtype), (a.shape[:-2] + (n - 1,), a.dtype)],
+                                hint="hessenberg", dtype="float32")
+
+
+@register("schur")
+def schur(ctx: LoweringContext, a: Value, *, compute_schur_vectors=True, sort_eig_vals=False, **_params) -> list[Value]:
+    """Project-owned J2S_Schur: real Schur form by Hessenberg reduction and Francis double-shift QR (LAPACK slahqr).
+
+    Guaranteed: Z orthogonal and Z T Z^T = A to float rounding; T quasi-upper-triangular, zero below
+    its subdiagonal, a 1 x 1 block per real eigenvalue and a 2 x 2 block [[a, b], [c, a]] with b c < 0
+    per complex pair a +- i sqrt(-b c) (LAPACK's standardisation), so T holds the eigenvalues of A.
+    Not guaranteed: the order of the blocks along T's diagonal, and with it Z and T element by element.
+    It is the order in which the iterations deflate the eigenvalues, which depends on rounding: ours
+    iterate in double, JAX's LAPACK in float32 (LAPACK's own float32 and float64 results differ in
+    it), so compare invariants (the catalog cases below), not the entries."""
+    _check_matrices(ctx, "schur", a, square=True)
+    if sort_eig_vals:
+        raise ctx.error("schur with sort_eig_vals=True is not supported (JAX's CPU backend has no sorting either)")
+    outputs = [(a.shape, a.dtype)] * (2 if compute_schur_vectors else 1)
+    return ctx.builder.op_multi("J2S_Schur", [a], outputs, hint="schur", dtype="float32",
+                                compute_schur_vectors=int(bool(compute_schur_vectors)))
 
 
 @register("householder_product")
@@ -169,7 +219,8 @@ def custom_linear_solve(ctx: LoweringContext, *args: Value, const_lengths, jaxpr
 import jax.numpy as jnp  # noqa: E402
 import jax.scipy.linalg as jsl  # noqa: E402
 from jax import lax  # noqa: E402
-# geqrf has no public wrapper; householder_product and ormqr (public) take its outputs
+# geqrf and geqp3 have no public wrappers; householder_product and ormqr (public) take their outputs
+from jax._src.lax.linalg import geqp3 as _geqp3  # noqa: E402
 from jax._src.lax.linalg import geqrf as _geqrf  # noqa: E402
 
 from .catalog import case, f32  # noqa: E402
@@ -280,3 +331,49 @@ case("eigh_repeated_eigenvalue", lambda p, x: (
          *jnp.linalg.eigh(_repeated_eigenvalue(x))), f32(2, 4, 4))
 case("svd_values_16x16_and_pinv", lambda p, x, y: (jnp.linalg.svd(x, compute_uv=False), jnp.linalg.pinv(y)),
      f32(2, 16, 16), f32(2, 4, 3))
+# column-pivoted QR: the pivot order (int32, exact) and Q, R element by element (geqp3's choice is
+# unique on inputs whose column norms are not tied)
+case("qr_pivoted_tall_and_wide", lambda p, x, y: (*jsl.qr(x, pivoting=True), *jsl.qr(x, pivoting=True, mode="economic"),
+                                                  *jsl.qr(y, pivoting=True), *jsl.qr(y, pivoting=True, mode="r")),
+     f32(2, 6, 4), f32(2, 3, 5))
+case("qr_pivoted_3x3_and_16x16", lambda p, x, y: (*jsl.qr(x, pivoting=True), *jsl.qr(y, pivoting=True)),
+     f32(2, 3, 3), f32(2, 16, 16))
+
+
+def _fixed_columns(x):
+    """geqp3 with some columns marked in jpvt (moved to the front and not pivoted): those whose first
+    entry is positive, so the set differs between the matrices of the batch."""
+    jpvt = (x[..., 0, :] > 0).astype(jnp.int32)
+    a, jpvt_out, taus = _geqp3(x, jpvt)
+    return a, jpvt_out, taus, lax.linalg.householder_product(a, taus)
+
+
+case("geqp3_fixed_columns", lambda p, x: _fixed_columns(x), f32(4, 7, 5))
+# lax.linalg.hessenberg's compact form (reflectors below the subdiagonal, taus) and scipy's H and Q
+case("hessenberg", lambda p, x, y: (*lax.linalg.hessenberg(x), *jsl.hessenberg(x, calc_q=True),
+                                    *lax.linalg.hessenberg(y)), f32(3, 6, 6), f32(3, 3, 3))
+case("hessenberg_16x16", lambda p, x: jsl.hessenberg(x, calc_q=True), f32(2, 16, 16))
+
+
+def _schur_invariants(x, vectors=True):
+    """What a real Schur decomposition determines (see the rule's docstring): the matrix Z T Z^T and
+    Z^T Z, T's entries below its subdiagonal (zero), its sorted diagonal (the eigenvalues' real parts)
+    and the sorted products of its sub- and superdiagonal entries (minus the squared imaginary parts:
+    zero for a real eigenvalue). The block order, and Z and T entry by entry, are not compared."""
+    if not vectors:
+        t = lax.linalg.schur(x, compute_schur_vectors=False)[0]
+        z = None
+    else:
+        t, z = jsl.schur(x)
+    products = jnp.diagonal(t, -1, axis1=-2, axis2=-1) * jnp.diagonal(t, 1, axis1=-2, axis2=-1)
+    result = (jnp.tril(t, -2), jnp.sort(jnp.diagonal(t, axis1=-2, axis2=-1), axis=-1), jnp.sort(products, axis=-1))
+    if z is not None:
+        result += (z @ t @ _transpose(z), _transpose(z) @ z)
+    return result
+
+
+# random matrices (complex pairs and real eigenvalues), a symmetric one (all real: T diagonal), 3x3 to 16x16
+case("schur_real", lambda p, x, y: (*_schur_invariants(x), *_schur_invariants(_spd(y)),
+                                    *_schur_invariants(x, vectors=False)), f32(3, 5, 5), f32(3, 4, 4))
+case("schur_3x3_and_16x16", lambda p, x, y: (*_schur_invariants(x), *_schur_invariants(y)),
+     f32(2, 3, 3), f32(2, 16, 16))

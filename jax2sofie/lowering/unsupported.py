@@ -46,9 +46,10 @@ declare_not_supported(
     "igamma_grad_a",
 )
 declare_not_supported(
-    "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd, triangular and "
-    "tridiagonal solves, the tridiagonal reduction, cholesky_update and symmetric_product are lowered)",
-    "eig", "geqp3", "hessenberg", "schur",
+    "not supported yet: no operator for the general (non-symmetric) eigen-decomposition (cholesky, lu, qr with "
+    "and without pivoting, eigh, svd, schur, hessenberg, triangular and tridiagonal solves, the tridiagonal "
+    "reduction, cholesky_update and symmetric_product are lowered)",
+    "eig",
 )
 declare_not_supported(
     "complex numbers and FFTs are not supported by SOFIE",
