@@ -164,8 +164,8 @@ _OWN_RULES = {
     "add_any": _wrapping(lambda a: f"{a[0]} + {a[1]}"),
     "sub": _wrapping(lambda a: f"{a[0]} - {a[1]}"),
     # in uint64: the product of two numbers below 2^32 overflows int64; its low 32 bits are uint32's product
-    "mul": _wrapping(lambda a: f"static_cast<std::int64_t>(static_cast<std::uint64_t>({a[0]}) * "
-                               f"static_cast<std::uint64_t>({a[1]}) & 4294967295ull)"),
+    "mul": _wrapping(lambda a: f"static_cast<std::int64_t>((static_cast<std::uint64_t>({a[0]}) * "
+                               f"static_cast<std::uint64_t>({a[1]})) & 4294967295ull)"),
     "neg": _wrapping(lambda a: f"-{a[0]}"),
     "not": _wrapping(lambda a: f"~{a[0]}"),
     "div": _div,
