@@ -41,11 +41,6 @@ declare_not_supported(
     "broadcast_to",
 )
 declare_not_supported(
-    "a derivative of the incomplete gamma function (JAX's autodiff and random.gamma use it): not written for "
-    "inference code; lax.igamma and lax.igammac are lowered",
-    "igamma_grad_a",
-)
-declare_not_supported(
     "not supported yet: no operator for this matrix decomposition (cholesky, lu, qr, eigh, svd, triangular and "
     "tridiagonal solves, the tridiagonal reduction, cholesky_update and symmetric_product are lowered)",
     "eig", "geqp3", "hessenberg", "schur",
