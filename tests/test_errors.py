@@ -233,3 +233,20 @@ def test_uint32_outputs_inputs_and_other_unsigned_types_are_refused():
     with pytest.raises(ConversionError, match=r"'convert_element_type' on uint8 values is not supported \(of the "
                                               r"unsigned integers only uint32 is"):
         jax2sofie.convert(lambda p, t: (t.astype(jnp.uint8) + 1).astype(jnp.int32), None, x)
+
+
+def test_scaled_dot_of_float8_computed_at_run_time_is_refused():
+    # a constant float8 operand is widened at conversion time (the catalog's scaled_dot_float8_weights)
+    x, scale = np.ones((2, 32), np.float32), np.ones((2, 1), np.float32)
+    w, w_scale = jnp.ones((32, 3), jnp.float8_e4m3fn), jnp.ones((1, 3), jnp.float8_e8m0fnu)
+    with pytest.raises(jax2sofie.LoweringError, match=r"scaled_dot with a float8_e4m3fn lhs computed at run time is "
+                                                      r"not supported: the generated code has float32 tensors only"):
+        jax2sofie.convert(lambda p, x, s: lax.scaled_dot(x.astype(jnp.float8_e4m3fn), w, lhs_scale=s, rhs_scale=w_scale,
+                                                         dimension_numbers=(((1,), (0,)), ((), ())),
+                                                         preferred_element_type=jnp.float32), None, x, scale)
+
+
+def test_scaled_matmul_reason_says_jax_has_no_cpu_implementation():
+    x = np.ones((1, 2, 32), np.float32)
+    with pytest.raises(UnsupportedPrimitivesError, match=r"jax.nn.scaled_matmul has no CPU implementation in JAX"):
+        jax2sofie.convert(lambda p, a: jax.nn.scaled_matmul(a, a, a[:, :, :1], a[:, :, :1]), None, x)

@@ -193,6 +193,10 @@ case("igamma_constant_a", lambda p, x: (lax.igamma(2.5, _span(x, 0.0, 10.0)), la
 case("igamma_grad_a_through_grad", lambda p, a, x: tuple(
     jax.grad(lambda s: jnp.sum(f(s, _span(x, 0.0, 40.0))))(_span(a, 0.1, 20.0)) for f in (jsp.gammainc, jsp.gammaincc)),
     positive(6, 20), positive(6, 20))
+# lax.random_gamma_grad (d sample / d alpha of a gamma sample, deterministic) is no primitive: JAX writes it
+# with while loops of its own, which convert as they are
+case("random_gamma_grad", lambda p, a, x: lax.random_gamma_grad(_span(a, 0.2, 10.0), _span(x, 0.1, 15.0)),
+     positive(3, 8), positive(3, 8))
 case("betainc_three_inputs", lambda p, a, b, x: lax.betainc(_span(a, 0.5, 10.0), _span(b, 0.5, 10.0),
                                                            _span(x, 0.0, 1.0)),
      positive(6, 20), positive(6, 20), positive(6, 20))
