@@ -214,7 +214,7 @@ case("searchsorted_int32_default", lambda p, t: (jnp.searchsorted(jnp.sort(p["a"
 
 
 def _uint32_arithmetic(p, t, x):
-    u = (t * 715827883).astype(jnp.uint32)  # int32 products wrap to negative: the low 32 bits
+    u = (t - 3).astype(jnp.uint32) * jnp.uint32(715827883)  # negative int32: the low 32 bits; the product wraps
     big = (x * 3e9).astype(jnp.uint32)  # float32 -> uint32 saturates (negative and NaN: 0)
     zero = (t * 0).astype(jnp.uint32)
     return ((u * u).astype(jnp.int32), (u + big).astype(jnp.int32), (u - big).astype(jnp.int32),
@@ -233,7 +233,7 @@ def _as_int(fn):
 case("uint32_wraps_exactly", _as_int(_uint32_arithmetic), i32(3, 4), f32(3, 4), rtol=0.0, atol=0.0,
      notes="exact: every uint32 result modulo 2^32, converted to float32 by the same rounding")
 case("uint32_gather_fill", lambda p, t, i: lax.gather(
-    (t * 715827883).astype(jnp.uint32), i[:, :, None] - 2, lax.GatherDimensionNumbers(
+    (t - 3).astype(jnp.uint32) * jnp.uint32(715827883), i[:, :, None] - 2, lax.GatherDimensionNumbers(
         offset_dims=(), collapsed_slice_dims=(1,), start_index_map=(1,), operand_batching_dims=(0,),
         start_indices_batching_dims=(0,)), (1, 1), mode="fill").astype(jnp.float32), i32(3, 5), i32(3, 4),
      rtol=0.0, atol=0.0, notes="an out-of-bounds index gives uint32's largest number, as in JAX")
