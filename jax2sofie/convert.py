@@ -198,7 +198,12 @@ _UNSUPPORTED_FLOATS = {"float16", "bfloat16", "float64"}
 
 def check_types_and_sizes(closed) -> None:
     """Refuse models that compute in a float type other than float32, naming the first such line (also
-    inside jitted functions). Zero-size arrays are handled (or refused) by the walker."""
+    inside jitted functions), and unsigned outputs. Zero-size arrays are handled (or refused) by the walker."""
+    for k, var in enumerate(closed.jaxpr.outvars):
+        dtype = getattr(var.aval, "dtype", None)
+        if dtype is not None and getattr(dtype, "kind", "") == "u":  # held as int64 inside (lowering/unsigned.py)
+            raise ConversionError(f"output {k} of the model is {dtype}: the generated code has no unsigned "
+                                  "tensors; cast the output to int32 (or int64)")
 
     def walk(jaxpr, enclosing: str) -> None:
         for eqn in jaxpr.eqns:

@@ -26,10 +26,10 @@ MODELS = textwrap.dedent('''
     fn_and_params = (linen.apply, linen.init(jax.random.PRNGKey(0), jnp.zeros((1, 4))))
     linen_and_variables = (linen, fn_and_params[1])
     def broken(params, x):
-        return jax.lax.igamma_grad_a(x, x)
+        return jax.lax.rng_uniform(x[0, 0], x[0, 1], x.shape)
     broken_pair = (broken, {})
     def sorted_weights(params, x):
-        return x @ jax.lax.igamma_grad_a(params["w"], params["w"])
+        return x @ jax.lax.rng_uniform(params["w"][0, 0], params["w"][0, 1], (4, 2))
     folded_pair = (sorted_weights, {"w": jnp.ones((4, 2))})
 ''')
 
@@ -104,7 +104,7 @@ def test_exit_codes(models_module, tmp_path, capsys):
     assert main(["convert", f"{models_module}:model", "--input-shape", "2,x", "-o", str(tmp_path)]) == 2
     assert main(["check", str(tmp_path / "nothing")]) == 2
     assert main(["convert", f"{models_module}:broken_pair", "--input-shape", "1,4", "-o", str(tmp_path / "x")]) == 1
-    assert "igamma_grad_a" in capsys.readouterr().err
+    assert "rng_uniform" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit) as usage:
         main(["convert"])
@@ -128,7 +128,7 @@ def test_example_npy_weights_and_force(models_module, tmp_path):
 def test_inspect_lists_primitives(models_module, capsys):
     assert main(["inspect", f"{models_module}:broken_pair", "--input-shape", "1,4"]) == 0
     printed = capsys.readouterr().out
-    assert "UNSUPPORTED" in printed and "igamma_grad_a" in printed and "cli_models.py" in printed
+    assert "UNSUPPORTED" in printed and "rng_uniform" in printed and "cli_models.py" in printed
     assert "1 unsupported" in printed
     assert main(["inspect", f"{models_module}:folded_pair", "--input-shape", "1,4"]) == 0
     printed = capsys.readouterr().out
@@ -165,8 +165,8 @@ def test_process_exit_codes(tmp_path):
         return subprocess.run([sys.executable, "-m", "jax2sofie.cli", *argv], env=env, cwd=tmp_path,
                               capture_output=True, text=True).returncode
 
-    (tmp_path / "shell_models.py").write_text("import jax\npair = (lambda p, x: jax.lax.igamma_grad_a(x, x), {})\n")
+    (tmp_path / "shell_models.py").write_text("import jax\npair = (lambda p, x: jax.lax.rng_uniform(x[0], x[1], x.shape), {})\n")
     assert status("--help") == 0
     assert status("convert", "shell_models:pair") == 2  # no --input-shape / --example: argparse
-    assert status("convert", "shell_models:pair", "--input-shape", "3", "-o", "out") == 1  # igamma_grad_a: unsupported
+    assert status("convert", "shell_models:pair", "--input-shape", "3", "-o", "out") == 1  # rng_uniform: unsupported
     assert not (tmp_path / "out").exists()

@@ -84,8 +84,8 @@ def test_rule_error_names_the_dtype_and_the_line():
         return x + jnp.sign(t.astype(jnp.uint32)).astype(jnp.float32)
 
     with pytest.raises(jax2sofie.LoweringError,
-                       match=r"'sign' on uint32 is not supported \(supported: float32, int32, int64\); the generated "
-                             r"code has no unsigned integer tensors[^\n]*\n  at .*test_errors.py:\d+"):
+                       match=r"'sign' on uint32 values is not supported: the generated code holds uint32 as int64 "
+                             r"[^\n]*\(cast to int32 before this operation\)\n  at .*test_errors.py:\d+"):
         jax2sofie.convert(fn, None, np.ones(3, np.float32), np.ones(3, np.int32))
 
 
@@ -213,13 +213,40 @@ def test_dynamic_batch_refuses_inputs_whose_first_dimensions_differ():
     assert model.graph.outputs[0].shape == (4, 3)
 
 
-def test_searchsorted_default_method_names_uint32_and_the_methods_that_convert():
+def test_searchsorted_converts_with_every_method():
+    # the default method ('scan') bisects with uint32 bounds, held as int64 (lowering/unsigned.py)
     sorted_values = np.sort(np.linspace(-2.0, 3.0, 10).astype(np.float32))
     queries = np.linspace(-3.0, 4.0, 12, dtype=np.float32).reshape(3, 4)
-    with pytest.raises(ConversionError) as info:
-        jax2sofie.convert(lambda p, q, s: jnp.searchsorted(s, q), None, queries, sorted_values)
-    message = str(info.value)
-    assert "on uint32 is not supported" in message and "method='compare_all'" in message
-    model = jax2sofie.convert(lambda p, q, s: jnp.searchsorted(s, q, method="compare_all"), None, queries,
-                              sorted_values)
-    assert model.check(queries, sorted_values).passed
+    for method in ("scan", "compare_all", "sort"):
+        model = jax2sofie.convert(lambda p, q, s: jnp.searchsorted(s, q, method=method), None, queries,
+                                  sorted_values)
+        assert model.check(queries, sorted_values).passed, method
+
+
+def test_uint32_outputs_inputs_and_other_unsigned_types_are_refused():
+    x = np.arange(6, dtype=np.int32)
+    with pytest.raises(ConversionError, match=r"output 1 of the model is uint32: the generated code has no unsigned "
+                                              r"tensors; cast the output to int32"):
+        jax2sofie.convert(lambda p, t: (t, t.astype(jnp.uint32) + 1), None, x)
+    with pytest.raises(ConversionError, match=r"a uint32 model input is not supported \(.*\): pass it as int32"):
+        jax2sofie.convert(lambda p, u: (u + 1).astype(jnp.int32), None, x.astype(np.uint32))
+    with pytest.raises(ConversionError, match=r"'convert_element_type' on uint8 values is not supported \(of the "
+                                              r"unsigned integers only uint32 is"):
+        jax2sofie.convert(lambda p, t: (t.astype(jnp.uint8) + 1).astype(jnp.int32), None, x)
+
+
+def test_scaled_dot_of_float8_computed_at_run_time_is_refused():
+    # a constant float8 operand is widened at conversion time (the catalog's scaled_dot_float8_weights)
+    x, scale = np.ones((2, 32), np.float32), np.ones((2, 1), np.float32)
+    w, w_scale = jnp.ones((32, 3), jnp.float8_e4m3fn), jnp.ones((1, 3), jnp.float8_e8m0fnu)
+    with pytest.raises(jax2sofie.LoweringError, match=r"scaled_dot with a float8_e4m3fn lhs computed at run time is "
+                                                      r"not supported: the generated code has float32 tensors only"):
+        jax2sofie.convert(lambda p, x, s: lax.scaled_dot(x.astype(jnp.float8_e4m3fn), w, lhs_scale=s, rhs_scale=w_scale,
+                                                         dimension_numbers=(((1,), (0,)), ((), ())),
+                                                         preferred_element_type=jnp.float32), None, x, scale)
+
+
+def test_scaled_matmul_reason_says_jax_has_no_cpu_implementation():
+    x = np.ones((1, 2, 32), np.float32)
+    with pytest.raises(UnsupportedPrimitivesError, match=r"jax.nn.scaled_matmul has no CPU implementation in JAX"):
+        jax2sofie.convert(lambda p, a: jax.nn.scaled_matmul(a, a, a[:, :, :1], a[:, :, :1]), None, x)

@@ -39,6 +39,16 @@ bessel_x = _grid(-40, 40, 4001)
 erf_inv_x = np.concatenate([_grid(-0.999, 0.999, 2001), (1 - np.logspace(-7.2, -3, 500)).astype(F32),
                             (np.logspace(-7.2, -3, 500) - 1).astype(F32)])
 
+def _igamma_grad_a_reference(a, x):
+    """d/da of scipy's gammainc in float64 by Richardson-extrapolated central differences (about 1e-12
+    absolute: scipy has no derivative in a)."""
+    def central(h):
+        return (sp.gammainc(a + h, x) - sp.gammainc(a - h, x)) / (2 * h)
+
+    h = 1e-3 * a
+    return (4 * central(h / 2) - central(h)) / 3
+
+
 CASES = {
     "lgamma": (lax.lgamma, [lgamma_x], lambda x: sp.gammaln(x), (1e-5, 5e-6)),
     "digamma": (lax.digamma, [digamma_x], lambda x: sp.digamma(x), (1e-5, 2e-6)),
@@ -49,6 +59,7 @@ CASES = {
     "erf_inv": (lax.erf_inv, [erf_inv_x], lambda x: sp.erfinv(x), (1e-6, 1e-8)),
     "igamma": (lax.igamma, [gamma_a, gamma_x], lambda a, x: sp.gammainc(a, x), (2e-7, 1e-8)),
     "igammac": (lax.igammac, [gamma_a, gamma_x], lambda a, x: sp.gammaincc(a, x), (2e-7, 1e-8)),
+    "igamma_grad_a": (lax.igamma_grad_a, [gamma_a, gamma_x], _igamma_grad_a_reference, (2e-7, 1e-8)),
     "betainc": (lax.betainc, [beta_a, beta_b, beta_x], lambda a, b, x: sp.betainc(a, b, x), (2e-7, 1e-8)),
 }
 
@@ -108,6 +119,17 @@ def test_incomplete_gamma_special_values_match_jax_where_jax_is_exact():
     model = jax2sofie.convert(lambda p, a, x: (lax.igamma(a, x), lax.igammac(a, x)), None, a, x,
                               name="limits_igamma")
     assert [v.tolist() for v in model.run(a, x)] == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_igamma_grad_a_special_values_match_jax_where_jax_is_defined():
+    # JAX gives NaN at x = inf and at a = inf, where P(a, x) no longer depends on a: the limit 0 there
+    a, x = _PAIRS
+    model = jax2sofie.convert(lambda p, a, x: lax.igamma_grad_a(a, x), None, a, x, name="special_values_igamma_grad")
+    (got,) = model.run(a, x)
+    want = np.asarray(lax.igamma_grad_a(a, x))
+    limits = (np.isinf(a) | np.isinf(x)) & (a > 0) & (x > 0)
+    np.testing.assert_allclose(got[~limits], want[~limits], rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert np.isnan(want[limits]).all() and (got[limits] == 0.0).all()
 
 
 def _header(model, tmp_path) -> str:

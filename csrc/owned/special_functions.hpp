@@ -1,18 +1,18 @@
 // Special functions that J2S_Elementwise expressions may call: j2s_lgamma(x), j2s_digamma(x),
 // j2s_polygamma(n, x), j2s_zeta(s, q), j2s_bessel_i0e(x), j2s_bessel_i1e(x), j2s_erf_inv(x),
-// j2s_igamma(a, x), j2s_igammac(a, x) and j2s_betainc(a, b, x), all on float.
+// j2s_igamma(a, x), j2s_igammac(a, x), j2s_igamma_grad_a(a, x) and j2s_betainc(a, b, x), all on float.
 //
 // They are written into the generated header as static member functions of the Session, each in a
 // block `#ifndef J2S_<model>_<name>` (header_fixes.py keeps the first block of a name), and only
 // when an expression of the model calls them (with the helpers they call): a header that uses none
 // has none of this text.
 //
-// The functions of a fixed number of steps (all but the last three) are written for the element
+// The functions of a fixed number of steps (all but the last four) are written for the element
 // loop to vectorise once they are inlined (always_inline): no calls into libm (a call per element),
 // float selects through bit masks (j2s_select: a ternary whose operands are computed arithmetic
 // becomes a branch in GCC under its default -ftrapping-math, and a branch stops the vectoriser),
 // loops of a fixed trip count unrolled by a pragma, and their own log, exp, sqrt and sin(pi x). The
-// incomplete gamma and beta functions iterate until they converge: they are scalar code in double
+// incomplete gamma and beta functions (and igamma's derivative) iterate until they converge: they are scalar code in double
 // (std::log/std::exp, which are thread safe; std::lgamma is not: glibc writes the global signgam).
 //
 // The domains and errors measured against JAX and scipy are in the docstrings of the lowering rules
@@ -427,6 +427,95 @@ static float j2s_igamma(float a, float x) { return j2s_incomplete_gamma(a, x, fa
       {"j2s_igammac", {"j2s_incomplete_gamma"}, R"J2S(
 /// the regularized upper incomplete gamma function Q(a, x) = 1 - P(a, x)
 static float j2s_igammac(float a, float x) { return j2s_incomplete_gamma(a, x, true); }
+)J2S"},
+      {"j2s_digamma_positive", {}, R"J2S(
+/// digamma(a) for a > 0 in double: the recurrence digamma(a) = digamma(a + 1) - 1/a up to a >= 10, then the
+/// asymptotic series (its first neglected term, 1/(132 z^10)... 691/(32760 z^12), is below 3e-14 there)
+static double j2s_digamma_positive(double a)
+{
+   double shift = 0.0;
+   for (; a < 10.0; a += 1.0)
+      shift -= 1.0 / a;
+   const double r = 1.0 / (a * a);
+   const double series = r * (1.0 / 12 - r * (1.0 / 120 - r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132)))));
+   return shift + std::log(a) - 0.5 / a - series;
+}
+)J2S"},
+      {"j2s_igamma_grad_a", {"j2s_lgamma_positive", "j2s_digamma_positive"}, R"J2S(
+/// d/da P(a, x), P the regularized lower incomplete gamma function, in double: where x <= 1 or x <= a the
+/// series of P, else the continued fraction of Q = 1 - P (the convergents' recurrence, rescaled against
+/// overflow), each with its derivative in a carried along step by step, until value and derivative no
+/// longer change in double (at most 2000 steps); as lax.igamma_grad_a: NaN for a <= 0, x < 0 or NaN
+/// arguments, 0 at x = 0 (and at x = inf, where P is 1 for every a)
+static float j2s_igamma_grad_a(float af, float xf)
+{
+   const double a = af, x = xf;
+   if (std::isnan(a) || std::isnan(x) || a <= 0.0 || x < 0.0)
+      return std::numeric_limits<float>::quiet_NaN();
+   if (x == 0.0 || std::isinf(x) || std::isinf(a))
+      return 0.0f;
+   const double logX = std::log(x);
+   if (!(x > 1.0 && x > a)) {
+      // P = x^a e^-x / Gamma(a + 1) * S, S = sum_n c_n, c_n = x^n / ((a + 1) ... (a + n)), dc_n/da carried
+      double r = a, c = 1.0, sum = 1.0, dc = 0.0, dsum = 0.0;
+      for (int n = 0; n < 2000; n++) {
+         r += 1.0;
+         dc = (dc * x - c * x / r) / r;
+         c *= x / r;
+         sum += c;
+         dsum += dc;
+         if (c <= sum * 1e-17 && std::fabs(dc) <= std::fabs(dsum) * 1e-17)
+            break;
+      }
+      const double logFront = a * logX - x - j2s_lgamma_positive(a + 1.0); // log(x^a e^-x / Gamma(a + 1))
+      const double front = std::exp(logFront);
+      return static_cast<float>(front * (dsum + sum * (logX - j2s_digamma_positive(a + 1.0))));
+   }
+   // Q = x^a e^-x / Gamma(a) * h, h the limit of p_k / q_k (Cephes' igamc recurrence), dp/da and dq/da carried
+   double y = 1.0 - a, z = x + y + 1.0, c = 0.0;
+   double pkm2 = 1.0, qkm2 = x, pkm1 = x + 1.0, qkm1 = z * x;
+   double dpkm2 = 0.0, dqkm2 = 0.0, dpkm1 = 0.0, dqkm1 = -x;
+   double h = pkm1 / qkm1, dh = (dpkm1 - h * dqkm1) / qkm1;
+   const double big = 4503599627370496.0, bigInverse = 2.22044604925031308085e-16;
+   for (int k = 0; k < 2000; k++) {
+      c += 1.0;
+      y += 1.0;
+      z += 2.0;
+      const double yc = y * c;
+      const double pk = pkm1 * z - pkm2 * yc, qk = qkm1 * z - qkm2 * yc;
+      const double dpk = dpkm1 * z - pkm1 - dpkm2 * yc + pkm2 * c;
+      const double dqk = dqkm1 * z - qkm1 - dqkm2 * yc + qkm2 * c;
+      bool converged = false;
+      if (qk != 0.0) {
+         const double next = pk / qk, dnext = (dpk - next * dqk) / qk;
+         converged = std::fabs(next - h) <= std::fabs(next) * 1e-15 && std::fabs(dnext - dh) <= std::fabs(dnext) * 1e-15;
+         h = next;
+         dh = dnext;
+      }
+      pkm2 = pkm1;
+      pkm1 = pk;
+      qkm2 = qkm1;
+      qkm1 = qk;
+      dpkm2 = dpkm1;
+      dpkm1 = dpk;
+      dqkm2 = dqkm1;
+      dqkm1 = dqk;
+      if (std::fabs(pk) > big) {
+         pkm2 *= bigInverse;
+         pkm1 *= bigInverse;
+         qkm2 *= bigInverse;
+         qkm1 *= bigInverse;
+         dpkm2 *= bigInverse;
+         dpkm1 *= bigInverse;
+         dqkm2 *= bigInverse;
+         dqkm1 *= bigInverse;
+      }
+      if (converged)
+         break;
+   }
+   const double front = std::exp(a * logX - x - j2s_lgamma_positive(a)); // x^a e^-x / Gamma(a)
+   return static_cast<float>(-front * (dh + h * (logX - j2s_digamma_positive(a))));
+}
 )J2S"},
       {"j2s_betainc", {"j2s_lgamma_positive"}, R"J2S(
 /// the regularized incomplete beta function I_x(a, b) in double: its continued fraction (modified Lentz,

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     linalg,
     pooling,
     pooling_gradients,
+    quantized,
     reduce,
     shape,
     slicing,

@@ -36,18 +36,11 @@ def elementwise(ctx: LoweringContext, template: Template, inputs: Sequence[Value
                   to=dtype_attr(out_dtype))
 
 
-# unsigned integers have no tensors in the generated code; the usual source is jnp.searchsorted, whose
-# default method ('scan') bisects with uint32 bounds
-_UNSIGNED_HINT = ("; the generated code has no unsigned integer tensors. jnp.searchsorted computes in uint32 "
-                  "with its default method: pass method='compare_all' (or method='sort'), which converts")
-
-
 def _check_dtypes(ctx: LoweringContext, primitive: str, inputs: Sequence[Value], allowed) -> str:
+    # (uint32 values arrive here as int64: unsigned.py)
     dtype = np.dtype(inputs[0].dtype).name
     if dtype not in allowed:
-        hint = _UNSIGNED_HINT if dtype.startswith("uint") else ""
-        raise ctx.error(f"'{primitive}' on {dtype} is not supported (supported: {', '.join(sorted(allowed))})"
-                        + hint)
+        raise ctx.error(f"'{primitive}' on {dtype} is not supported (supported: {', '.join(sorted(allowed))})")
     return dtype
 
 

@@ -19,8 +19,9 @@ declare_not_supported(
     "dot_product_attention_fp8_bwd", "dot_product_attention_fp8_bwd_wrapper",
 )
 declare_not_supported(
-    "not supported yet: block-scaled (quantized) matrix products (grouped ones, ragged_dot_general, are lowered)",
-    "scaled_dot", "scaled_matmul", "scaled_matmul_wrapper",
+    "jax.nn.scaled_matmul has no CPU implementation in JAX (cuDNN only), so there is no reference to check "
+    "against; lax.scaled_dot, the same block-scaled product, runs on the CPU and is lowered",
+    "scaled_matmul", "scaled_matmul_wrapper",
 )
 declare_not_supported(
     "a legacy custom-derivative primitive that current JAX tracing does not produce (custom_jvp_call, "
@@ -41,14 +42,8 @@ declare_not_supported(
     "broadcast_to",
 )
 declare_not_supported(
-    "a derivative of the incomplete gamma function (JAX's autodiff and random.gamma use it): not written for "
-    "inference code; lax.igamma and lax.igammac are lowered",
-    "igamma_grad_a",
-)
-declare_not_supported(
-    "not supported yet: no operator for the general (non-symmetric) eigen-decomposition (cholesky, lu, qr with "
-    "and without pivoting, eigh, svd, schur, hessenberg, triangular and tridiagonal solves, the tridiagonal "
-    "reduction, cholesky_update and symmetric_product are lowered)",
+    "eig's eigenvalues and eigenvectors of a non-symmetric matrix are complex, and complex numbers are not "
+    "supported by SOFIE (eigh is lowered for symmetric matrices, and schur gives the real Schur form)",
     "eig",
 )
 declare_not_supported(

@@ -23,6 +23,7 @@ from ..ir import Value
 from .context import LoweringContext
 from .registry import RULES
 from .source import location_of
+from .unsigned import as_jax_value, involves_unsigned, stored_dtype, unsigned_rule
 
 # Primitives whose folded result can be much larger than their inputs: lowered by their rule even on
 # constants, so that a broadcast scalar does not become a big weight (a pass drops such broadcasts
@@ -117,13 +118,15 @@ def _apply_rule(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value]) 
     rule = RULES.get(name)
     if rule is None:  # the pre-scan reports these all at once; this is the safety net
         raise ctx.error(f"no lowering rule for primitive '{name}'")
+    if involves_unsigned(eqn):  # uint32 values are held as int64 (unsigned.py)
+        rule, inputs = unsigned_rule(ctx, eqn, inputs)
     _check_no_zero_size_inputs(ctx, name, inputs)
     result = rule(ctx, *inputs, **eqn.params)
     outputs = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(outputs) != len(eqn.outvars):
         raise ctx.error(f"rule for '{name}' returned {len(outputs)} values for {len(eqn.outvars)} outputs")
     for var, value in zip(eqn.outvars, outputs):
-        expected = (tuple(var.aval.shape), np.dtype(var.aval.dtype))
+        expected = (tuple(var.aval.shape), stored_dtype(var.aval.dtype))
         if (value.shape, np.dtype(value.dtype)) != expected:
             raise ctx.error(f"rule for '{name}' produced {np.dtype(value.dtype).name}{list(value.shape)} "
                             f"where JAX has {expected[1].name}{list(expected[0])}")
@@ -152,7 +155,8 @@ def _fold_with_jax(ctx: LoweringContext, eqn: jcore.JaxprEqn, inputs: list[Value
     bound = eqn.primitive.get_bind_params(eqn.params)
     subfuns, bind_params = bound if isinstance(bound, tuple) else ([], bound)
     try:
-        results = eqn.primitive.bind(*subfuns, *(v.const for v in inputs), **bind_params)
+        results = eqn.primitive.bind(*subfuns, *(as_jax_value(v.const, var.aval) for v, var in zip(inputs, eqn.invars)),
+                                     **bind_params)
     except Exception as exc:  # noqa: BLE001 - re-raised with the primitive and line
         raise LoweringError(f"evaluating '{eqn.primitive.name}' on constants failed: {exc}\n"
                             f"  at {ctx.builder.current_source}") from exc
