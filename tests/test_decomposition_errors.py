@@ -26,7 +26,7 @@ def test_refused_with_a_clear_message(fn, message):
 
 
 def test_unlowered_decompositions_are_listed_with_their_reason():
-    with pytest.raises(UnsupportedPrimitivesError, match="eig: not supported yet: no operator for the general"):
+    with pytest.raises(UnsupportedPrimitivesError, match="eig: eig's eigenvalues and eigenvectors of a non-symmetric matrix are complex"):
         jax2sofie.convert(lambda p, x: jnp.linalg.eig(x), None, MATRICES)
 
 
