@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     pooling,
     pooling_gradients,
     reduce,
+    row_fusions,
     shape,
     slicing,
     small_linalg,
