@@ -97,8 +97,30 @@ inline void RowReduction(codegen::Code &c, const codegen::Isa &isa, bool isMax, 
       }
       c.Close();
    }
-   c.Line(result + " = acc[0];");
-   c.Line("for (int l = 1; l < " + W + "; l++) " + update(result, "acc[l]"));
+   // the lanes folded in halves, in vectors down to 4 lanes, then one by one: a row's serial chain of
+   // dependent steps is then 2 + log2(width / 4) long, not width - 1 (a short row is mostly this)
+   std::string lanes = "acc";
+   for (std::int64_t half = w / 2; half >= 4; half /= 2) {
+      const std::string H = std::to_string(half), VH = codegen::VectorType(half), folded = "acc" + H;
+      c.Line(VH + " " + folded + ", hi" + H + ";");
+      c.Line("std::memcpy(&" + folded + ", &" + lanes + ", sizeof " + folded + ");");
+      c.Line("std::memcpy(&hi" + H + ", reinterpret_cast<const char *>(&" + lanes + ") + sizeof " + folded + ", sizeof hi" +
+             H + ");");
+      if (!isMax) {
+         c.Line(folded + " += hi" + H + ";");
+      } else {
+         c.Line("\n#if defined(__GNUC__) || defined(__clang__)");
+         c.Line("const j2s_vi" + H + " take" + H + " = (hi" + H + " > " + folded + ") | (hi" + H + " != hi" + H + ");");
+         c.Line(folded + " = (" + VH + ")(((j2s_vi" + H + ")hi" + H + " & take" + H + ") | ((j2s_vi" + H + ")" + folded +
+                " & ~take" + H + "));");
+         c.Line("\n#else");
+         c.Line("for (int l = 0; l < " + H + "; l++) " + update(folded + "[l]", "hi" + H + "[l]"));
+         c.Line("\n#endif");
+      }
+      lanes = folded;
+   }
+   c.Line(result + " = " + lanes + "[0];");
+   c.Line("for (int l = 1; l < 4; l++) " + update(result, lanes + "[l]"));
    if (full * w < n)
       c.Line("for (size_t j = " + std::to_string(full * w) + "; j < " + std::to_string(n) + "; j++) " +
              update(result, row + "[j]"));
@@ -156,6 +178,8 @@ protected:
    }
 
    bool UsesKernel() const override { return true; }
+
+   std::vector<std::string> GetStdLibs() override { return {"cmath", "algorithm", "limits", "cstdint", "cstring"}; }
 
    std::string KernelCode(const codegen::Isa &isa) override
    {
