@@ -1,9 +1,9 @@
-// J2S_Softmax: jax.nn.softmax over the last axis of a float32 tensor, one contiguous row at a time.
+// J2S_Softmax: jax.nn.softmax over the last axis of a float32 tensor, in groups of contiguous rows.
 //
 // What jax.nn.softmax traces to is five loops over memory (a max reduction, x - max and its exp, a
-// sum reduction, a divide); passes/softmax.py replaces them by this operator, which does each row
-// while it is in the L1 cache: its max in vectors, exp(x - max) into the output in a loop the
-// compiler vectorises, the sum of that in vectors, then the divide. The numbers are JAX's formula
+// sum reduction, a divide); passes/softmax.py replaces them by this operator, which does a group of
+// rows while it is in the L1 cache: their maxima in vectors, exp(x - max) into the output in loops
+// the compiler vectorises, their sums in vectors, then the divides. The numbers are JAX's formula
 // unchanged: the max is subtracted (a row of all -inf gives NaN, as in JAX: -inf - -inf), a NaN
 // anywhere in a row makes the whole row NaN, and the result is exp / sum (a divide, not a multiply
 // by the reciprocal). The exp is the expression the Python side gives (`exp` attribute: the
@@ -14,6 +14,7 @@
 #include "elementwise.hpp"
 #include "owned_operator.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -185,17 +186,41 @@ protected:
    {
       const std::string N = std::to_string(fRowLength);
       codegen::Code c(1);
+      // Rows in groups of about 8 KB, each step over the whole group before the next (maxima, exps,
+      // sums, divides): one row alone is a chain of dependent steps (its max before its exps, their
+      // sum before its divides), which for short rows (attention's 16 to 64 keys) left the core
+      // waiting; the rows of a group are independent work, and the group stays in the L1 cache.
+      const std::int64_t group = std::max<std::int64_t>(1, std::min<std::int64_t>(64, 2048 / fRowLength));
+      const std::string G = std::to_string(group);
+      auto rowLoop = [&](const std::string &body) {
+         c.Open("for (size_t i = 0; i < rows; i++)");
+         c.Line("const float *x = " + In(0) + " + (r0 + i) * " + N + ";");
+         c.Line("float *y = " + Out(0) + " + (r0 + i) * " + N + ";");
+         c.Line("(void)x;");
+         if (body == "max") {
+            row_kernels::RowReduction(c, isa, true, "x", fRowLength, "m");
+            c.Line("m_[i] = m;");
+         } else if (body == "exp") {
+            c.Line("const float m = m_[i];");
+            row_kernels::BlockedLoop(c, fRowLength, [&](codegen::Code &b) {
+               b.Line("const float x0 = x[j] - m;");
+               row_kernels::ExpressionStatements(b, fExp, "y[j]");
+            });
+         } else if (body == "sum") {
+            row_kernels::RowReduction(c, isa, false, "y", fRowLength, "s");
+            c.Line("m_[i] = s;");
+         } else {
+            c.Line("const float s = m_[i];");
+            row_kernels::BlockedLoop(c, fRowLength, [&](codegen::Code &b) { b.Line("y[j] = y[j] / s;"); });
+         }
+         c.Close();
+      };
       c.Raw(ElementwiseOperator::Helpers(fExp, "   "));
-      c.Loop("r", fRows);
-      c.Line("const float *x = " + In(0) + " + r * " + N + ";");
-      c.Line("float *y = " + Out(0) + " + r * " + N + ";");
-      row_kernels::RowReduction(c, isa, true, "x", fRowLength, "m");
-      row_kernels::BlockedLoop(c, fRowLength, [&](codegen::Code &b) {
-         b.Line("const float x0 = x[j] - m;");
-         row_kernels::ExpressionStatements(b, fExp, "y[j]");
-      });
-      row_kernels::RowReduction(c, isa, false, "y", fRowLength, "s");
-      row_kernels::BlockedLoop(c, fRowLength, [&](codegen::Code &b) { b.Line("y[j] = y[j] / s;"); });
+      c.Line("float m_[" + G + "];");
+      c.Open("for (size_t r0 = 0; r0 < " + fRows + "; r0 += " + G + ")");
+      c.Line("const size_t rows = " + fRows + " - r0 < " + G + " ? " + fRows + " - r0 : " + G + ";");
+      for (const char *step : {"max", "exp", "sum", "divide"})
+         rowLoop(step);
       c.Close();
       return c.Str();
    }
