@@ -77,6 +77,8 @@ const std::map<std::string, Factory> &OpTable()
       {"Not", MakeNot},
       // project-owned: one loop over a C++ expression of broadcast inputs (ops_elementwise.cpp)
       {"J2S_Elementwise", MakeElementwise},
+      // project-owned row kernels: a softmax over the last axis in one operator (owned/softmax.hpp)
+      {"J2S_Softmax", MakeSoftmax},
       // data movement and types
       {"Identity", MakeIdentity},
       {"Reshape", MakeReshape},

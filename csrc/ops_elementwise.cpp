@@ -2,6 +2,7 @@
 #include "ops_elementwise.hpp"
 
 #include "owned/elementwise.hpp"
+#include "owned/softmax.hpp"
 
 #include "SOFIE/ROperator_Erf.hxx"
 
@@ -40,6 +41,21 @@ OpPtr MakeElementwise(const Node &n)
    if (expression.empty())
       throw NodeError("empty expression");
    return std::make_unique<ElementwiseOperator>(n.inputs, n.Output(), expression, type->second);
+}
+
+// J2S_Softmax: input [X] (float32, the last axis of a static size), one output of X's shape: the
+// softmax of each row along the last axis (owned/softmax.hpp).
+//   exp (str, required): exp(x0) as a J2S_Elementwise expression (ops/expressions.py).
+// dtype float32.
+OpPtr MakeSoftmax(const Node &n)
+{
+   n.ExpectInputs(1);
+   n.ExpectOutputs(1);
+   CheckDType<float>(n);
+   const std::string exp = n.Str("exp");
+   if (exp.empty())
+      throw NodeError("empty exp expression");
+   return std::make_unique<SoftmaxOperator>(exp, n.inputs[0], n.Output());
 }
 
 } // namespace jax2sofie

@@ -1,4 +1,5 @@
-// Factories of the elementwise-math family: SOFIE's Erf and the project-owned J2S_Elementwise.
+// Factories of the elementwise-math family: SOFIE's Erf, the project-owned J2S_Elementwise and the
+// row kernels built on its expressions (J2S_Softmax).
 #pragma once
 
 #include "node.hpp"
@@ -7,5 +8,6 @@ namespace jax2sofie {
 
 OpPtr MakeErf(const Node &);
 OpPtr MakeElementwise(const Node &);
+OpPtr MakeSoftmax(const Node &);
 
 } // namespace jax2sofie

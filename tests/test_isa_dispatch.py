@@ -141,8 +141,8 @@ def test_conv_transpose_every_level_and_build_matches_jax(batch, tmp_path):
 
 def _attention(p, x):
     """A layer norm and a 3-head attention core: the per-head products (J2S_BatchedMatMul, the context
-    written back through a folded Transpose) and the row reductions (J2S_Reduce's vector rows: the
-    norm's mean over 36 values, the softmax's max and sum over 7 keys: a part-filled vector)."""
+    written back through a folded Transpose), the norm's row reductions (J2S_Reduce's vector rows of
+    36 values) and the softmax over 7 keys (J2S_Softmax: a vector of 4 and 3 values one by one)."""
     x = (x - x.mean(-1, keepdims=True)) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5)
     q = (x @ p["wq"]).reshape(x.shape[0], 7, 3, 12)
     k = (x @ p["wk"]).reshape(x.shape[0], 7, 3, 12)
@@ -158,6 +158,7 @@ def test_attention_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     model = jax2sofie.convert(_attention, params, x, name=f"isa_attention_b{batch}")
     counts = model.graph.op_counts()
     assert counts.get("J2S_BatchedMatMul") == 2 and "Transpose" not in counts, counts
+    assert counts.get("J2S_Softmax") == 1, counts
     model.write(tmp_path / model.name, test=True, test_inputs=[x])
     directory = tmp_path / model.name
     header = (directory / f"{model.name}.hxx").read_text()

@@ -494,7 +494,30 @@ def elementwise_cases():
              {"y": np.where(m, np.fmod(t, u), t * u).astype(np.int32)}),
         Case("w_J2S_bool_out", {"x": x, "c": c},
              [node("J2S_Elementwise", "ew", ["x", "c"], ["y"], expression="x0 > x1", to="bool")], {"y": x > c}),
-    ]
+    ] + softmax_cases()
+
+
+def softmax_cases():
+    """J2S_Softmax over rows of 21 (a vector and a part at every level), 16 and 3 (no vector): JAX's
+    formula, so a row of -inf, one with a NaN and one with +inf give NaN."""
+    from jax2sofie.passes.softmax import exp_attribute
+
+    def softmax(a):
+        with np.errstate(invalid="ignore"):
+            e = np.exp(a.astype(np.float64) - a.max(axis=-1, keepdims=True))
+            return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+    special = f32(2, 4, 21, lo=-8.0, hi=8.0)
+    special[0, 1] = -np.inf
+    special[0, 2, 5] = np.nan
+    special[1, 0, 20] = np.inf
+    special[1, 3, 0] = -np.inf
+    cases = []
+    for name, a in (("21_special", special), ("16", f32(3, 16, lo=-30.0, hi=30.0)), ("3", f32(5, 3))):
+        cases.append(Case(f"w_J2S_Softmax_{name}", {"x": a},
+                          [node("J2S_Softmax", "sm", ["x"], ["y"], exp=exp_attribute(), dtype="float32")],
+                          {"y": softmax(a)}))
+    return cases
 
 
 def owned_reduce_cases():
@@ -1065,6 +1088,7 @@ def fresh_model():
     (node("Frobnicate", "mystery", ["x"], ["y"]), "node 'mystery' (Frobnicate): unknown op 'Frobnicate'"),
     (node("J2S_Elementwise", "ew_1", ["x"], ["y"], to="float32"), "node 'ew_1' (J2S_Elementwise): missing attribute 'expression'"),
     (node("Cast", "cast_1", ["x"], ["y"]), "node 'cast_1' (Cast): missing attribute 'to'"),
+    (node("J2S_Softmax", "sm_1", ["x"], ["y"], dtype="float32"), "node 'sm_1' (J2S_Softmax): missing attribute 'exp'"),
     (node("Gemm", "dense_1", ["x", "w"], ["y"], transB="yes"), "node 'dense_1' (Gemm): attribute 'transB' must be an int"),
     (node("Gemm", "dense_1", ["x", "w"], ["y"], transB=2), "node 'dense_1' (Gemm): attribute 'transB' must be 0 or 1"),
     (node("Gemm", "dense_1", ["x", "w"], ["y"], transb=1), "node 'dense_1' (Gemm): unknown attribute(s) 'transb'"),

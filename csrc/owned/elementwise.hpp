@@ -91,7 +91,7 @@ protected:
             sameShapes = false;
       }
       std::ostringstream code;
-      code << "   {\n" << Helpers("      ");
+      code << "   {\n" << Helpers(fExpression, "      ");
       if (sameShapes) {
          std::vector<std::string> index(fIn.size(), "i");
          code << InnerLoop("i", Length(outShape), [&](const std::string &) { return Body(index, "i", "         "); },
@@ -198,15 +198,19 @@ private:
       return helpers;
    }
 
-   /// Definitions of the helpers the expression calls.
-   std::string Helpers(const std::string &indent) const
+public:
+   /// Definitions of the helpers `expression` calls (also for other kernels that compute an
+   /// expression of this form, such as J2S_Softmax's exp).
+   static std::string Helpers(const std::string &expression, const std::string &indent)
    {
       std::string s;
       for (const auto &helper : kHelpers())
-         if (fExpression.find(helper.first + "(") != std::string::npos)
+         if (expression.find(helper.first + "(") != std::string::npos)
             s += indent + "const auto " + helper.first + " = " + helper.second + ";\n";
       return s;
    }
+
+private:
 
    /// The innermost loop `for (iv = 0; iv < bound; iv++) body`, in blocks of kBlock iterations and a
    /// loop over the rest: GCC at -O2 vectorises only loops whose trip count is a known multiple of

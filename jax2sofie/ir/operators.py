@@ -155,6 +155,7 @@ _TABLE = [
     _project("J2S_ArgMin", "reduction", (1, 1)),
     _project("J2S_Cumulative", "reduction", (1, 1)),
     _project("J2S_Sort", "reduction", (1, None)),
+    Operator("J2S_Softmax", "reduction", (1, 1), FLOAT),  # passes/softmax.py: a softmax over the last axis
     Operator("TopK", "reduction", (2, 2)),
     # products, decompositions and solvers
     Operator("Gemm", "linalg", (2, 3), FLOAT),

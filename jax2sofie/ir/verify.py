@@ -96,6 +96,7 @@ OP_CHECKS: dict[str, Callable[[Node], str | None]] = {
     **{op: _check_same_shape for op in operator_names("unary")},
     **{op: _check_broadcast for op in operator_names(*ELEMENTWISE_BROADCASTING_KINDS)},
     "J2S_BatchedMatMul": _check_batched_matmul,
+    "J2S_Softmax": _check_same_shape,
 }
 
 

@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (registration: one rule module per line)
     pooling_gradients,
     quantized,
     reduce,
+    row_fusions,
     shape,
     slicing,
     small_linalg,

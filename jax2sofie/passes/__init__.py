@@ -21,6 +21,9 @@ Why this order:
 7. fuse_dense: Gemms on a constant weight become J2S_Dense, taking the bias and activation the
    passes above put in (or next to) them and folding the per-column shifts and scales after them (an
    inference BatchNorm); last of the fusions, as it leaves no Gemm to fuse into.
+7b. fuse_softmax: what jax.nn.softmax traces to (max, subtract, exp, sum, divide) becomes one
+    J2S_Softmax; before fuse_elementwise, which would merge its subtract and exp into an expression
+    this pass cannot read.
 8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
    above, which look for single Add/Max nodes next to their Gemm/Conv.
 9. eliminate_dead_code: removes what the rewrites above left unused.
@@ -44,6 +47,7 @@ from .gemm_bias import fuse_gemm_bias
 from .conv_fusion import fuse_conv_affine
 from .layout import sink_transposes
 from .product_transposes import fold_product_transposes
+from .softmax import fuse_softmax
 from .naming import name_weights
 from .weights import store_large_constants
 
@@ -59,6 +63,7 @@ PIPELINE: list[Pass] = [
     fuse_gemm_bias,
     fuse_relu,
     fuse_dense,
+    fuse_softmax,
     fuse_elementwise,
     eliminate_dead_code,
     store_large_constants,
