@@ -1,15 +1,15 @@
 // J2S_ConvNHWC with method "gemm": the same channels-last convolution as conv_nhwc.hpp (same
 // inputs, attributes and output), computed as im2col + one sgemm per chunk of batch elements.
 //
-// Why a second method: the direct kernel streams the whole kernel W [K..., C, O] once per output tile
-// of at most 8 pixels of one row, per batch element. Where W is large and the image small (ResNet's
-// last stages: 3x3 over 256 or 512 channels at 8x8 or 4x4, 2.4 or 9.4 MB of kernel), that is
-// megabytes from L3 or memory for a few hundred multiply-adds per weight, and the kernel runs at a
-// fraction of its speed on the early layers. sgemm blocks the product for the caches itself. In the
-// channels-last layout im2col needs no transposes: a row of the patch matrix is one output pixel's
-// K... x C window, copied as runs of C (or K_last x C, without dilation) contiguous floats, and the
-// product is [pixels, K...*C] x [K...*C, O] with the kernel as it is and the output rows as they are
-// in Y [N, Y..., O]. Which convolutions use it is the converter's choice (lowering/conv.py).
+// Why a second method: the direct kernel reads the whole kernel W [K..., C, O] once per output tile
+// of at most 8 pixels of one row, per batch element, one vector of W per tile's multiply-adds. Where W
+// is larger than L2 and the rows are short (ResNet's last stage: 3x3 over 512 channels at 4x4, 9.4 MB
+// of kernel, tiles of 4 pixels) that ran at about a fifth of its speed on early layers, and sgemm,
+// which packs W and blocks the product for the caches, is about twice as fast. In the channels-last
+// layout im2col needs no transposes: a row of the patch matrix is one output pixel's K... x C window,
+// copied as runs of C (or K_last x C, without dilation) contiguous floats, and the product is
+// [pixels, K...*C] x [K...*C, O] with the kernel as it is and the output rows as they are in
+// Y [N, Y..., O]. Which convolutions use it is the converter's choice (lowering/conv.py, nhwc_method).
 //
 // Generated code, per chunk of batch elements (enough for about kChunkRows output pixels, so one
 // sgemm call amortises packing the kernel; the patch matrix of a chunk is a Session buffer): each

@@ -34,12 +34,14 @@ def nhwc_method(channels: int, features: int, kernel: list[int], out_spatial: li
     """How J2S_ConvNHWC computes a convolution: "direct" (its register-tiled kernel) or "gemm" (im2col + sgemm).
 
     The direct kernel reads the whole kernel once per output tile of (at most) 8 pixels of one row,
-    per batch element. While the kernel fits in L2 that costs little, and while a row fills a tile
-    each weight read feeds 8 multiply-adds; where the kernel is larger than L2 and the rows are short
-    (ResNet-18's 3x3 convolutions over 512 channels at 4x4: 9.4 MB of kernel, tiles of 4 pixels)
-    every tile streams it from L3 or memory at half a tile's work, and sgemm, which blocks for the
-    caches, is 1.7-2.6x faster (measured per layer, batch 1 and 64). Over 256 channels at 8x8 (2.4 MB,
-    full tiles) the direct kernel is still 1.3-1.7x faster than sgemm, and over 64..128 channels 2x.
+    per batch element: one vector of kernel row per 8 (or fewer) multiply-adds, a row of O floats
+    apart from the next input channel's. Where the kernel is larger than L2 and the rows are shorter
+    than a tile (ResNet-18's 3x3 convolutions over 512 channels at 4x4: 9.4 MB of kernel, tiles of 4
+    pixels) it ran at about a fifth of its speed on 64 channels at 32x32, and sgemm, which packs the
+    kernel and blocks for the caches, was 1.8-2.9x faster per layer (batch 1 and 64; keeping one
+    block of output channels' kernel columns in L2 across the tiles did not help the direct kernel,
+    so the loads, not the cache level, are its limit). With full tiles it stays ahead even past L2:
+    256 channels at 8x8 (2.4 MB) 1.3-1.8x faster than sgemm, 64..128 channels at 16x16..32x32 1.7-2.1x.
     """
     kernel_bytes = 4 * channels * features * int(np.prod(kernel))
     if kernel_bytes > _L2_BYTES and out_spatial[-1] < _DIRECT_TILE:
