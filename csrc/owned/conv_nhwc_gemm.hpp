@@ -105,6 +105,7 @@ protected:
       out << "   for (std::size_t n0 = 0; n0 < j2s_batch; n0 += " << Chunk() << ") {\n";
       out << "      const std::size_t nc = std::min<std::size_t>(" << Chunk() << ", j2s_batch - n0);\n";
       out << "      const int j2s_m = static_cast<int>(nc * " << yprod << ");\n";
+      out << "      const std::size_t j2s_outputs = nc * " << yprod * fO << ";\n";
       out << "      float *y = " << Out(0) << " + n0 * " << yprod * fO << ";\n";
       if (NeedsCol()) {
          out << "      float *col = session." << ColName() << ".data();\n";
@@ -128,20 +129,18 @@ protected:
       // column-major view: Y^T [O, m] = W^T [O, kc] * patches^T [kc, m] (W [kc, O] and patches [m, kc] row-major)
       if (hasResidual) {
          out << "      const float *r = " << In(3) << " + n0 * " << yprod * fO << ";\n";
-         out << "      for (int p = 0; p < j2s_m; p++)\n";
-         out << "         for (int o = 0; o < " << fO << "; o++) y[p * " << fO << " + o] = r[p * " << fO << " + o] + "
-             << In(2) << "[o];\n";
+         out << "      for (std::size_t p = 0; p < j2s_outputs; p += " << fO << ")\n";
+         out << "         for (std::size_t o = 0; o < " << fO << "; o++) y[p + o] = r[p + o] + " << In(2) << "[o];\n";
       } else if (hasBias) {
-         out << "      for (int p = 0; p < j2s_m; p++) std::memcpy(y + p * " << fO << ", " << In(2) << ", " << fO
-             << " * sizeof(float));\n";
+         out << "      for (std::size_t p = 0; p < j2s_outputs; p += " << fO << ") std::memcpy(y + p, " << In(2) << ", "
+             << fO << " * sizeof(float));\n";
       }
       out << "      BLAS::sgemm_(&j2s_notrans, &j2s_notrans, &j2s_o, &j2s_m, &j2s_kc, &j2s_alpha, " << In(1)
           << ", &j2s_o, patches, &j2s_kc, &j2s_beta, y, &j2s_o);\n";
       if (fP.activation == "relu")
-         out << "      for (int i = 0; i < j2s_m * " << fO << "; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;\n";
+         out << "      for (std::size_t i = 0; i < j2s_outputs; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;\n";
       else if (fP.activation == "relu6")
-         out << "      for (int i = 0; i < j2s_m * " << fO
-             << "; i++) y[i] = y[i] > 0.0f ? (y[i] < 6.0f ? y[i] : 6.0f) : 0.0f;\n";
+         out << "      for (std::size_t i = 0; i < j2s_outputs; i++) y[i] = y[i] > 0.0f ? (y[i] < 6.0f ? y[i] : 6.0f) : 0.0f;\n";
       out << "   }\n   }\n";
       return out.str();
    }
