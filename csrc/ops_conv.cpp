@@ -4,6 +4,7 @@
 #include "owned/conv.hpp"
 #include "owned/conv_depthwise.hpp"
 #include "owned/conv_nhwc.hpp"
+#include "owned/conv_nhwc_gemm.hpp"
 #include "owned/conv_transpose_nhwc.hpp"
 #include "owned/pool.hpp"
 
@@ -42,8 +43,15 @@ OpPtr MakeConv(const Node &n)
 }
 
 // J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
+//   method ("direct" | "gemm", "direct"): the direct kernel (conv_nhwc.hpp) or im2col + sgemm
+//   (conv_nhwc_gemm.hpp); the same numbers up to the order of the sums.
 OpPtr MakeConvNHWC(const Node &n)
 {
+   const std::string method = n.Str("method", "direct");
+   if (method == "gemm")
+      return std::make_unique<ConvNHWCGemmOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
+   if (method != "direct")
+      throw NodeError("unknown method '" + method + "' (methods: direct, gemm)");
    return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
 }
 

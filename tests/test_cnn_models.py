@@ -118,6 +118,32 @@ def test_resnet_block_dynamic_batch():
     _check(model, BATCHES, (32, 32, 16), "resnet_block_dyn")
 
 
+class WideBasicBlock(nn.Module):
+    """ResNet-18's last block (32x32 images): 4x4x512, two 3x3 conv-BN over 512 channels, identity skip, ReLU."""
+
+    @nn.compact
+    def __call__(self, x):
+        def conv_bn(v):
+            v = nn.Conv(512, (3, 3), padding="SAME", use_bias=False)(v)
+            return nn.BatchNorm(use_running_average=True)(v)
+        return nn.relu(x + conv_bn(nn.relu(conv_bn(x))))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_wide_basic_block_by_gemm(dynamic):
+    """Its convolutions (9.4 MB kernels over 4-pixel rows) are im2col + sgemm (J2S_ConvNHWC method "gemm"),
+    with BatchNorm, ReLU and the skip connection folded into them as in the direct kernel."""
+    module = WideBasicBlock()
+    x = _x((2, 4, 4, 512))
+    variables = _perturbed(module.init(jax.random.PRNGKey(0), x))
+    model = jax2sofie.convert(module.apply, variables, x, name="wide_block", dynamic_batch=dynamic)
+    convs = [node for node in model.graph.nodes if node.op == "J2S_ConvNHWC"]
+    assert model.graph.op_counts() == {"J2S_ConvNHWC": 2}, model.graph.op_counts()
+    assert [c.attrs["method"] for c in convs] == ["gemm", "gemm"]
+    assert [c.attrs.get("activation") for c in convs] == ["relu", "relu"] and len(convs[1].inputs) == 4
+    _check(model, BATCHES if dynamic else [2], (4, 4, 512), "wide_block")
+
+
 class MobileNetBlock(nn.Module):
     """32x32x3 -> conv 16 3x3/2 -> ReLU6 -> depthwise 3x3 + BatchNorm -> ReLU6 -> separable (depthwise 3x3
     with a channel multiplier of 2, pointwise 1x1 to 32) -> ReLU6 -> global average pool -> dense 10."""

@@ -739,6 +739,11 @@ def conv_and_slice_cases():
              [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
                    dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu")],
              {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
+        # the same convolution by im2col + sgemm (method "gemm"), with ReLU6
+        Case("v_J2S_ConvNHWC_gemm_residual_relu6", {"x": xn, "r": rn},
+             [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
+                   dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu6", method="gemm")],
+             {"y": np.clip(yn + rn, 0, 6)}, weights={"w": wn, "b": bn}),
         Case("v_J2S_ConvDepthwise_bias_relu6", {"x": xd},
              [node("J2S_ConvDepthwise", "c", ["x", "w", "b"], ["y"], strides=[1, 2], pads=[1, 0, 1, 2],
                    dilations=[1, 1], lhs_dilations=[1, 1], group=19, activation="relu6")],
@@ -1104,6 +1109,8 @@ def fresh_model():
     (node("J2S_Dense", "dense_3", ["x", "w"], ["y"], dtype="float32", activation="tanh"),
      "node 'dense_3' (J2S_Dense): J2S_Dense: unknown activation 'tanh'"),
     ({"op": "Relu", "name": "r", "inputs": "x", "outputs": ["y"]}, "node 'r' (Relu): 'inputs' must be a list of str"),
+    (node("J2S_ConvNHWC", "conv_1", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
+          method="winograd"), "node 'conv_1' (J2S_ConvNHWC): unknown method 'winograd' (methods: direct, gemm)"),
 ])
 def test_errors_name_the_node(bad, message):
     m = fresh_model()
