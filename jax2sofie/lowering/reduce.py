@@ -37,9 +37,10 @@ def reduce_axes(ctx: LoweringContext, x: Value, axes, mode: str) -> Value:
                         "only bool reductions (jnp.all/jnp.any) are")
     out_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
     sofie_op = dict(_REDUCTIONS.values()).get(mode) if x.dtype == np.float32 else None
-    if sofie_op is not None and axes == list(range(axes[0], x.rank)):
-        # over the trailing axes (a layer norm's mean, a softmax's sum) J2S_Reduce reads each
-        # contiguous row in vectors; SOFIE's ReduceSum adds one element at a time into memory
+    if sofie_op is not None and axes == list(range(axes[0], axes[-1] + 1)):
+        # over one run of axes (a layer norm's mean, a softmax's sum, a mean over points or pixels)
+        # J2S_Reduce reads rows or columns in vectors; SOFIE's ReduceSum adds one element at a time
+        # into memory
         sofie_op = None
     keepdims = int(not out_shape)  # rank 0 is written as keepdims + Reshape
     shape = (1,) * x.rank if keepdims else out_shape
