@@ -189,3 +189,26 @@ case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(1, 2)), jnp.
 case("logsumexp", lambda p, x: (jax.nn.logsumexp(x, axis=-1), jax.nn.logsumexp(x * 40.0, axis=(0, 2))), f32(3, 4, 5),
      batch=False)
 case("logsumexp_batch", lambda p, x: jax.nn.logsumexp(x, axis=-1, keepdims=True) - x, f32(4, 6))
+# J2S_Reduce's vector kernels (csrc/owned/reduce_vector.hpp): columns (a run of middle or leading axes
+# with kept values after it; 36 is no multiple of any vector width, 8 x 32 is an edge convolution's
+# max over neighbours) and rows of 8 to 100 values, 19 rows per example (blocks of rows and the rows
+# after them)
+case("reduce_columns", lambda p, x: (jnp.max(x, axis=1), jnp.min(x, axis=1), jnp.sum(x, axis=1),
+                                     jnp.max(x.reshape(x.shape[0], 2, 4, 36), axis=(1, 2)), jnp.min(x, axis=0)),
+     f32(3, 8, 36))
+case("reduce_over_neighbours", lambda p, x: jnp.mean(jnp.max(x, axis=2), axis=1), f32(3, 5, 8, 32))
+case("reduce_short_rows", lambda p, x: [jnp.max(x[..., :n], axis=-1) for n in (8, 16, 32, 64)] +
+     [jnp.min(x[..., :13], axis=-1), jnp.sum(x[..., :50], axis=-1), jnp.max(x, axis=-1)], f32(3, 19, 100))
+
+
+def _nan_and_signed_zeros(x):
+    """NaN where x > 2.2, else -|x|, or a zero of x's sign where |x| < 0.4: maxima of +0.0 and -0.0.
+    (XLA's CPU reductions rank -0.0 below +0.0 and propagate NaN at this size, not at every size.)"""
+    return jnp.where(x > 2.2, jnp.nan, jnp.where(jnp.abs(x) < 0.4, x * 0.0, -jnp.abs(x)))
+
+
+# 1 / (a zero) tells -0.0 (-inf) from +0.0 (inf) in the comparison
+case("reduce_nan_signed_zero", lambda p, x: [1.0 / r for r in (
+    jnp.max(_nan_and_signed_zeros(x), axis=-1), jnp.min(-_nan_and_signed_zeros(x), axis=-1),
+    jnp.max(_nan_and_signed_zeros(x[:, :, :8]), axis=-1), jnp.max(_nan_and_signed_zeros(x), axis=1),
+    jnp.min(-_nan_and_signed_zeros(x[:, :, :36]), axis=1))], f32(1, 19, 100), batch=False)
