@@ -1,6 +1,7 @@
 """Rules for reductions over axes: sums, products, extrema, logic, arg-extrema and the generic `reduce`.
 
-Float sums go to SOFIE's ReduceSum, except over the trailing axes (J2S_Reduce's vector rows); everything SOFIE's Reduce cannot do (integer and bool element types,
+Float sums over one run of axes go to J2S_Reduce (vector kernels over rows or columns), over scattered axes to
+SOFIE's ReduceSum; everything SOFIE's Reduce cannot do (integer and bool element types,
 products, and/or/xor, and max/min with NaN propagation) goes to the project-owned J2S_Reduce, and argmax/argmin
 to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (docs/sofie_workarounds.md),
 so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
@@ -58,8 +59,8 @@ def _reduce_rule(primitive: str, mode: str, sofie_op: str | None):
 
     rule.__qualname__ = f"reduce_rule[{primitive}]"
     if sofie_op:
-        rule.__doc__ = f"SOFIE {sofie_op} for float32 (over trailing axes the project-owned J2S_Reduce, in vectors), " \
-                       f"else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
+        rule.__doc__ = f"SOFIE {sofie_op} for float32 over scattered axes (over one run of axes the project-owned " \
+                       f"J2S_Reduce, in vectors), else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
     else:
         rule.__doc__ = f"Project-owned J2S_Reduce ({mode}" + (", bool only" if mode in _LOGIC else "") + \
                        "); a scalar result via keepdims + Reshape"
