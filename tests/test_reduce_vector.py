@@ -3,7 +3,7 @@ exact reference of the semantics: max/min propagate NaN and rank -0.0 below +0.0
 within rtol 1e-4.
 
 The reference is numpy, not JAX: XLA's CPU reductions keep those semantics for small inputs only
-(for [64, 19, 8] it drops NaNs and mixes up signed zeros; see test_xla_is_not_the_reference_at_scale),
+(for a [64, 19, 8] input its jnp.max drops NaNs and returns -0.0 next to +0.0),
 while the generated code must give the same answer at every size. Rows of 4 to 100 values (whole
 vectors, a partial last one, fewer than a vector) and columns (a middle axis with 4 to 100 kept
 values after it), with a dynamic batch run at several sizes: blocks of rows and the rows after them.
