@@ -62,23 +62,23 @@ def _reduce_sum_code(header: str) -> list[str]:
 
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_sofie_sums_over_leading_and_middle_axes_get_ivdep_and_numbers_match(tmp_path, dynamic):
-    # a mean over the middle axis (an embedding classifier's mean over the sequence) and a sum over the
-    # leading axis: SOFIE's ReduceSum, whose loop over the kept axis gets the pragma; a sum over the last
-    # axis is J2S_Reduce's vector row kernel, not SOFIE's code
+    # a sum over two scattered axes (the batch and axis 2): SOFIE's ReduceSum, whose loop over the kept
+    # last axis gets the pragma; sums over one run of axes (the middle axis, the last one) are
+    # J2S_Reduce's vector kernels, not SOFIE's code
     def fn(p, x):
-        return jnp.mean(x, axis=1), jnp.sum(x, axis=0), jnp.sum(x, axis=-1)
+        return jnp.sum(x, axis=(0, 2)), jnp.mean(x, axis=1), jnp.sum(x, axis=-1)
 
-    x = np.random.default_rng(2).standard_normal((3, 7, 16)).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((3, 7, 2, 16)).astype(np.float32)
     model = jax2sofie.convert(fn, None, x, name="reduce_ivdep", dynamic_batch=dynamic)
-    assert model.graph.op_counts().get("J2S_Reduce") == 1, model.graph.op_counts()
+    assert model.graph.op_counts().get("J2S_Reduce") == 2, model.graph.op_counts()
     header = next(p for p in model.write(tmp_path) if p.suffix == ".hxx").read_text()
     codes = _reduce_sum_code(header)
-    assert len(codes) == 2, header
+    assert len(codes) == 1, header
     ivdep = "#pragma GCC ivdep\n#endif\n"
     assert all(ivdep in code for code in codes), codes
     for code in codes:  # right before the loop over the kept axis
         loop = code[code.index(ivdep) + len(ivdep):].splitlines()
         assert re.match(r"\s*for \(size_t (i_\d+|j) = 0;", loop[0]) and "+=" in "".join(loop[1:3]), code
     for batch in ([3, 5] if dynamic else [3]):
-        xb = np.random.default_rng(batch).standard_normal((batch, 7, 16)).astype(np.float32)
+        xb = np.random.default_rng(batch).standard_normal((batch, 7, 2, 16)).astype(np.float32)
         assert model.check(xb).passed

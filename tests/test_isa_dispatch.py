@@ -165,3 +165,26 @@ def test_attention_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     for level in ("avx512", "avx2", "base"):
         assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
     _build_and_run_at_every_level(directory)
+
+
+def _reductions(p, x):
+    """J2S_Reduce's vector kernels: an edge convolution's max over 8 neighbours of 32 channels and mean
+    over points (columns), and a softmax's max and sum and a norm's mean over rows of 8, 12, 32 and 36
+    values (whole, part-filled and fewer than one vector; 7 rows per example: blocks and the rows after
+    them)."""
+    h = jnp.max(x[:, :, :8, :32], axis=2)
+    rows = [jnp.max(x[:, :, 0, :n], axis=-1) for n in (8, 12, 32)] + [jnp.sum(x[:, :, 0, :36], axis=-1)]
+    return jnp.mean(h, axis=1), jnp.min(x, axis=1), jax.nn.softmax(x[:, :, 1, :32], axis=-1), rows
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_reduction_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
+    x = np.random.default_rng(batch).standard_normal((batch, 7, 9, 36)).astype(np.float32)
+    model = jax2sofie.convert(_reductions, {}, x, name=f"isa_reduce_b{batch}")
+    assert model.graph.op_counts().get("J2S_Reduce") == 9, model.graph.op_counts()
+    model.write(tmp_path / model.name, test=True, test_inputs=[x])
+    directory = tmp_path / model.name
+    header = (directory / f"{model.name}.hxx").read_text()
+    for level in ("avx512", "avx2", "base"):
+        assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
+    _build_and_run_at_every_level(directory)

@@ -532,6 +532,19 @@ def owned_reduce_cases():
     cases.append(Case("o_J2S_Reduce_max_int32_all", {"x": ints},
                       [node("J2S_Reduce", "rm", ["x"], ["y"], mode="max", axes=[0, 1], keepdims=1, dtype="int32")],
                       {"y": ints.max(keepdims=True)}))
+    # the vector kernels (reduce_vector.hpp): columns of 36 kept values (no multiple of a vector
+    # width) reduced over a middle axis, rows of 13 values (21 rows: blocks and the rows after them)
+    columns, rows = f32(3, 8, 36), f32(21, 13)
+    columns[1, 3, 20] = rows[4, 12] = rows[17, 0] = np.nan
+    cases.append(Case("o_J2S_Reduce_max_columns_nan", {"x": columns},
+                      [node("J2S_Reduce", "rc", ["x"], ["y"], mode="max", axes=[1], dtype="float32")],
+                      {"y": columns.max(axis=1)}))
+    cases.append(Case("o_J2S_Reduce_sum_two_axes_keepdims", {"x": columns.reshape(3, 2, 4, 36)},
+                      [node("J2S_Reduce", "rs", ["x"], ["y"], mode="sum", axes=[1, 2], keepdims=1, dtype="float32")],
+                      {"y": columns.reshape(3, 2, 4, 36).sum(axis=(1, 2), keepdims=True)}))
+    cases.append(Case("o_J2S_Reduce_min_rows_nan", {"x": rows},
+                      [node("J2S_Reduce", "rr", ["x"], ["y"], mode="min", axes=[-1], dtype="float32")],
+                      {"y": rows.min(axis=-1)}))
     cases.append(Case("o_J2S_Reduce_or_bool", {"m": mask},
                       [node("J2S_Reduce", "ro", ["m"], ["y"], mode="or", axes=[-1], dtype="bool")],
                       {"y": mask.any(axis=-1)}))
@@ -1029,7 +1042,7 @@ _ISA_FLAGS = [pytest.param(("-O3", "-mavx2", "-mfma"), id="avx2", marks=pytest.m
 @needs_cxx
 @pytest.mark.parametrize("flags", _ISA_FLAGS)
 def test_vector_kernels_per_instruction_set(flags, tmp_path):
-    cases = [c for c in CASES if c.ops & {"J2S_ConvNHWC", "J2S_ConvDepthwise", "J2S_Dense"} and c.xfail is None]
+    cases = [c for c in CASES if c.ops & {"J2S_ConvNHWC", "J2S_ConvDepthwise", "J2S_Dense", "J2S_Reduce"} and c.xfail is None]
     assert len(cases) >= 8
     for case in cases:
         write_case(case, tmp_path)

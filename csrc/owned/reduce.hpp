@@ -8,6 +8,7 @@
 
 #include "codegen.hpp"
 #include "owned_operator.hpp"
+#include "reduce_vector.hpp"
 
 #include <cstdint>
 #include <set>
@@ -43,9 +44,11 @@ inline std::size_t CheckAxis(std::int64_t axis, std::size_t rank, const std::str
 
 // ---------------------------------------------------------------------------------------------
 /// J2S_Reduce: reduce over `axes` with sum | prod | max | min | and | or | xor, for every element
-/// type (SOFIE's Reduce is float-only). max/min propagate NaN like lax.reduce_max. keepdims keeps
-/// the reduced axes as size 1 (how a reduction to a scalar is written: SOFIE has no rank-0 tensors
-/// in its intermediate bookkeeping).
+/// type (SOFIE's Reduce is float-only). max/min propagate NaN like lax.reduce_max, and for floats
+/// rank -0.0 below +0.0 as XLA does. keepdims keeps the reduced axes as size 1 (how a reduction to a
+/// scalar is written: SOFIE has no rank-0 tensors in its intermediate bookkeeping). float32 sum, max
+/// and min over one run of axes that is trailing or followed by kept axes of a static length are
+/// vector kernels (reduce_vector.hpp); the rest is one scalar loop over the input.
 class ReduceOperator final : public OwnedOperator {
 public:
    ReduceOperator(std::string mode, std::vector<std::int64_t> axes, bool keepdims, std::string x, std::string y)
@@ -78,74 +81,56 @@ protected:
          throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a bool input");
       if (!logic && x.type == SOFIE::ETensorType::BOOL)
          throw std::runtime_error("jax2sofie J2S_Reduce: mode '" + fMode + "' needs a numeric input");
-      // float32 sum/max/min over the trailing axes (a layer norm's statistics, a softmax's max and
-      // sum): each row is contiguous, so it is read in vectors (RowKernelCode)
-      std::size_t firstReduced = x.shape.size();
-      while (firstReduced > 0 && fReduced[firstReduced - 1])
-         firstReduced--;
-      fRowLength = 1;
-      bool trailing = firstReduced < x.shape.size();
-      for (std::size_t i = 0; i < x.shape.size(); i++) {
-         if (i < firstReduced && fReduced[i])
-            trailing = false;
-         if (i >= firstReduced) {
-            if (x.shape[i].isParam)
-               trailing = false;
-            else
-               fRowLength *= static_cast<std::int64_t>(x.shape[i].dim);
+      // float32 sum/max/min over one run of axes in vectors (reduce_vector.hpp): the trailing axes
+      // (rows of a static length) or axes followed by kept ones of a static total length
+      std::size_t first = 0;
+      while (first < x.shape.size() && !fReduced[first])
+         first++;
+      std::size_t last = first;
+      while (last < x.shape.size() && fReduced[last])
+         last++;
+      bool oneRun = first < x.shape.size();
+      for (std::size_t i = last; i < x.shape.size(); i++)
+         oneRun = oneRun && !fReduced[i];
+      fKernel = Kernel::None;
+      if (oneRun && x.type == SOFIE::ETensorType::FLOAT && (fMode == "sum" || fMode == "max" || fMode == "min")) {
+         const std::vector<SOFIE::Dim> kept(x.shape.begin() + last, x.shape.end()),
+            reduced(x.shape.begin() + first, x.shape.begin() + last);
+         fOuter = codegen::Product(x.shape, 0, first);
+         fN = codegen::Product(reduced);
+         auto staticLength = [](const std::vector<SOFIE::Dim> &dims) -> std::int64_t {
+            std::int64_t n = 1;
+            for (auto &d : dims) {
+               if (d.isParam)
+                  return -1;
+               n *= static_cast<std::int64_t>(d.dim);
+            }
+            return n;
+         };
+         if (kept.empty()) {
+            fStaticN = staticLength(reduced);
+            if (fStaticN >= 4)
+               fKernel = Kernel::Rows;
+         } else {
+            fInner = staticLength(kept);
+            if (fInner >= 4)
+               fKernel = Kernel::Columns;
          }
       }
-      fRows = codegen::Product(x.shape, 0, firstReduced);
-      fRowKernel = trailing && x.type == SOFIE::ETensorType::FLOAT && fRowLength >= 4 &&
-                   (fMode == "sum" || fMode == "max" || fMode == "min");
       return {{x.type, out}};
    }
 
-   bool UsesKernel() const override { return fRowKernel; }
+   bool UsesKernel() const override { return fKernel != Kernel::None; }
 
-   /// One row at a time: the row in vectors of the level's width (one accumulator), the lanes and
-   /// the elements past the last full vector then folded in one by one. max/min keep NaN as the
-   /// generic loop does: a lane takes a value that compares above it or is NaN, and a NaN lane never
-   /// compares below anything, so it stays.
+   /// The vector code where the compiler has vector extensions, else the scalar loop.
    std::string KernelCode(const codegen::Isa &isa) override
    {
-      using namespace codegen;
-      std::int64_t w = isa.width;
-      while (w > 4 && w > fRowLength)
-         w /= 2;
-      const std::int64_t full = fRowLength / w;
-      const std::string W = std::to_string(w), V = VectorType(w), R = std::to_string(fRowLength);
-      const std::string cmp = fMode == "max" ? " > " : " < ";
-      auto scalarUpdate = [&](const std::string &acc, const std::string &v) {
-         if (fMode == "sum")
-            return acc + " += " + v + ";";
-         return "{ const float v_ = " + v + "; if (v_" + cmp + acc + " || v_ != v_) " + acc + " = v_; }";
-      };
-      Code c(1);
-      c.Loop("r", fRows);
-      c.Line("const float *x = " + In(0) + " + r * " + R + ";");
-      c.Line("const " + V + " *xv = reinterpret_cast<const " + V + " *>(x);");
-      c.Line(V + " acc = xv[0];");
-      c.Open("for (size_t j = 1; j < " + std::to_string(full) + "; j++)");
-      c.Line("const " + V + " v = xv[j];");
-      if (fMode == "sum") {
-         c.Line("acc += v;");
-      } else {
-         c.Line("\n#if defined(__GNUC__) || defined(__clang__)");
-         c.Line("const j2s_vi" + W + " take = (v" + cmp + "acc) | (v != v);");
-         c.Line("acc = (" + V + ")(((j2s_vi" + W + ")v & take) | ((j2s_vi" + W + ")acc & ~take));");
-         c.Line("\n#else");
-         c.Line("for (int l = 0; l < " + W + "; l++) " + scalarUpdate("acc[l]", "v[l]"));
-         c.Line("\n#endif");
-      }
-      c.Close();
-      c.Line("float s = acc[0];");
-      c.Line("for (int l = 1; l < " + W + "; l++) " + scalarUpdate("s", "acc[l]"));
-      if (full * w < fRowLength)
-         c.Line("for (size_t j = " + std::to_string(full * w) + "; j < " + R + "; j++) " + scalarUpdate("s", "x[j]"));
-      c.Line(Out(0) + "[r] = s;");
-      c.Close();
-      return c.Str();
+      std::string vector;
+      if (fKernel == Kernel::Rows)
+         vector = reduce_vector::RowsKernel(fMode, In(0), Out(0), fOuter, fStaticN, isa.width);
+      else
+         vector = reduce_vector::ColumnsKernel(fMode, In(0), Out(0), fOuter, fN, fInner, isa);
+      return "\n#if " + reduce_vector::VectorCondition() + "\n" + vector + "\n#else\n" + GenerateCode() + "\n#endif\n";
    }
 
    std::string GenerateCode() override
@@ -173,9 +158,10 @@ protected:
          init = isFloat ? std::string(fMode == "max" ? "-" : "") + "std::numeric_limits<" + T + ">::infinity()"
                         : "std::numeric_limits<" + T + ">::" + (fMode == "max" ? "lowest()" : "max()");
          const std::string cmp = fMode == "max" ? " > " : " < ";
-         // NaN wins and stays (a number never compares greater than NaN); `v != v` only for floats
-         update = "{ const " + T + " v_ = " + v + "; if (v_" + cmp + acc + (isFloat ? " || v_ != v_" : "") + ") " +
-                  acc + " = v_; }";
+         // floats: NaN wins and stays (a number never compares greater than NaN) and -0.0 ranks below
+         // +0.0, as lax.reduce_max/min
+         update = isFloat ? reduce_vector::CombineScalar(fMode, acc, v)
+                          : "{ const " + T + " v_ = " + v + "; if (v_" + cmp + acc + ") " + acc + " = v_; }";
       } else if (fMode == "and") {
          init = "true";
          update = acc + " = " + acc + " && " + v + ";";
@@ -219,9 +205,10 @@ private:
    std::vector<std::int64_t> fAxesIn;
    bool fKeepDims;
    std::vector<bool> fReduced;
-   bool fRowKernel = false;
-   std::int64_t fRowLength = 1;
-   std::string fRows;
+   enum class Kernel { None, Rows, Columns };
+   Kernel fKernel = Kernel::None;
+   std::string fOuter, fN;                   // the kept elements before the reduced run, the reduced ones
+   std::int64_t fStaticN = 0, fInner = 0;    // Rows: the row length; Columns: the kept elements after the run
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Rules for reductions over axes: sums, products, extrema, logic, arg-extrema and the generic `reduce`.
 
-Float sums go to SOFIE's ReduceSum, except over the trailing axes (J2S_Reduce's vector rows); everything SOFIE's Reduce cannot do (integer and bool element types,
+Float sums over one run of axes go to J2S_Reduce (vector kernels over rows or columns), over scattered axes to
+SOFIE's ReduceSum; everything SOFIE's Reduce cannot do (integer and bool element types,
 products, and/or/xor, and max/min with NaN propagation) goes to the project-owned J2S_Reduce, and argmax/argmin
 to J2S_ArgMax/J2S_ArgMin (SOFIE has none). SOFIE cannot reduce to a rank-0 tensor (docs/sofie_workarounds.md),
 so a reduction to a scalar keeps its dims as size 1 and is relabelled by a Reshape.
@@ -37,9 +38,10 @@ def reduce_axes(ctx: LoweringContext, x: Value, axes, mode: str) -> Value:
                         "only bool reductions (jnp.all/jnp.any) are")
     out_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
     sofie_op = dict(_REDUCTIONS.values()).get(mode) if x.dtype == np.float32 else None
-    if sofie_op is not None and axes == list(range(axes[0], x.rank)):
-        # over the trailing axes (a layer norm's mean, a softmax's sum) J2S_Reduce reads each
-        # contiguous row in vectors; SOFIE's ReduceSum adds one element at a time into memory
+    if sofie_op is not None and axes == list(range(axes[0], axes[-1] + 1)):
+        # over one run of axes (a layer norm's mean, a softmax's sum, a mean over points or pixels)
+        # J2S_Reduce reads rows or columns in vectors; SOFIE's ReduceSum adds one element at a time
+        # into memory
         sofie_op = None
     keepdims = int(not out_shape)  # rank 0 is written as keepdims + Reshape
     shape = (1,) * x.rank if keepdims else out_shape
@@ -57,8 +59,8 @@ def _reduce_rule(primitive: str, mode: str, sofie_op: str | None):
 
     rule.__qualname__ = f"reduce_rule[{primitive}]"
     if sofie_op:
-        rule.__doc__ = f"SOFIE {sofie_op} for float32 (over trailing axes the project-owned J2S_Reduce, in vectors), " \
-                       f"else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
+        rule.__doc__ = f"SOFIE {sofie_op} for float32 over scattered axes (over one run of axes the project-owned " \
+                       f"J2S_Reduce, in vectors), else J2S_Reduce ({mode}); a scalar result via keepdims + Reshape"
     else:
         rule.__doc__ = f"Project-owned J2S_Reduce ({mode}" + (", bool only" if mode in _LOGIC else "") + \
                        "); a scalar result via keepdims + Reshape"
@@ -188,3 +190,26 @@ case("var_std", lambda p, x: (jnp.var(x, axis=-1), jnp.std(x, axis=(1, 2)), jnp.
 case("logsumexp", lambda p, x: (jax.nn.logsumexp(x, axis=-1), jax.nn.logsumexp(x * 40.0, axis=(0, 2))), f32(3, 4, 5),
      batch=False)
 case("logsumexp_batch", lambda p, x: jax.nn.logsumexp(x, axis=-1, keepdims=True) - x, f32(4, 6))
+# J2S_Reduce's vector kernels (csrc/owned/reduce_vector.hpp): columns (a run of middle or leading axes
+# with kept values after it; 36 is no multiple of any vector width, 8 x 32 is an edge convolution's
+# max over neighbours) and rows of 8 to 100 values, 19 rows per example (blocks of rows and the rows
+# after them)
+case("reduce_columns", lambda p, x: (jnp.max(x, axis=1), jnp.min(x, axis=1), jnp.sum(x, axis=1),
+                                     jnp.max(x.reshape(x.shape[0], 2, 4, 36), axis=(1, 2)), jnp.min(x, axis=0)),
+     f32(3, 8, 36))
+case("reduce_over_neighbours", lambda p, x: jnp.mean(jnp.max(x, axis=2), axis=1), f32(3, 5, 8, 32))
+case("reduce_short_rows", lambda p, x: [jnp.max(x[..., :n], axis=-1) for n in (8, 16, 32, 64)] +
+     [jnp.min(x[..., :13], axis=-1), jnp.sum(x[..., :50], axis=-1), jnp.max(x, axis=-1)], f32(3, 19, 100))
+
+
+def _nan_and_signed_zeros(x):
+    """NaN where x > 2.2, else -|x|, or a zero of x's sign where |x| < 0.4: maxima of +0.0 and -0.0.
+    (XLA's CPU reductions rank -0.0 below +0.0 and propagate NaN at this size, not at every size.)"""
+    return jnp.where(x > 2.2, jnp.nan, jnp.where(jnp.abs(x) < 0.4, x * 0.0, -jnp.abs(x)))
+
+
+# 1 / (a zero) tells -0.0 (-inf) from +0.0 (inf) in the comparison
+case("reduce_nan_signed_zero", lambda p, x: [1.0 / r for r in (
+    jnp.max(_nan_and_signed_zeros(x), axis=-1), jnp.min(-_nan_and_signed_zeros(x), axis=-1),
+    jnp.max(_nan_and_signed_zeros(x[:, :, :8]), axis=-1), jnp.max(_nan_and_signed_zeros(x), axis=1),
+    jnp.min(-_nan_and_signed_zeros(x[:, :, :36]), axis=1))], f32(1, 19, 100), batch=False)
