@@ -493,7 +493,7 @@ def elementwise_cases():
 
 
 def owned_reduce_cases():
-    """The project-owned reductions, scans and sorts (csrc/owned/reduce.hpp) and SOFIE's TopK."""
+    """The project-owned reductions, scans and sorts (csrc/owned/reduce.hpp, topk.hpp)."""
     cases = []
     x = f32(2, 3, 4, lo=0.5, hi=1.5)
     ints = i32(3, 5)
@@ -522,10 +522,14 @@ def owned_reduce_cases():
     cases.append(Case("o_J2S_Sort_with_positions", {"x": x},
                       [node("J2S_Sort", "so", ["x"], ["v", "i"], axis=2, iota_outputs=[1], dtype="float32")],
                       {"v": np.sort(x, axis=2), "i": order.astype(np.int32)}))
-    k = np.asarray([2], np.int64)
     top = np.argsort(-x, axis=-1, kind="stable")[..., :2]
-    cases.append(Case("o_TopK", {"x": x}, [node("TopK", "tk", ["x", "k"], ["v", "i"], axis=-1, dtype="float32")],
-                      {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int64)}, weights={"k": k}))
+    cases.append(Case("o_J2S_TopK", {"x": x}, [node("J2S_TopK", "tk", ["x"], ["v", "i"], k=2, dtype="float32")],
+                      {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int32)}))
+    # the smallest 3 along a middle axis (strided rows), ties between the repeated small integers
+    low = np.argsort(ints, axis=0, kind="stable")[:3]
+    cases.append(Case("o_J2S_TopK_smallest_axis_0", {"x": ints},
+                      [node("J2S_TopK", "tn", ["x"], ["v", "i"], k=3, axis=0, largest=0, dtype="int32")],
+                      {"v": np.take_along_axis(ints, low, 0), "i": low.astype(np.int32)}))
     return cases
 
 
