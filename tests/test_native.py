@@ -447,6 +447,9 @@ def indexing_cases():
         if 0 <= row < 5:
             added[row] += update
     filled = np.where((idx[:, :1] >= 0) & (idx[:, :1] < 5), x[np.clip(idx[:, 0], 0, 4)], np.float32(-1.5))
+    wrap_idx = np.array([[2], [7], [-1], [-7], [-5]], np.int32)
+    wrapped = np.where(wrap_idx[:, 0] < 0, wrap_idx[:, 0] + 5, wrap_idx[:, 0])
+    wrapped_filled = np.where(((wrapped >= 0) & (wrapped < 5))[:, None], x[np.clip(wrapped, 0, 4)], np.float32(-1.5))
     xp, pv = f32(2, 3), f32(1)
     xr, pt, xs = i32(2, 3, 4), boolean(2, 3), f32(3, 5)
     pad = dict(low=[1, -1], high=[0, 2], interior=[0, 1])
@@ -455,6 +458,10 @@ def indexing_cases():
                                                             **gather_dims)], {"y": x[np.clip(idx[:, 0], 0, 4)]}),
         Case("x_J2S_Gather_fill", {"x": x, "i": idx}, [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="fill",
                                                             fill_value="-1.5", **gather_dims)], {"y": filled}),
+        # -1 wraps to row 4, -7 stays out of bounds after the wrap (-2): filled
+        Case("x_J2S_Gather_wrap_negative_fill", {"x": x, "i": wrap_idx},
+             [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="fill", fill_value="-1.5", wrap_negative=1,
+                   **gather_dims)], {"y": wrapped_filled}),
         Case("x_J2S_Scatter_add", {"x": x, "i": idx, "u": u},
              [node("J2S_Scatter", "s", ["x", "i", "u"], ["y"], combine="add", mode="drop", **scatter_dims)],
              {"y": added}),
