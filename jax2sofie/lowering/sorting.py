@@ -133,7 +133,9 @@ def _special_values(x):
 case("top_k_special_values", lambda p, x: lax.top_k(_special_values(x), 6) + lax.top_k(-_special_values(x), 6),
      f32(4, 3, 12))
 case("top_k_k_equals_n", lambda p, x: lax.top_k(jnp.round(x), 9), f32(3, 9))
-# k > 32: the partial-sort path of J2S_TopK
+# rows longer than 32 with k <= 32: the sorted-buffer path of J2S_TopK (shorter rows are ranked by counting)
+case("top_k_long_rows", lambda p, x, i: lax.top_k(_special_values(x), 7) + lax.top_k(i, 3), f32(3, 45), i32(3, 40))
+# k > 32: the selection path of J2S_TopK
 case("top_k_large_k", lambda p, x: lax.top_k(_special_values(x), 40) + lax.top_k(jnp.round(x * 3), 50), f32(2, 50))
 case("top_k_int32_leading_dims", lambda p, i: lax.top_k(i * 1000003, 4) + lax.top_k(-i, 1), i32(2, 3, 4, 7))
 # a k-nearest-neighbour graph (as the edgeconv benchmark): top_k's indices gather the neighbours
