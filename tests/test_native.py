@@ -532,6 +532,12 @@ def owned_reduce_cases():
     top = np.argsort(-x, axis=-1, kind="stable")[..., :2]
     cases.append(Case("o_J2S_TopK", {"x": x}, [node("J2S_TopK", "tk", ["x"], ["v", "i"], k=2, dtype="float32")],
                       {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int32)}))
+    # int64 keys with k > 32: the selection of (key, position) pairs (32-bit keys are packed instead)
+    longs = i64(2, 40)
+    best = np.argsort(-longs, axis=-1, kind="stable")[:, :35]
+    cases.append(Case("o_J2S_TopK_int64_large_k", {"x": longs},
+                      [node("J2S_TopK", "tl", ["x"], ["v", "i"], k=35, dtype="int64")],
+                      {"v": np.take_along_axis(longs, best, -1), "i": best.astype(np.int32)}))
     # the smallest 3 along a middle axis (strided rows), ties between the repeated small integers
     low = np.argsort(ints, axis=0, kind="stable")[:3]
     cases.append(Case("o_J2S_TopK_smallest_axis_0", {"x": ints},
