@@ -61,13 +61,13 @@ const std::map<std::string, Factory> &OpTable()
       {"Relu", MakeRelu},
       // reductions
       {"ReduceSum", MakeReduceSum},
-      // project-owned reductions, scans and sorts (csrc/owned/reduce.hpp); SOFIE's TopK
+      // project-owned reductions, scans and sorts (csrc/owned/reduce.hpp, topk.hpp)
       {"J2S_Reduce", MakeReduce},
       {"J2S_ArgMax", MakeArgMax},
       {"J2S_ArgMin", MakeArgMin},
       {"J2S_Cumulative", MakeCumulative},
       {"J2S_Sort", MakeSort},
-      {"TopK", MakeTopK},
+      {"J2S_TopK", MakeTopK},
       // comparisons (bool output) and logic (bool in, bool out)
       {"Equal", MakeEqual},
       {"Less", MakeLess},

@@ -23,7 +23,8 @@ namespace jax2sofie {
 // collapsed_slice_dims, start_index_map, operand_batching_dims, start_indices_batching_dims,
 // slice_sizes (list[int], required; a slice size -1 is the whole operand dim); mode (clip|fill,
 // required); fill_value (str, "0": the value of out-of-bounds windows with mode fill, as Python's
-// repr of a float: "nan", "-inf", "-2147483648.0" are valid). Any dtype.
+// repr of a float: "nan", "-inf", "-2147483648.0" are valid); wrap_negative (0|1, 0: a negative index
+// has the operand dim added first, as numpy indexing). Any dtype.
 OpPtr MakeGather(const Node &n)
 {
    n.ExpectInputs(2);
@@ -45,8 +46,8 @@ OpPtr MakeGather(const Node &n)
    } catch (const std::logic_error &) {
       throw NodeError("fill_value must be a number as text, not '" + fillText + "'");
    }
-   return std::make_unique<GatherOperator>(std::move(d), mode == "fill", fillValue, n.inputs[0],
-                                           n.inputs[1], n.Output());
+   return std::make_unique<GatherOperator>(std::move(d), mode == "fill", fillValue, n.Flag("wrap_negative", false),
+                                           n.inputs[0], n.inputs[1], n.Output());
 }
 
 // J2S_Scatter: inputs [operand, indices (int32|int64, index vector last), updates (operand's type)];

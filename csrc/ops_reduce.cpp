@@ -2,8 +2,7 @@
 #include "ops_reduce.hpp"
 
 #include "owned/reduce.hpp"
-
-#include "SOFIE/ROperator_TopK.hxx"
+#include "owned/topk.hpp"
 
 #include <climits>
 #include <cstdint>
@@ -72,21 +71,16 @@ OpPtr MakeSort(const Node &n)
    return std::make_unique<SortOperator>(n.Int("axis"), n.Int("num_keys", 1), iota, n.inputs, n.outputs);
 }
 
-// TopK (SOFIE's, not bound by PySofie): inputs [X, K], K an INT64 initialized tensor of one value;
-// outputs [values, indices (INT64)]; axis (int, -1), largest (0|1, 1), sorted (0|1, 1).
-// dtype float32|int32|int64. Ties: the lower index first; float NaN sorts above +inf.
+// J2S_TopK: input [X]; outputs [values (X's type), indices (int32)]; k (int >= 1, required), axis (int,
+// -1), largest (0|1, 1: the k largest; 0: the k smallest). dtype float32|float64|int32|int64. Sorted,
+// ties: the lower index first; floats in lax's total order (NaN above inf, -0.0 below 0.0).
 OpPtr MakeTopK(const Node &n)
 {
-   n.ExpectInputs(2);
+   n.ExpectInputs(1);
    n.ExpectOutputs(2);
-   const int axis = static_cast<int>(n.Int("axis", -1));
-   const int largest = n.Flag("largest", true) ? 1 : 0;
-   const int sorted = n.Flag("sorted", true) ? 1 : 0;
-   return WithDType<float, std::int32_t, std::int64_t>(n, [&](auto t) -> OpPtr {
-      using T = typename decltype(t)::type;
-      return std::make_unique<ROperator_TopK<T>>(axis, largest, sorted, n.inputs[1], n.inputs[0], n.outputs[0],
-                                                 n.outputs[1]);
-   });
+   CheckDType<J2S_NUMERIC>(n);
+   return std::make_unique<TopKOperator>(n.Int("k"), n.Int("axis", -1), n.Flag("largest", true), n.inputs[0],
+                                         n.outputs[0], n.outputs[1]);
 }
 
 } // namespace jax2sofie

@@ -1,6 +1,6 @@
 // Factories of the reductions, scans and sorts that are not SOFIE's element-wise or Reduce family:
 // the project-owned J2S_Reduce, J2S_ArgMax/J2S_ArgMin, J2S_Cumulative, J2S_Sort (csrc/owned/reduce.hpp)
-// and SOFIE's TopK (which PySofie does not bind). Defined in ops_reduce.cpp.
+// and J2S_TopK (csrc/owned/topk.hpp). Defined in ops_reduce.cpp.
 #pragma once
 
 #include "node.hpp"

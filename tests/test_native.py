@@ -452,6 +452,9 @@ def indexing_cases():
         if 0 <= row < 5:
             added[row] += update
     filled = np.where((idx[:, :1] >= 0) & (idx[:, :1] < 5), x[np.clip(idx[:, 0], 0, 4)], np.float32(-1.5))
+    wrap_idx = np.array([[2], [7], [-1], [-7], [-5]], np.int32)
+    wrapped = np.where(wrap_idx[:, 0] < 0, wrap_idx[:, 0] + 5, wrap_idx[:, 0])
+    wrapped_filled = np.where(((wrapped >= 0) & (wrapped < 5))[:, None], x[np.clip(wrapped, 0, 4)], np.float32(-1.5))
     xp, pv = f32(2, 3), f32(1)
     xr, pt, xs = i32(2, 3, 4), boolean(2, 3), f32(3, 5)
     pad = dict(low=[1, -1], high=[0, 2], interior=[0, 1])
@@ -460,6 +463,10 @@ def indexing_cases():
                                                             **gather_dims)], {"y": x[np.clip(idx[:, 0], 0, 4)]}),
         Case("x_J2S_Gather_fill", {"x": x, "i": idx}, [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="fill",
                                                             fill_value="-1.5", **gather_dims)], {"y": filled}),
+        # -1 wraps to row 4, -7 stays out of bounds after the wrap (-2): filled
+        Case("x_J2S_Gather_wrap_negative_fill", {"x": x, "i": wrap_idx},
+             [node("J2S_Gather", "g", ["x", "i"], ["y"], mode="fill", fill_value="-1.5", wrap_negative=1,
+                   **gather_dims)], {"y": wrapped_filled}),
         Case("x_J2S_Scatter_add", {"x": x, "i": idx, "u": u},
              [node("J2S_Scatter", "s", ["x", "i", "u"], ["y"], combine="add", mode="drop", **scatter_dims)],
              {"y": added}),
@@ -521,7 +528,7 @@ def softmax_cases():
 
 
 def owned_reduce_cases():
-    """The project-owned reductions, scans and sorts (csrc/owned/reduce.hpp) and SOFIE's TopK."""
+    """The project-owned reductions, scans and sorts (csrc/owned/reduce.hpp, topk.hpp)."""
     cases = []
     x = f32(2, 3, 4, lo=0.5, hi=1.5)
     ints = i32(3, 5)
@@ -563,10 +570,20 @@ def owned_reduce_cases():
     cases.append(Case("o_J2S_Sort_with_positions", {"x": x},
                       [node("J2S_Sort", "so", ["x"], ["v", "i"], axis=2, iota_outputs=[1], dtype="float32")],
                       {"v": np.sort(x, axis=2), "i": order.astype(np.int32)}))
-    k = np.asarray([2], np.int64)
     top = np.argsort(-x, axis=-1, kind="stable")[..., :2]
-    cases.append(Case("o_TopK", {"x": x}, [node("TopK", "tk", ["x", "k"], ["v", "i"], axis=-1, dtype="float32")],
-                      {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int64)}, weights={"k": k}))
+    cases.append(Case("o_J2S_TopK", {"x": x}, [node("J2S_TopK", "tk", ["x"], ["v", "i"], k=2, dtype="float32")],
+                      {"v": np.take_along_axis(x, top, -1), "i": top.astype(np.int32)}))
+    # int64 keys with k > 32: the selection of (key, position) pairs (32-bit keys are packed instead)
+    longs = i64(2, 40)
+    best = np.argsort(-longs, axis=-1, kind="stable")[:, :35]
+    cases.append(Case("o_J2S_TopK_int64_large_k", {"x": longs},
+                      [node("J2S_TopK", "tl", ["x"], ["v", "i"], k=35, dtype="int64")],
+                      {"v": np.take_along_axis(longs, best, -1), "i": best.astype(np.int32)}))
+    # the smallest 3 along a middle axis (strided rows), ties between the repeated small integers
+    low = np.argsort(ints, axis=0, kind="stable")[:3]
+    cases.append(Case("o_J2S_TopK_smallest_axis_0", {"x": ints},
+                      [node("J2S_TopK", "tn", ["x"], ["v", "i"], k=3, axis=0, largest=0, dtype="int32")],
+                      {"v": np.take_along_axis(ints, low, 0), "i": low.astype(np.int32)}))
     return cases
 
 

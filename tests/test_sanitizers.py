@@ -37,15 +37,9 @@ SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefine
 ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
 
 
-# SOFIE's TopK (which top_k lowers to) stores its int64 indices in the intermediate memory pool at
-# offsets that are not 8-byte aligned: UBSan reports "store to misaligned address" (harmless on x86,
-# a SOFIE bug to route around with an own operator); these cases are left out of the sanitizer run
-SOFIE_TOPK_MISALIGNED = {"top_k", "top_k_ties_all", "top_k_int32", "approx_max_min_k"}
-
-
 @pytest.mark.parametrize("index", range(N_SHARDS))
 def test_generated_code_of_the_catalog_is_sanitizer_clean(tmp_path, index):
-    run_catalog_driver(tmp_path, [n for n in shard(index) if n not in SOFIE_TOPK_MISALIGNED], SANITIZE, ENV)
+    run_catalog_driver(tmp_path, shard(index), SANITIZE, ENV)
 
 
 # catalog cases of every family: dense layers, convolutions (channels-last direct, im2col, transposed),

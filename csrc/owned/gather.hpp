@@ -12,6 +12,9 @@ namespace jax2sofie {
 /// is copied to the output with the collapsed and batching dims dropped, its remaining dims at
 /// `offset_dims`. Out-of-bounds starts: clamped to [0, dim - size] (XLA's gather, JAX's CLIP and
 /// PROMISE_IN_BOUNDS) or, with `fill`, the whole window is fill_value (JAX's FILL_OR_DROP).
+/// With `wrapNegative`, a negative index first has the operand dim added (numpy's x[-1], which JAX
+/// writes as select(i < 0, i + n, i) before the gather; passes/gather_index_wrap.py folds that in),
+/// and what is still out of bounds is clamped or filled as above.
 class GatherOperator final : public OwnedOperator {
 public:
    struct Dims {
@@ -19,9 +22,10 @@ public:
          start_indices_batching_dims, slice_sizes;
    };
 
-   GatherOperator(Dims dims, bool fill, double fillValue, std::string operand, std::string indices, std::string out)
+   GatherOperator(Dims dims, bool fill, double fillValue, bool wrapNegative, std::string operand, std::string indices,
+                  std::string out)
       : OwnedOperator("J2S_Gather", {std::move(operand), std::move(indices)}, {std::move(out)}), fD(std::move(dims)),
-        fFill(fill), fFillValue(fillValue)
+        fFill(fill), fWrapNegative(wrapNegative), fFillValue(fillValue)
    {
    }
 
@@ -99,6 +103,8 @@ protected:
          const auto d = static_cast<std::size_t>(fD.start_index_map[m]);
          const std::string s = "s" + std::to_string(d), last = LastStart(x[d], fSize[d]);
          c.Line("int64_t " + s + " = static_cast<int64_t>(iv[" + std::to_string(m) + "]);");
+         if (fWrapNegative)
+            c.Line("if (" + s + " < 0) " + s + " += " + Signed(x[d]) + ";");
          if (fFill)
             c.Line("inBounds = inBounds && " + s + " >= 0 && " + s + " <= " + last + ";");
          else
@@ -182,7 +188,7 @@ private:
    }
 
    Dims fD;
-   bool fFill;
+   bool fFill, fWrapNegative;
    double fFillValue;
    std::vector<SOFIE::Dim> fSize;     // window size per operand dim
    std::vector<std::size_t> fWindow;  // operand dims that are window (offset) dims, in order

@@ -156,7 +156,7 @@ _TABLE = [
     _project("J2S_Cumulative", "reduction", (1, 1)),
     _project("J2S_Sort", "reduction", (1, None)),
     Operator("J2S_Softmax", "reduction", (1, 1), FLOAT),  # passes/softmax.py: a softmax over the last axis
-    Operator("TopK", "reduction", (2, 2)),
+    _project("J2S_TopK", "reduction", (1, 1)),
     # products, decompositions and solvers
     Operator("Gemm", "linalg", (2, 3), FLOAT),
     _project("J2S_Dense", "linalg", (2, 3), FLOAT),

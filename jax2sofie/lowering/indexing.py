@@ -140,6 +140,20 @@ def _take_fill(p, x, ids, row):
 
 
 case("gather_take_fill_and_clip", _take_fill, f32(3, 5), i32(3, 8), i32(4), batch=False)
+
+
+def _negative_indices(p, x, ids):
+    # numpy's wrap of negative indices folds into J2S_Gather (passes/gather_index_wrap.py); what stays
+    # out of range after it (t < -6) is then clamped or filled as before
+    t = ids - 9  # -9..-2 on an axis of length 6: -6..-2 wrap into range, -9..-7 stay below it
+    user_wrapped = jnp.where(ids < 4, ids - 4, ids)  # a select like jnp's own but adding 4, not 6
+    return (jnp.take(x, t, axis=1, mode="clip"), jnp.take(x, t, axis=1, mode="fill", fill_value=-1.0),
+            jnp.take(x, t, axis=1), jnp.take(x, user_wrapped, axis=1),
+            # two index components: jnp wraps each by its own dim, then concatenates them (not folded)
+            p["table"][ids[:, :2] - 2, ids[:, 2:4] - 7])
+
+
+case("gather_negative_indices", _negative_indices, f32(3, 6), i32(3, 5), params={"table": f32(5, 6)})
 case("gather_take_along_axis", lambda p, x, i, j: (jnp.take_along_axis(x, i, axis=1),
                                                    jnp.take_along_axis(x, j - 1, axis=-1)),
      f32(4, 9), i32(4, 3), i32(4, 1))

@@ -2,8 +2,8 @@
 
 The cumulative primitives go to the project-owned J2S_Cumulative (SOFIE's CumSum covers only sums),
 `sort` to J2S_Sort (SOFIE has no sort; its operands are permuted together, which is how jnp.argsort
-sorts an iota next to the keys), `top_k` to SOFIE's TopK (bound by our module) plus a Cast of its
-int64 indices to JAX's int32.
+sorts an iota next to the keys), `top_k` and `approx_top_k` to the project-owned J2S_TopK (int32
+indices as JAX's, a sorted buffer of the best k per row: csrc/owned/topk.hpp).
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def _is_iota(x: Value, axis: int) -> bool:
 
 @register("top_k")
 def top_k(ctx: LoweringContext, x: Value, *k_operand: Value, k=None, axis=-1, **_params) -> list[Value]:
-    """SOFIE TopK (largest, sorted; ties: lower index first) and a Cast of the indices to int32."""
+    """J2S_TopK (largest, sorted; ties: lower index first; floats in lax's total order: NaN above inf,
+    -NaN below -inf, -0.0 below 0.0)."""
     if k_operand or k is None:
         raise ctx.error("top_k with a traced k is not supported")
     return _top_k(ctx, x, int(k), axis, True)
@@ -71,17 +72,18 @@ def _top_k(ctx: LoweringContext, x: Value, k: int, axis: int, largest: bool) -> 
     axis = int(axis) % x.rank
     if x.dtype not in (np.float32, np.int32, np.int64):
         raise ctx.error(f"top_k of {x.dtype} is not supported")
+    if not 1 <= k <= x.shape[axis]:
+        raise ctx.error(f"top_k with k = {k} over an axis of length {x.shape[axis]} (1 <= k <= length)")
     shape = tuple(k if i == axis else n for i, n in enumerate(x.shape))
-    values, indices = ctx.builder.op_multi("TopK", [x, ctx.const(np.asarray([k], np.int64), "k")],
-                                           [(shape, x.dtype), (shape, np.int64)], hint="top_k", axis=axis,
-                                           largest=int(largest), sorted=1, dtype=dtype_attr(x.dtype))
-    return [values, ctx.cast(indices, np.int32)]
+    return ctx.builder.op_multi("J2S_TopK", [x], [(shape, x.dtype), (shape, np.int32)], hint="top_k", k=k,
+                                axis=axis, largest=int(largest), dtype=dtype_attr(x.dtype))
 
 
 @register("approx_top_k")
 def approx_top_k(ctx: LoweringContext, x: Value, *, k, reduction_dimension=-1, is_max_k=True,
                  aggregate_to_topk=True, **_params) -> list[Value]:
-    """SOFIE TopK, exact (what JAX computes on CPU); approx_min_k as the smallest k."""
+    """J2S_TopK, exact (what JAX computes on CPU); approx_min_k as the smallest k. NaN and the order of
+    -0.0 and 0.0 as lax.top_k (JAX's own CPU result for them changes with k; NaN makes its order undefined)."""
     if not aggregate_to_topk:
         raise ctx.error("approx_top_k with aggregate_to_topk=False (a backend-dependent output size) "
                         "is not supported")
@@ -89,6 +91,7 @@ def approx_top_k(ctx: LoweringContext, x: Value, *, k, reduction_dimension=-1, i
 
 
 # -- catalog cases -------------------------------------------------------------------------------------------
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
@@ -117,5 +120,26 @@ case("top_k", lambda p, x: lax.top_k(x, 3), f32(4, 7))
 case("top_k_ties_all", lambda p, i, x: lax.top_k(i.astype(jnp.float32), 5) + lax.top_k(x, 1), i32(3, 5, 5), f32(3, 4))
 case("top_k_int32", lambda p, i: lax.top_k(i, 2), i32(5, 6))
 case("approx_max_min_k", lambda p, x: (lax.approx_max_k(x, 2), lax.approx_min_k(x, 3)), f32(3, 8))
+
+
+def _special_values(x):
+    """Rows with ties, -0.0 next to 0.0, +-inf, NaN and (negated) -NaN: lax.top_k orders them by the
+    total order -NaN < -inf < ... < -0.0 < 0.0 < ... < inf < NaN, ties by the lower index."""
+    v = jnp.where(x > 1.2, jnp.nan, jnp.round(x * 0.7))
+    v = jnp.where(x < -1.4, -jnp.inf, v)
+    return jnp.where(jnp.abs(x - 0.5) < 0.1, jnp.inf, v)
+
+
+case("top_k_special_values", lambda p, x: lax.top_k(_special_values(x), 6) + lax.top_k(-_special_values(x), 6),
+     f32(4, 3, 12))
+case("top_k_k_equals_n", lambda p, x: lax.top_k(jnp.round(x), 9), f32(3, 9))
+# rows longer than 32 with k <= 32: the sorted-buffer path of J2S_TopK (shorter rows are ranked by counting)
+case("top_k_long_rows", lambda p, x, i: lax.top_k(_special_values(x), 7) + lax.top_k(i, 3), f32(3, 45), i32(3, 40))
+# k > 32: the selection path of J2S_TopK
+case("top_k_large_k", lambda p, x: lax.top_k(_special_values(x), 40) + lax.top_k(jnp.round(x * 3), 50), f32(2, 50))
+case("top_k_int32_leading_dims", lambda p, i: lax.top_k(i * 1000003, 4) + lax.top_k(-i, 1), i32(2, 3, 4, 7))
+# a k-nearest-neighbour graph (as the edgeconv benchmark): top_k's indices gather the neighbours
+case("top_k_neighbours", lambda p, x: jax.vmap(lambda q, i: q[i])(
+    x, lax.top_k(-jnp.sum((x[:, :, None] - x[:, None, :]) ** 2, axis=-1), 4)[1]), f32(3, 10, 2))
 case("argsort_descending", lambda p, x: (jnp.argsort(x, axis=-1, descending=True), jnp.sort(x, axis=1, descending=True)),
      f32(3, 7))

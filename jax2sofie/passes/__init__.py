@@ -24,6 +24,9 @@ Why this order:
 7b. fuse_softmax: what jax.nn.softmax traces to (max, subtract, exp, sum, divide) becomes one
     J2S_Softmax; before fuse_elementwise, which would merge its subtract and exp into an expression
     this pass cannot read.
+7c. fold_gather_index_wrap: numpy's negative-index wrap select(i < 0, i + n, i) before a J2S_Gather
+    becomes the gather's wrap_negative flag; before fuse_elementwise, which would otherwise take the
+    select into a loop of its own and hide the pattern.
 8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
    above, which look for single Add/Max nodes next to their Gemm/Conv.
 9. eliminate_dead_code: removes what the rewrites above left unused.
@@ -40,6 +43,7 @@ from .broadcasts import eliminate_broadcasts
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .elementwise_fusion import fuse_elementwise
+from .gather_index_wrap import fold_gather_index_wrap
 from .dense import fuse_dense
 from .dce import eliminate_dead_code
 from .activations import fuse_relu
@@ -64,6 +68,7 @@ PIPELINE: list[Pass] = [
     fuse_relu,
     fuse_dense,
     fuse_softmax,
+    fold_gather_index_wrap,
     fuse_elementwise,
     eliminate_dead_code,
     store_large_constants,
