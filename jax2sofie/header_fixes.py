@@ -41,6 +41,9 @@
   iteration writes its own output element and the output never overlaps the input (SOFIE places an
   operator's outputs before it frees its inputs' memory), so the loop gets `#pragma GCC ivdep`
   (`vectorise_sofie_reductions`); the order of the additions into each output is unchanged.
+- A float constant written into the header keeps a negative zero: SOFIE prints -0.0f as `-0`, which
+  C++ reads as the integer 0 negated, i.e. +0.0f (`1 / where(c, 0.0, -0.0)` gave +inf where JAX gives
+  -inf). Such elements of float initializers become `-0.0f` (`keep_negative_zeros`).
 - Warnings: the header and a program including it compile with `-Wall -Wextra -Werror` (GCC, Clang).
   Where SOFIE writes code that warns, the code is changed where a textual change is exact (see
   `silence_sofie_warnings`).
@@ -743,10 +746,25 @@ def checked_weight_reading(code: str, weight_shapes: dict[str, tuple[int, ...]] 
     return code
 
 
+# a float tensor's initializer as SOFIE writes it: `float tensor_x[2] = { ... };`,
+# `std::vector<float> fTensor_x = { ... };` or `std::vector<float> fTensor_x = std::vector<float>(n, v);`
+_FLOAT_INITIALIZER = re.compile(r"^(?P<head>(?:static )?(?:const )?(?:float|std::vector<float>) \w+(?:\[\d+\])? = )"
+                                r"(?P<values>.*);$", re.MULTILINE)
+_NEGATIVE_ZERO = re.compile(r"(?<![\w.+-])-0(?![\w.])")  # `-0` alone, not -0.5, 1e-05 or -03
+
+
+def keep_negative_zeros(code: str) -> str:
+    """`-0` in a float initializer (SOFIE's text for -0.0f, read by C++ as +0.0f) becomes `-0.0f`."""
+    def fixed(match: re.Match) -> str:
+        return match["head"] + _NEGATIVE_ZERO.sub("-0.0f", match["values"]) + ";"
+
+    return _FLOAT_INITIALIZER.sub(fixed, code)
+
+
 def fix_header_code(code: str, weight_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
     """Every change of this module, on the text of one generated header; `weight_shapes`: see
     checked_weight_reading."""
-    fixed = checked_weight_reading(drop_repeated_guarded_blocks(code), weight_shapes)
+    fixed = checked_weight_reading(keep_negative_zeros(drop_repeated_guarded_blocks(code)), weight_shapes)
     fixed = vectorise_sofie_reductions(silence_sofie_warnings(move_outputs_out_of_infer(fixed)))
     return make_session_copyable(separate_intermediates_option(fixed))
 

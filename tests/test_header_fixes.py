@@ -82,3 +82,16 @@ def test_sofie_sums_over_leading_and_middle_axes_get_ivdep_and_numbers_match(tmp
     for batch in ([3, 5] if dynamic else [3]):
         xb = np.random.default_rng(batch).standard_normal((batch, 7, 2, 16)).astype(np.float32)
         assert model.check(xb).passed
+
+
+def test_negative_zeros_of_float_initializers_keep_their_sign():
+    from jax2sofie.header_fixes import keep_negative_zeros
+
+    code = ("float fTensor_a[4] = { -0, 0, -0.5, 1e-05};\n"
+            "std::vector<float> fTensor_b = std::vector<float>(200, -0);\n"
+            "int64_t fTensor_c[1] = { -0};\n"
+            "   const float t = x - 0;\n")
+    assert keep_negative_zeros(code) == ("float fTensor_a[4] = { -0.0f, 0, -0.5, 1e-05};\n"
+                                         "std::vector<float> fTensor_b = std::vector<float>(200, -0.0f);\n"
+                                         "int64_t fTensor_c[1] = { -0};\n"
+                                         "   const float t = x - 0;\n")

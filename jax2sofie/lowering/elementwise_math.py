@@ -168,6 +168,10 @@ def _erf_erfc_range(p, x):
 
 
 case("erf_erfc_range", _erf_erfc_range, f32(4, 16))
+# constants holding -0.0 (scalars picked by a select, and an array of them): 1 / x shows the sign
+case("negative_zero_constants", lambda p, x: (1.0 / jnp.where(x > 0, 0.0, -0.0),
+                                              1.0 / jnp.where(x > 9.0, x, jnp.array([0.0, -0.0, 0.0, -0.0, 2.0]))),
+     f32(3, 5))
 case("erf_inv", lambda p, x: lax.erf_inv(_unit(x)), f32(4, 9))
 case("log1p_expm1", lambda p, x, y: jnp.log1p(y) - jnp.expm1(x), f32(5, 3), positive(5, 3))
 case("exp2_cbrt", lambda p, x: jnp.exp2(x) + jnp.cbrt(x), f32(2, 11))
