@@ -22,17 +22,16 @@
 #pragma once
 
 #include "codegen.hpp"
-#include "conv_geometry.hpp"
-#include "owned_operator.hpp"
+#include "conv_channels_last.hpp"
 
 #include <sstream>
 
 namespace jax2sofie {
 
-class ConvDepthwiseOperator final : public OwnedOperator {
+class ConvDepthwiseOperator final : public ChannelsLastConvOperator {
 public:
    ConvDepthwiseOperator(std::vector<std::string> inputs, std::string output, ConvParams p)
-      : OwnedOperator("J2S_ConvDepthwise", std::move(inputs), {std::move(output)}), fP(std::move(p))
+      : ChannelsLastConvOperator("J2S_ConvDepthwise", std::move(inputs), std::move(output), std::move(p))
    {
    }
 
@@ -43,9 +42,7 @@ public:
       std::string kernel = OwnedOperator::GenerateSessionMembersCode(opName);
       if (!Padded())
          return kernel;
-      // doInfer reads the session as const: the scratch buffer is mutable; its borders stay zero.
-      return "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
-             std::to_string(Prod(PaddedSizes(fS, fP.pads)) * fC) + ");\n" + kernel;
+      return PaddedMember(Prod(PaddedSizes(fS, fP.pads)) * fC) + kernel;
    }
 
 protected:
@@ -54,12 +51,7 @@ protected:
       const std::string kind = "J2S_ConvDepthwise";
       const auto &x = in.at(0).shape;
       const auto &w = in.at(1).shape;
-      fD = CheckConvOperands(kind, in[0].type, x, in[1].type, w) - 2;
-      const auto xs = StaticDims(kind, x, 1, x.size(), "input");  // S..., C
-      const auto ws = StaticDims(kind, w, 0, w.size(), "kernel"); // K..., M, C
-      fS.assign(xs.begin(), xs.end() - 1);
-      fC = xs.back();
-      fK.assign(ws.begin(), ws.end() - 2);
+      const auto ws = ReadInputAndKernelSizes(kind, in); // K..., M, C
       fM = ws[fD];
       if (ws.back() != fC || fM < 1)
          throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
@@ -234,19 +226,7 @@ private:
       return out.str();
    }
 
-   bool Padded() const
-   {
-      for (auto p : fP.pads)
-         if (p > 0)
-            return true;
-      return false;
-   }
-   std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
-
-   ConvParams fP;
-   std::size_t fD = 0;
-   std::int64_t fC = 0, fM = 1;
-   std::vector<std::int64_t> fS, fK, fY;
+   std::int64_t fM = 1; // channel multiplier: output channels C * M
 };
 
 } // namespace jax2sofie

@@ -23,18 +23,17 @@
 #pragma once
 
 #include "codegen.hpp"
-#include "conv_geometry.hpp"
-#include "owned_operator.hpp"
+#include "conv_channels_last.hpp"
 
 #include <algorithm>
 #include <sstream>
 
 namespace jax2sofie {
 
-class ConvNHWCOperator final : public OwnedOperator {
+class ConvNHWCOperator final : public ChannelsLastConvOperator {
 public:
    ConvNHWCOperator(std::vector<std::string> inputs, std::string output, ConvParams p)
-      : OwnedOperator("J2S_ConvNHWC", std::move(inputs), {std::move(output)}), fP(std::move(p))
+      : ChannelsLastConvOperator("J2S_ConvNHWC", std::move(inputs), std::move(output), std::move(p))
    {
    }
 
@@ -48,46 +47,13 @@ public:
       std::string kernel = OwnedOperator::GenerateSessionMembersCode(opName);
       if (!Padded())
          return kernel;
-      // doInfer reads the session as const: the scratch buffer is mutable. Its borders are zeroed
-      // here once and never written, so each call only copies the interior.
-      return "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
-             std::to_string(Prod(PaddedShape()) * fC) + ");\n" + kernel;
+      return PaddedMember(Prod(PaddedShape()) * fC) + kernel;
    }
 
 protected:
    std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
    {
-      const std::string kind = "J2S_ConvNHWC";
-      const auto &x = in.at(0).shape;
-      const auto &w = in.at(1).shape;
-      fD = CheckConvOperands(kind, in[0].type, x, in[1].type, w) - 2;
-      const auto xs = StaticDims(kind, x, 1, x.size(), "input");  // S..., C
-      const auto ws = StaticDims(kind, w, 0, w.size(), "kernel"); // K..., C, O
-      fS.assign(xs.begin(), xs.end() - 1);
-      fC = xs.back();
-      fK.assign(ws.begin(), ws.end() - 2);
-      fO = ws.back();
-      if (ws[fD] != fC)
-         throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
-                                  SOFIE::ConvertDimShapeToString(x) + " (kernel [K..., C, O])");
-      if (fP.group != 1)
-         throw std::runtime_error(kind + ": group must be 1 (grouped convolutions are J2S_Conv's)");
-      for (auto l : fP.lhs_dilations)
-         if (l != 1)
-            throw std::runtime_error(kind + ": lhs_dilations must be 1 (input dilation is J2S_Conv's)");
-      for (auto p : fP.pads)
-         if (p < 0)
-            throw std::runtime_error(kind + ": pads must be >= 0 (negative pads are J2S_Conv's)");
-      if (in.size() >= 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == static_cast<std::size_t>(fO)))
-         throw std::runtime_error(kind + ": bias must have shape [" + std::to_string(fO) + "]");
-      fY = ConvOutputSizes(kind, fS, fK, fP);
-      std::vector<SOFIE::Dim> y = {x[0]};
-      for (auto v : fY)
-         y.emplace_back(static_cast<std::size_t>(v));
-      y.emplace_back(static_cast<std::size_t>(fO));
-      if (in.size() == 4)
-         CheckResidual(kind, in[3].type, in[3].shape, y);
-      return {{SOFIE::ETensorType::FLOAT, y}};
+      return {{SOFIE::ETensorType::FLOAT, InferKernelLastConv("J2S_ConvNHWC", in)}};
    }
 
    bool UsesKernel() const override { return true; }
@@ -269,20 +235,7 @@ private:
       return out.str();
    }
 
-   bool Padded() const
-   {
-      for (auto p : fP.pads)
-         if (p > 0)
-            return true;
-      return false;
-   }
    std::vector<std::int64_t> PaddedShape() const { return PaddedSizes(fS, fP.pads); }
-   std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
-
-   ConvParams fP;
-   std::size_t fD = 0;
-   std::int64_t fC = 0, fO = 0;
-   std::vector<std::int64_t> fS, fK, fY;
 };
 
 } // namespace jax2sofie

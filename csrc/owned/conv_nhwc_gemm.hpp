@@ -18,18 +18,17 @@
 // A 1x1 kernel with unit strides and no padding has no patch matrix: the input is that matrix.
 #pragma once
 
-#include "conv_geometry.hpp"
-#include "owned_operator.hpp"
+#include "conv_channels_last.hpp"
 
 #include <algorithm>
 #include <sstream>
 
 namespace jax2sofie {
 
-class ConvNHWCGemmOperator final : public OwnedOperator {
+class ConvNHWCGemmOperator final : public ChannelsLastConvOperator {
 public:
    ConvNHWCGemmOperator(std::vector<std::string> inputs, std::string output, ConvParams p)
-      : OwnedOperator("J2S_ConvNHWC", std::move(inputs), {std::move(output)}), fP(std::move(p))
+      : ChannelsLastConvOperator("J2S_ConvNHWC", std::move(inputs), std::move(output), std::move(p))
    {
    }
 
@@ -48,46 +47,16 @@ public:
          members += "   mutable std::vector<float> " + ColName() + " = std::vector<float>(" +
                     std::to_string(Chunk() * Prod(fY) * Prod(fK) * fC) + ");\n";
       if (Padded())
-         members += "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
-                    std::to_string(Prod(PaddedSizes(fS, fP.pads)) * fC) + ");\n";
+         members += PaddedMember(Prod(PaddedSizes(fS, fP.pads)) * fC);
       return members;
    }
 
 protected:
    std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
    {
-      const std::string kind = "J2S_ConvNHWC (method gemm)";
-      const auto &x = in.at(0).shape;
-      const auto &w = in.at(1).shape;
-      fD = CheckConvOperands(kind, in[0].type, x, in[1].type, w) - 2;
-      const auto xs = StaticDims(kind, x, 1, x.size(), "input");  // S..., C
-      const auto ws = StaticDims(kind, w, 0, w.size(), "kernel"); // K..., C, O
-      fS.assign(xs.begin(), xs.end() - 1);
-      fC = xs.back();
-      fK.assign(ws.begin(), ws.end() - 2);
-      fO = ws.back();
-      if (ws[fD] != fC)
-         throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
-                                  SOFIE::ConvertDimShapeToString(x) + " (kernel [K..., C, O])");
-      if (fP.group != 1)
-         throw std::runtime_error(kind + ": group must be 1 (grouped convolutions are J2S_Conv's)");
-      for (auto l : fP.lhs_dilations)
-         if (l != 1)
-            throw std::runtime_error(kind + ": lhs_dilations must be 1 (input dilation is J2S_Conv's)");
-      for (auto p : fP.pads)
-         if (p < 0)
-            throw std::runtime_error(kind + ": pads must be >= 0 (negative pads are J2S_Conv's)");
-      if (in.size() >= 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == static_cast<std::size_t>(fO)))
-         throw std::runtime_error(kind + ": bias must have shape [" + std::to_string(fO) + "]");
-      fY = ConvOutputSizes(kind, fS, fK, fP);
-      std::vector<SOFIE::Dim> y = {x[0]};
-      for (auto v : fY)
-         y.emplace_back(static_cast<std::size_t>(v));
-      y.emplace_back(static_cast<std::size_t>(fO));
-      if (in.size() == 4)
-         CheckResidual(kind, in[3].type, in[3].shape, y);
+      const auto y = InferKernelLastConv("J2S_ConvNHWC (method gemm)", in);
       // a static batch smaller than a chunk needs no more patch rows than it has
-      const auto &n = x[0];
+      const auto &n = y[0];
       fStaticBatch = n.isParam ? 0 : static_cast<std::int64_t>(n.dim);
       return {{SOFIE::ETensorType::FLOAT, y}};
    }
@@ -185,20 +154,9 @@ private:
             return true;
       return Padded();
    }
-   bool Padded() const
-   {
-      for (auto p : fP.pads)
-         if (p > 0)
-            return true;
-      return false;
-   }
    std::string ColName() const { return "fJ2S_col_" + fOutputs.at(0); }
-   std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
 
-   ConvParams fP;
-   std::size_t fD = 0;
-   std::int64_t fC = 0, fO = 0, fStaticBatch = 0;
-   std::vector<std::int64_t> fS, fK, fY;
+   std::int64_t fStaticBatch = 0;
 };
 
 } // namespace jax2sofie

@@ -27,18 +27,17 @@
 #pragma once
 
 #include "codegen.hpp"
-#include "conv_geometry.hpp"
-#include "owned_operator.hpp"
+#include "conv_channels_last.hpp"
 
 #include <algorithm>
 #include <sstream>
 
 namespace jax2sofie {
 
-class ConvTransposeNHWCOperator final : public OwnedOperator {
+class ConvTransposeNHWCOperator final : public ChannelsLastConvOperator {
 public:
    ConvTransposeNHWCOperator(std::vector<std::string> inputs, std::string output, ConvParams p)
-      : OwnedOperator("J2S_ConvTransposeNHWC", std::move(inputs), {std::move(output)}), fP(std::move(p))
+      : ChannelsLastConvOperator("J2S_ConvTransposeNHWC", std::move(inputs), std::move(output), std::move(p))
    {
    }
 
@@ -52,9 +51,7 @@ public:
       std::string kernel = OwnedOperator::GenerateSessionMembersCode(opName);
       if (!Padded())
          return kernel;
-      // doInfer reads the session as const: the scratch buffer is mutable; its borders stay zero.
-      return "   mutable std::vector<float> " + PaddedName() + " = std::vector<float>(" +
-             std::to_string(Prod(PaddedShape()) * fC) + ");\n" + kernel;
+      return PaddedMember(Prod(PaddedShape()) * fC) + kernel;
    }
 
 protected:
@@ -63,12 +60,7 @@ protected:
       const std::string kind = "J2S_ConvTransposeNHWC";
       const auto &x = in.at(0).shape;
       const auto &w = in.at(1).shape;
-      fD = CheckConvOperands(kind, in[0].type, x, in[1].type, w) - 2;
-      const auto xs = StaticDims(kind, x, 1, x.size(), "input");  // S..., C
-      const auto ws = StaticDims(kind, w, 0, w.size(), "kernel"); // K..., C, O
-      fS.assign(xs.begin(), xs.end() - 1);
-      fC = xs.back();
-      fK.assign(ws.begin(), ws.end() - 2);
+      const auto ws = ReadInputAndKernelSizes(kind, in); // K..., C, O
       fO = ws.back();
       if (ws[fD] != fC)
          throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
@@ -410,7 +402,7 @@ private:
              std::to_string(width) + "; l++) " + a + "[l] += " + w + "[l] * " + x + "[l];\n#endif\n";
    }
 
-   bool Padded() const
+   bool Padded() const override
    {
       for (std::size_t i = 0; i < fD; i++)
          if (fPadLo[i] > 0 || fPadHi[i] > 0)
@@ -432,12 +424,7 @@ private:
          v *= fC;
       return s;
    }
-   std::string PaddedName() const { return "fJ2S_pad_" + fOutputs.at(0); }
-
-   ConvParams fP;
-   std::size_t fD = 0;
-   std::int64_t fC = 0, fO = 0;
-   std::vector<std::int64_t> fS, fK, fY, fPadLo, fPadHi;
+   std::vector<std::int64_t> fPadLo, fPadHi; // the zero border the phases read past the input (MakePhases)
    std::vector<std::vector<AxisPhase>> fPhases;
 };
 
