@@ -26,6 +26,10 @@ from jax2sofie.runtime import find_blas, find_compiler
 # points at
 from c_api_support import mlp as _mlp, mlp_params as _mlp_params
 
+
+def _mlp_softmax_over_batch(p, x):
+    return jax.nn.softmax(jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"], axis=0)
+
 SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 MAX_BATCH, BATCH = 4, 3  # the dynamic-batch Session's maximum batch, and the batch it runs
 
@@ -59,7 +63,8 @@ def _models():
     variables = cnn.init(jax.random.PRNGKey(0), image)
     return [
         (jax2sofie.convert(_mlp, params, x, name="copy_mlp"), "text", None),
-        (jax2sofie.convert(_mlp, params, x, name="copy_mlp_embedded"), "embedded", None),
+        # a softmax over the batch axis keeps a literal (its max's -inf) as a pointer member
+        (jax2sofie.convert(_mlp_softmax_over_batch, params, x, name="copy_mlp_embedded"), "embedded", None),
         (jax2sofie.convert(_mlp, params, x, name="copy_mlp_safetensors"), "safetensors", None),
         (jax2sofie.convert(cnn.apply, variables, image, name="copy_cnn"), "text", None),
         (jax2sofie.convert(cnn.apply, variables, image, name="copy_cnn_dynamic", dynamic_batch=True), "text", BATCH),

@@ -75,6 +75,7 @@ protected:
       out << "      const std::size_t nc = std::min<std::size_t>(" << Chunk() << ", j2s_batch - n0);\n";
       out << "      const int j2s_m = static_cast<int>(nc * " << yprod << ");\n";
       out << "      const std::size_t j2s_outputs = nc * " << yprod * fO << ";\n";
+      out << "      (void)j2s_outputs;\n";
       out << "      float *y = " << Out(0) << " + n0 * " << yprod * fO << ";\n";
       if (NeedsCol()) {
          out << "      float *col = session." << ColName() << ".data();\n";

@@ -197,6 +197,7 @@ protected:
          c.Line("const float *x = " + In(0) + " + (r0 + i) * " + N + ";");
          c.Line("float *y = " + Out(0) + " + (r0 + i) * " + N + ";");
          c.Line("(void)x;");
+         c.Line("(void)y;");
          if (body == "max") {
             row_kernels::RowReduction(c, isa, true, "x", fRowLength, "m");
             c.Line("m_[i] = m;");
