@@ -47,25 +47,38 @@ protected:
       return ws;
    }
 
-   /// J2S_ConvNHWC's shape inference (both forms): X [N, S..., C], W [K..., C, O], B [O], R like Y; sets
-   /// the sizes below and returns Y's shape [N, Y..., O].
-   std::vector<SOFIE::Dim> InferKernelLastConv(const std::string &kind, const std::vector<TensorInfo> &in)
+   /// W [K..., C, O] must take the input's C channels.
+   void CheckKernelTakesInputChannels(const std::string &kind, const std::vector<TensorInfo> &in,
+                                      const std::vector<std::int64_t> &ws) const
    {
-      const auto &x = in.at(0).shape;
-      const auto &w = in.at(1).shape;
-      const auto ws = ReadInputAndKernelSizes(kind, in); // K..., C, O
-      fO = ws.back();
       if (ws[fD] != fC)
-         throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
-                                  SOFIE::ConvertDimShapeToString(x) + " (kernel [K..., C, O])");
-      if (fP.group != 1)
-         throw std::runtime_error(kind + ": group must be 1 (grouped convolutions are J2S_Conv's)");
+         throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(in.at(1).shape) +
+                                  " does not fit input " + SOFIE::ConvertDimShapeToString(in.at(0).shape) +
+                                  " (kernel [K..., C, O])");
+   }
+
+   /// No input (lhs) dilation and no negative pad: those convolutions are J2S_Conv's.
+   void CheckDirectGeometry(const std::string &kind) const
+   {
       for (auto l : fP.lhs_dilations)
          if (l != 1)
             throw std::runtime_error(kind + ": lhs_dilations must be 1 (input dilation is J2S_Conv's)");
       for (auto p : fP.pads)
          if (p < 0)
             throw std::runtime_error(kind + ": pads must be >= 0 (negative pads are J2S_Conv's)");
+   }
+
+   /// J2S_ConvNHWC's shape inference (both forms): X [N, S..., C], W [K..., C, O], B [O], R like Y; sets
+   /// the sizes below and returns Y's shape [N, Y..., O].
+   std::vector<SOFIE::Dim> InferKernelLastConv(const std::string &kind, const std::vector<TensorInfo> &in)
+   {
+      const auto &x = in.at(0).shape;
+      const auto ws = ReadInputAndKernelSizes(kind, in); // K..., C, O
+      fO = ws.back();
+      CheckKernelTakesInputChannels(kind, in, ws);
+      if (fP.group != 1)
+         throw std::runtime_error(kind + ": group must be 1 (grouped convolutions are J2S_Conv's)");
+      CheckDirectGeometry(kind);
       if (in.size() >= 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == static_cast<std::size_t>(fO)))
          throw std::runtime_error(kind + ": bias must have shape [" + std::to_string(fO) + "]");
       fY = ConvOutputSizes(kind, fS, fK, fP);

@@ -58,12 +58,7 @@ protected:
                                   SOFIE::ConvertDimShapeToString(x) + " (kernel [K..., M, C])");
       if (fP.group != 1 && fP.group != fC)
          throw std::runtime_error(kind + ": group must be the number of input channels " + std::to_string(fC));
-      for (auto l : fP.lhs_dilations)
-         if (l != 1)
-            throw std::runtime_error(kind + ": lhs_dilations must be 1 (input dilation is J2S_Conv's)");
-      for (auto p : fP.pads)
-         if (p < 0)
-            throw std::runtime_error(kind + ": pads must be >= 0 (negative pads are J2S_Conv's)");
+      CheckDirectGeometry(kind);
       if (in.size() == 4)
          throw std::runtime_error(kind + ": no residual input (inputs X, W and an optional bias)");
       if (in.size() == 3 && !(in[2].shape.size() == 1 && in[2].shape[0].dim == static_cast<std::size_t>(fC * fM)))

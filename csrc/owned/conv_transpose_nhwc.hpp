@@ -59,12 +59,9 @@ protected:
    {
       const std::string kind = "J2S_ConvTransposeNHWC";
       const auto &x = in.at(0).shape;
-      const auto &w = in.at(1).shape;
       const auto ws = ReadInputAndKernelSizes(kind, in); // K..., C, O
       fO = ws.back();
-      if (ws[fD] != fC)
-         throw std::runtime_error(kind + ": kernel " + SOFIE::ConvertDimShapeToString(w) + " does not fit input " +
-                                  SOFIE::ConvertDimShapeToString(x) + " (kernel [K..., C, O])");
+      CheckKernelTakesInputChannels(kind, in, ws);
       if (fP.group != 1)
          throw std::runtime_error(kind + ": group must be 1 (grouped convolutions are J2S_Conv's)");
       fY = ConvOutputSizes(kind, fS, fK, fP);
