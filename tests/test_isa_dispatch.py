@@ -159,6 +159,12 @@ def test_attention_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     counts = model.graph.op_counts()
     assert counts.get("J2S_BatchedMatMul") == 2 and "Transpose" not in counts, counts
     assert counts.get("J2S_Softmax") == 1, counts
+    _write_and_run_kernels_at_every_level(model, x, tmp_path)
+
+
+def _write_and_run_kernels_at_every_level(model, x, tmp_path):
+    """Write `model` with its reference check on `x`, see a kernel compiled for every level in its header,
+    and build and run the check at every level and build."""
     model.write(tmp_path / model.name, test=True, test_inputs=[x])
     directory = tmp_path / model.name
     header = (directory / f"{model.name}.hxx").read_text()
@@ -183,9 +189,4 @@ def test_reduction_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     model = jax2sofie.convert(_reductions, {}, x, name=f"isa_reduce_b{batch}")
     counts = model.graph.op_counts()
     assert counts.get("J2S_Reduce") == 7 and counts.get("J2S_Softmax") == 1, counts
-    model.write(tmp_path / model.name, test=True, test_inputs=[x])
-    directory = tmp_path / model.name
-    header = (directory / f"{model.name}.hxx").read_text()
-    for level in ("avx512", "avx2", "base"):
-        assert re.search(rf"static void j2s_kernel_\w+_{level}\(", header), level
-    _build_and_run_at_every_level(directory)
+    _write_and_run_kernels_at_every_level(model, x, tmp_path)
