@@ -15,6 +15,7 @@ from pathlib import Path
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 import pytest
 
@@ -190,3 +191,37 @@ def test_reduction_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     counts = model.graph.op_counts()
     assert counts.get("J2S_Reduce") == 7 and counts.get("J2S_Softmax") == 1, counts
     _write_and_run_kernels_at_every_level(model, x, tmp_path)
+
+
+def _special_values(x):
+    """Ties, -0.0 next to 0.0, +-inf and NaN: lax.top_k's total order -NaN < -inf < ... < -0.0 < 0.0 <
+    ... < inf < NaN, ties to the lower index."""
+    v = jnp.where(x > 1.2, jnp.nan, jnp.round(x * 0.7))
+    v = jnp.where(x < -1.4, -jnp.inf, v)
+    v = jnp.where(jnp.abs(x - 0.5) < 0.1, jnp.inf, v)
+    return jnp.where(jnp.abs(x + 0.5) < 0.1, -0.0, v)
+
+
+def _top_k(p, x, i):
+    """J2S_TopK's kernels: the ranking in vectors of rows of 32 (k = 8, a k-nearest-neighbour graph's:
+    two blocks at AVX-512 width), of 12 and 5 (part-filled blocks; largest and smallest first) and of
+    int32 rows of 20, rows along a middle axis (strided), the sorted buffer of a row of 45 and the
+    selection of k = 40."""
+    v = _special_values(x)
+    return (lax.top_k(v[:, :32], 8), lax.top_k(v[:, :12], 6), lax.top_k(-v[:, :5], 5), lax.top_k(i, 3),
+            lax.top_k(jnp.swapaxes(v[:, :12].reshape(-1, 3, 4), 1, 2), 2), lax.top_k(v, 7), lax.top_k(v, 40))
+
+
+@pytest.mark.parametrize("batch", [1, 6])
+def test_top_k_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch * 3, 45)).astype(np.float32)
+    i = rng.integers(-4, 4, (batch * 3, 20)).astype(np.int32)
+    model = jax2sofie.convert(_top_k, {}, x, i, name=f"isa_top_k_b{batch}")
+    assert model.graph.op_counts().get("J2S_TopK") == 7, model.graph.op_counts()
+    model.write(tmp_path / model.name, test=True, test_inputs=[x, i])
+    directory = tmp_path / model.name
+    header = (directory / f"{model.name}.hxx").read_text()
+    for level in ("avx512", "avx2", "base"):  # one kernel per J2S_TopK
+        assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) >= 7, level
+    _build_and_run_at_every_level(directory)

@@ -579,6 +579,13 @@ def owned_reduce_cases():
     cases.append(Case("o_J2S_TopK_int64_large_k", {"x": longs},
                       [node("J2S_TopK", "tl", ["x"], ["v", "i"], k=35, dtype="int64")],
                       {"v": np.take_along_axis(longs, best, -1), "i": best.astype(np.int32)}))
+    # int64 keys in rows of 13 (the ranking in 64-bit vectors: full blocks and a part-filled last one
+    # at every vector width), the smallest first, with the ties of values from -9 to 9
+    shorts = i64(3, 13)
+    lowest = np.argsort(shorts, axis=-1, kind="stable")[:, :5]
+    cases.append(Case("o_J2S_TopK_int64_smallest_short_rows", {"x": shorts},
+                      [node("J2S_TopK", "ts", ["x"], ["v", "i"], k=5, largest=0, dtype="int64")],
+                      {"v": np.take_along_axis(shorts, lowest, -1), "i": lowest.astype(np.int32)}))
     # the smallest 3 along a middle axis (strided rows), ties between the repeated small integers
     low = np.argsort(ints, axis=0, kind="stable")[:3]
     cases.append(Case("o_J2S_TopK_smallest_axis_0", {"x": ints},
