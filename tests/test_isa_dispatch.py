@@ -204,24 +204,27 @@ def _special_values(x):
 
 def _top_k(p, x, i):
     """J2S_TopK's kernels: the ranking in vectors of rows of 32 (k = 8, a k-nearest-neighbour graph's:
-    two blocks at AVX-512 width), of 12 and 5 (part-filled blocks; largest and smallest first) and of
-    int32 rows of 20, rows along a middle axis (strided), the sorted buffer of a row of 45 and the
-    selection of k = 40."""
+    two blocks at AVX-512 width), of 12 and 5 (part-filled blocks) and of int32 rows of 20, rows along a
+    middle axis (strided), the sorted buffer of rows of 45 floats (largest and smallest first: vectors
+    of keys, then the elements after the last full vector) and of 40 int32, and the selection of
+    k = 40. The smallest are of floats without ties, NaN or -0.0, whose order in JAX's approx_min_k
+    differs from lax.top_k's."""
     v = _special_values(x)
-    return (lax.top_k(v[:, :32], 8), lax.top_k(v[:, :12], 6), lax.top_k(-v[:, :5], 5), lax.top_k(i, 3),
-            lax.top_k(jnp.swapaxes(v[:, :12].reshape(-1, 3, 4), 1, 2), 2), lax.top_k(v, 7), lax.top_k(v, 40))
+    return (lax.top_k(v[:, :32], 8), lax.top_k(v[:, :12], 6), lax.top_k(-v[:, :5], 5), lax.top_k(i[:, :20], 3),
+            lax.top_k(jnp.swapaxes(v[:, :12].reshape(-1, 3, 4), 1, 2), 2), lax.top_k(v, 7),
+            lax.approx_min_k(x, 4), lax.top_k(i, 5), lax.top_k(v, 40))
 
 
 @pytest.mark.parametrize("batch", [1, 6])
 def test_top_k_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch * 3, 45)).astype(np.float32)
-    i = rng.integers(-4, 4, (batch * 3, 20)).astype(np.int32)
+    i = rng.integers(-4, 4, (batch * 3, 40)).astype(np.int32)
     model = jax2sofie.convert(_top_k, {}, x, i, name=f"isa_top_k_b{batch}")
-    assert model.graph.op_counts().get("J2S_TopK") == 7, model.graph.op_counts()
+    assert model.graph.op_counts().get("J2S_TopK") == 9, model.graph.op_counts()
     model.write(tmp_path / model.name, test=True, test_inputs=[x, i])
     directory = tmp_path / model.name
     header = (directory / f"{model.name}.hxx").read_text()
     for level in ("avx512", "avx2", "base"):  # one kernel per J2S_TopK
-        assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) >= 7, level
+        assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) >= 9, level
     _build_and_run_at_every_level(directory)

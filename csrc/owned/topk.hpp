@@ -26,8 +26,8 @@ namespace jax2sofie {
 /// took 0.34 ms at -O2 and 0.14-0.19 ms at -O3 -march=native. Else, for k <= kBufferMax, a row is
 /// one pass that keeps the best k so far sorted in a buffer: an element enters only when its key is
 /// greater than the k-th best (strictly: an equal later element loses the tie), moving the smaller
-/// ones down one place. Short rows and small k, as in a k-nearest-neighbour graph, stay in
-/// registers and L1 with no per-row setup. Larger k selects from the row's (key, position) pairs
+/// ones down one place; a vector of keys is first compared with the k-th best at once (BufferRow).
+/// Small k stays in registers and L1 with no per-row setup. Larger k selects from the row's (key, position) pairs
 /// (std::nth_element, then std::sort of the k first) in a buffer allocated once per call; a 32-bit key
 /// and its position are packed into one uint64_t, so each comparison is one integer compare.
 class TopKOperator final : public OwnedOperator {
@@ -102,29 +102,7 @@ protected:
       if (shape[fAxis].dim <= kRankMax) {
          RankRow(c, isa, xStep);
       } else if (fK <= kBufferMax) {
-         c.Line(K + " key_[" + k + "];");
-         c.Line("int32_t at_[" + k + "];");
-         c.Line("int32_t m_ = 0; // entries of the buffer filled");
-         c.Loop("j", n, "int32_t");
-         c.Line("const " + K + " v_ = " + Key("x_[j" + xStep + "]") + ";");
-         c.Line("int32_t p_;");
-         c.Open("if (m_ == " + k + ")");
-         c.Line("if (!(v_ > key_[" + std::to_string(fK - 1) + "])) continue;");
-         c.Line("p_ = " + std::to_string(fK - 1) + ";");
-         c.Continue("else");
-         c.Line("p_ = m_++;");
-         c.Close();
-         c.Open("for (; p_ > 0 && key_[p_ - 1] < v_; p_--)");
-         c.Line("key_[p_] = key_[p_ - 1];");
-         c.Line("at_[p_] = at_[p_ - 1];");
-         c.Close();
-         c.Line("key_[p_] = v_;");
-         c.Line("at_[p_] = j;");
-         c.Close();
-         c.Open("for (int32_t t = 0; t < " + k + "; t++)");
-         c.Line("values_[t" + xStep + "] = x_[at_[t]" + xStep + "];");
-         c.Line("indices_[t" + xStep + "] = at_[t];");
-         c.Close();
+         BufferRow(c, isa, xStep);
       } else if (packed) {
          // the key's bits made unsigned (flipping the sign bit keeps the order) above the complement of
          // the position: larger packed values come first, and among equal keys the lower position
@@ -217,6 +195,72 @@ private:
       c.Close();
       c.Line("\n#endif");
       c.Open("for (int32_t t = 0; t < " + std::to_string(fK) + "; t++)");
+      c.Line("values_[t" + xStep + "] = x_[at_[t]" + xStep + "];");
+      c.Line("indices_[t" + xStep + "] = at_[t];");
+      c.Close();
+   }
+
+   /// The sorted-buffer path (rows longer than kRankMax, k <= kBufferMax): the first k elements fill
+   /// the buffer, then each element enters only when its key is greater than the k-th best (strictly:
+   /// an equal later element loses the tie), moving the smaller ones down one place. Past the first
+   /// few elements most are rejected, so with GCC and Clang a contiguous row of 32-bit keys is read
+   /// in vectors of the level's width: the keys of a vector are made at once and compared with the
+   /// k-th best, and only a vector with a key above it goes through the buffer element by element.
+   void BufferRow(codegen::Code &c, const codegen::Isa &isa, const std::string &xStep) const
+   {
+      const std::string K = KeyType(), k = std::to_string(fK), last = std::to_string(fK - 1);
+      const std::string n = std::to_string(InInfo(0).shape[fAxis].dim);
+      c.Line(K + " key_[" + k + "];");
+      c.Line("int32_t at_[" + k + "];");
+      c.Line("int32_t m_ = 0; // entries of the buffer filled");
+      c.Line("int32_t j = 0; // the next element");
+      // element e_ into the buffer (`continue`: the enclosing loop's next element)
+      auto insert = [&](const std::string &e) {
+         c.Line("const int32_t e_ = " + e + ";");
+         c.Line("const " + K + " v_ = " + Key("x_[e_" + xStep + "]") + ";");
+         c.Line("int32_t p_;");
+         c.Open("if (m_ == " + k + ")");
+         c.Line("if (!(v_ > key_[" + last + "])) continue;");
+         c.Line("p_ = " + last + ";");
+         c.Continue("else");
+         c.Line("p_ = m_++;");
+         c.Close();
+         c.Open("for (; p_ > 0 && key_[p_ - 1] < v_; p_--)");
+         c.Line("key_[p_] = key_[p_ - 1];");
+         c.Line("at_[p_] = at_[p_ - 1];");
+         c.Close();
+         c.Line("key_[p_] = v_;");
+         c.Line("at_[p_] = e_;");
+      };
+      if (xStep.empty() && K == "int32_t") {
+         const std::int64_t w = isa.width;
+         const std::string W = std::to_string(w), V = "j2s_topk_v" + W;
+         c.Open("for (; j < " + k + "; j++)");
+         insert("j");
+         c.Close();
+         c.Line("\n#if defined(__GNUC__) || defined(__clang__)");
+         c.Line("typedef int32_t " + V + " __attribute__((vector_size(" + std::to_string(4 * w) + ")));");
+         c.Open("for (; j + " + W + " <= " + n + "; j += " + W + ")");
+         c.Line(V + " keys_;");
+         c.Line("std::memcpy(&keys_, x_ + j, sizeof keys_);");
+         if (IsFloatInput()) // Key()'s flip of the negative floats' other bits, without a branch
+            c.Line("keys_ ^= (keys_ >> 31) & 0x7fffffff;");
+         if (!fLargest)
+            c.Line("keys_ = ~keys_;");
+         c.Line("const " + V + " above_ = keys_ > key_[" + last + "];");
+         c.Line("uint64_t words_[" + std::to_string(w / 2) + "], any_ = 0;");
+         c.Line("std::memcpy(words_, &above_, sizeof words_);");
+         c.Line("for (int l = 0; l < " + std::to_string(w / 2) + "; l++) any_ |= words_[l];");
+         c.Line("if (!any_) continue;");
+         c.Open("for (int32_t l = 0; l < " + W + "; l++)");
+         insert("j + l");
+         c.Close(2);
+         c.Line("\n#endif");
+      }
+      c.Open("for (; j < " + n + "; j++)");
+      insert("j");
+      c.Close();
+      c.Open("for (int32_t t = 0; t < " + k + "; t++)");
       c.Line("values_[t" + xStep + "] = x_[at_[t]" + xStep + "];");
       c.Line("indices_[t" + xStep + "] = at_[t];");
       c.Close();
