@@ -45,14 +45,24 @@ OpPtr MakeConv(const Node &n)
 // J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
 //   method ("direct" | "gemm", "direct"): the direct kernel (conv_nhwc.hpp) or im2col + sgemm
 //   (conv_nhwc_gemm.hpp); the same numbers up to the order of the sums.
+//   kernel_block (0 | 16, 0) and features (O): with 16, W is [ceil(O/16), K..., C, 16] (direct only).
 OpPtr MakeConvNHWC(const Node &n)
 {
    const std::string method = n.Str("method", "direct");
+   const std::int64_t block = n.Int("kernel_block", 0);
+   if (block != 0 && block != ConvNHWCOperator::kKernelBlock)
+      throw NodeError("kernel_block must be 0 or " + std::to_string(ConvNHWCOperator::kKernelBlock) + ", not " +
+                      std::to_string(block));
+   if (block != 0 && method != "direct")
+      throw NodeError("a blocked kernel (kernel_block " + std::to_string(block) + ") is read by the direct method only");
+   const std::int64_t features = block ? n.Int("features") : 0;
+   if (block && features <= 0)
+      throw NodeError("features must be positive with a blocked kernel, not " + std::to_string(features));
    if (method == "gemm")
       return std::make_unique<ConvNHWCGemmOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
    if (method != "direct")
       throw NodeError("unknown method '" + method + "' (methods: direct, gemm)");
-   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
+   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true), features);
 }
 
 // J2S_ConvDepthwise: inputs [X, W] or [X, W, B] in N<spatial>C / <spatial> M C layout (output channel

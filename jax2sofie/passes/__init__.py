@@ -30,6 +30,9 @@ Why this order:
 8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
    above, which look for single Add/Max nodes next to their Gemm/Conv.
 9. eliminate_dead_code: removes what the rewrites above left unused.
+9b. block_conv_kernels: the constant kernels of direct channels-last convolutions are stored in
+    blocks of 16 output channels; after every fold into a kernel, and after dead-code elimination,
+    so that it counts a kernel's real readers.
 10. store_large_constants: once no pass folds anything more, every float32 constant of more than
     LITERAL_MAX_ELEMENTS elements left is made a weight, so it goes to the weight file.
 11. name_weights last: only once unused tensors are gone are the readable names free to take.
@@ -49,6 +52,7 @@ from .dce import eliminate_dead_code
 from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
 from .conv_fusion import fuse_conv_affine
+from .conv_kernels import block_conv_kernels
 from .layout import sink_transposes
 from .product_transposes import fold_product_transposes
 from .softmax import fuse_softmax
@@ -71,6 +75,7 @@ PIPELINE: list[Pass] = [
     fold_gather_index_wrap,
     fuse_elementwise,
     eliminate_dead_code,
+    block_conv_kernels,
     store_large_constants,
     name_weights,
 ]
