@@ -23,10 +23,11 @@ ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid"}
 # (each K x PANEL row-major) for J2S_Dense's register-tiled product (csrc/owned/dense.hpp), whatever
 # the number of rows and the weight's size: BLAS packs the weight again at every call, and a BLAS
 # whose kernels predate the CPU runs narrower vectors than the tiles (OpenBLAS 0.3.21 runs its
-# Haswell AVX2 sgemm on AVX-512 Zen 5). Measured there, one thread, -O2: jet tagger at batch 256
-# 0.44 ms in panels against 0.93 ms through sgemm (the tiles capped at AVX2: 0.83 ms), 1,024 rows of a
-# 1024 x 1024 weight 1.3x faster, 256 rows of 4096 x 1024 2.5x, 2,048 rows of 512 x 512 2-3x;
-# without AVX2 (sgemm per panel) up to 5% slower than one sgemm. Fewer rows (an event at a time) keep
+# Haswell AVX2 sgemm on AVX-512 Zen 5). Measured there, one thread, -O2, the fastest of 20 to 500 calls:
+# jet tagger at batch 256 0.43 ms in panels against 0.92 ms through sgemm (the tiles capped at
+# AVX2: 0.84 ms); 512 rows of a 512 x 512, 1024 x 256 or 2048 x 256 weight ~260 GFLOP/s against
+# ~125; 256 rows of 4096 x 1024 1.9x faster; the VAE decoder's 16 x 1568 over 256 rows 3.3x. Capped
+# below AVX2 (sgemm per panel) up to 7% slower than one sgemm. Fewer rows (an event at a time) keep
 # the row-major weight of the inline-vector and sgemv paths. A symbolic batch is traced at 5 and 7
 # (dynamic.TRACE_BATCHES), both at least PANEL_ROWS, so both traces decide alike.
 PANEL, PANEL_ROWS = 32, 5
