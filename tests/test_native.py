@@ -778,6 +778,11 @@ def conv_and_slice_cases():
              [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
                    dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu", kernel_block=16, features=19)],
              {"y": np.maximum(yn + rn, 0)}, weights={"w": wn_blocked, "b": bn}),
+        # the same convolution on its input given in two parts, concatenated along channels (input_channels)
+        Case("v_J2S_ConvNHWC_concatenated_input_residual_relu", {"xa": xn[..., :1].copy(), "r": rn, "xb": xn[..., 1:].copy()},
+             [node("J2S_ConvNHWC", "c", ["xa", "w", "b", "r", "xb"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
+                   dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu", input_channels=[1, 2])],
+             {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
         # the same convolution by im2col + sgemm (method "gemm"), with ReLU6
         Case("v_J2S_ConvNHWC_gemm_residual_relu6", {"x": xn, "r": rn},
              [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
@@ -1152,6 +1157,10 @@ def fresh_model():
           method="winograd"), "node 'conv_1' (J2S_ConvNHWC): unknown method 'winograd' (methods: direct, gemm)"),
     (node("J2S_ConvNHWC", "conv_2", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
           kernel_block=8, features=19), "node 'conv_2' (J2S_ConvNHWC): kernel_block must be 0 or 16, not 8"),
+    (node("J2S_ConvNHWC", "conv_4", ["x", "x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1],
+          lhs_dilations=[1], input_channels=[1, 2, 3]),
+     "node 'conv_4' (J2S_ConvNHWC): a concatenated input of 3 parts takes X, W, B (and R) and then the "
+     "other 2 parts, not 3 inputs"),
     (node("J2S_ConvNHWC", "conv_3", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
           kernel_block=16, features=19, method="gemm"),
      "node 'conv_3' (J2S_ConvNHWC): a blocked kernel (kernel_block 16) is read by the direct method only"),

@@ -29,6 +29,12 @@
 // 48 KiB L1 and evict each other (measured on AVX-512, 3x3 over 256 channels at 8x8: 64 GFLOP/s, and
 // 2.5x faster blocked; 64 channels at 32x32 1.3-1.8x). Every level's vector block lies inside one
 // block of 16 (16 is a multiple of each width, and blocks start at multiples of their width).
+//
+// Concatenated input (input_channels = [c0, c1, ...], set by passes/conv_concat.py): the input is the
+// concatenation along channels of X and the inputs after the residual, [X, W, B, R?, X1, X2, ...]
+// (X of c0 channels, X1 of c1, ...; B always present). A U-Net's skip concat then costs no pass of its
+// own: the parts are copied side by side into the padded buffer, a copy a padded convolution makes
+// anyway (an unpadded one gets that buffer for it).
 #pragma once
 
 #include "codegen.hpp"
@@ -41,11 +47,15 @@ namespace jax2sofie {
 
 class ConvNHWCOperator final : public ChannelsLastConvOperator {
 public:
-   /// `features` > 0: W is blocked (see above) and holds that many output channels.
-   ConvNHWCOperator(std::vector<std::string> inputs, std::string output, ConvParams p, std::int64_t features = 0)
+   /// `features` > 0: W is blocked (see above) and holds that many output channels. `inputChannels`,
+   /// with two or more entries: the input is the concatenation of X and the inputs after B (and R).
+   ConvNHWCOperator(std::vector<std::string> inputs, std::string output, ConvParams p, std::int64_t features = 0,
+                    std::vector<std::int64_t> inputChannels = {})
       : ChannelsLastConvOperator("J2S_ConvNHWC", std::move(inputs), std::move(output), std::move(p)),
-        fBlockedFeatures(features)
+        fBlockedFeatures(features), fParts(std::move(inputChannels))
    {
+      if (fParts.size() == 1)
+         fParts.clear();
    }
 
    /// The output channels per block of a blocked kernel.
@@ -65,10 +75,27 @@ public:
    }
 
 protected:
+   bool Padded() const override { return !fParts.empty() || ChannelsLastConvOperator::Padded(); }
+
+   /// The number of inputs that are parts of a concatenated input after X.
+   std::size_t ExtraParts() const { return fParts.empty() ? 0 : fParts.size() - 1; }
+   bool HasResidual() const { return fInputs.size() - ExtraParts() == 4; }
+   bool HasBias() const { return fInputs.size() - ExtraParts() >= 3; }
+
    std::vector<TensorInfo> InferOutputs(const std::vector<TensorInfo> &in) override
    {
+      std::vector<TensorInfo> own(in.begin(), in.end() - ExtraParts()); // X (all parts), W, B, R
+      if (!fParts.empty())
+         own[0] = ConcatenatedInput(in);
+      return {{SOFIE::ETensorType::FLOAT, InferConv(own)}};
+   }
+
+private:
+   /// X, W, B, R with a blocked W read as the [K..., C, O] it holds.
+   std::vector<SOFIE::Dim> InferConv(const std::vector<TensorInfo> &in)
+   {
       if (fBlockedFeatures == 0)
-         return {{SOFIE::ETensorType::FLOAT, InferKernelLastConv("J2S_ConvNHWC", in)}};
+         return InferKernelLastConv("J2S_ConvNHWC", in);
       // a blocked W [B, K..., C, 16]: checked here, then read as the [K..., C, O] it holds
       const auto &w = in.at(1).shape;
       const std::int64_t blocks = (fBlockedFeatures + kKernelBlock - 1) / kKernelBlock;
@@ -81,8 +108,63 @@ protected:
       std::vector<TensorInfo> unblocked = in;
       unblocked[1].shape.assign(w.begin() + 1, w.end() - 1);
       unblocked[1].shape.emplace_back(static_cast<std::size_t>(fBlockedFeatures));
-      return {{SOFIE::ETensorType::FLOAT, InferKernelLastConv("J2S_ConvNHWC", unblocked)}};
+      return InferKernelLastConv("J2S_ConvNHWC", unblocked);
    }
+
+   /// The input of a concatenated input: the parts' shape with their channels summed, once each part
+   /// is checked to be float32 [N, S..., c_i] like X.
+   TensorInfo ConcatenatedInput(const std::vector<TensorInfo> &in) const
+   {
+      TensorInfo x = in.at(0);
+      std::int64_t channels = 0;
+      for (std::size_t i = 0; i < fParts.size(); i++) {
+         const TensorInfo &part = i == 0 ? in.at(0) : in.at(in.size() - ExtraParts() + i - 1);
+         const auto &s = part.shape;
+         const bool fits = part.type == SOFIE::ETensorType::FLOAT && s.size() == x.shape.size() && !s.back().isParam &&
+                           static_cast<std::int64_t>(s.back().dim) == fParts[i] && fParts[i] > 0 &&
+                           std::equal(s.begin(), s.end() - 1, x.shape.begin(),
+                                      [](const SOFIE::Dim &a, const SOFIE::Dim &b) { return a.GetVal() == b.GetVal(); });
+         if (!fits)
+            throw std::runtime_error("J2S_ConvNHWC: part " + std::to_string(i) + " of the concatenated input is " +
+                                     SOFIE::ConvertDimShapeToString(s) + "; every part must be float32 [N, S..., c_i] "
+                                     "with the first part's N and S and c_i = input_channels[i] = " +
+                                     std::to_string(fParts[i]));
+         channels += fParts[i];
+      }
+      x.shape.back() = SOFIE::Dim{static_cast<std::size_t>(channels)};
+      return x;
+   }
+
+   /// Copies part i of pixel p of every row into the padded buffer: parts side by side, per pixel.
+   std::string ConcatCopyCode(const std::vector<std::int64_t> &pstride, const std::string &ind) const
+   {
+      const std::size_t d = fD;
+      std::int64_t offset = 0; // of the interior's first element
+      for (std::size_t i = 0; i < d; i++)
+         offset += fP.pads[i] * pstride[i];
+      std::ostringstream out;
+      out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
+      std::string src = "0", dst = "0"; // in pixels of the input, in floats of the buffer
+      for (std::size_t i = 0; i + 1 < d; i++) {
+         const std::string v = "i" + std::to_string(i);
+         out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << fS[i] << "; " << v << "++)\n";
+         src = "(" + src + ") * " + std::to_string(fS[i]) + " + " + v;
+         dst += " + " + v + " * " + std::to_string(pstride[i]);
+      }
+      out << ind << "for (std::int64_t p = 0; p < " << fS[d - 1] << "; p++) {\n";
+      out << ind << "   const std::int64_t j2s_px = (" << src << ") * " << fS[d - 1] << " + p;\n";
+      out << ind << "   float *dst = pad + " << dst << " + p * " << fC << ";\n";
+      std::int64_t at = 0;
+      for (std::size_t i = 0; i < fParts.size(); i++) {
+         out << ind << "   std::memcpy(dst + " << at << ", x" << i << " + j2s_px * " << fParts[i] << ", " << fParts[i]
+             << " * sizeof(float));\n";
+         at += fParts[i];
+      }
+      out << ind << "}\n" << ind << "xp = j2s_pad;\n" << ind << "}\n";
+      return out.str();
+   }
+
+protected:
 
    bool UsesKernel() const override { return true; }
 
@@ -118,13 +200,23 @@ protected:
       std::ostringstream out;
       out << ind << "const float *j2s_w = " << In(1) << ";\n";
       out << ind << "for (std::size_t n = 0; n < static_cast<std::size_t>(" << InInfo(0).shape[0].GetVal() << "); n++) {\n";
-      out << ind << "const float *x = " << In(0) << " + n * " << sprod * fC << ";\n";
+      if (fParts.empty())
+         out << ind << "const float *x = " << In(0) << " + n * " << sprod * fC << ";\n";
+      for (std::size_t i = 0; i < fParts.size(); i++) {
+         const std::size_t input = i == 0 ? 0 : fInputs.size() - ExtraParts() + i - 1;
+         out << ind << "const float *x" << i << " = " << In(input) << " + n * " << sprod * fParts[i] << ";\n";
+      }
       out << ind << "float *y = " << Out(0) << " + n * " << yprod * fO << ";\n";
-      if (fInputs.size() == 4)
+      if (HasResidual())
          out << ind << "const float *r = " << In(3) << " + n * " << yprod * fO << ";\n";
-      out << ind << "const float *xp = x;\n";
-      if (Padded())
-         out << PaddedCopyCode(fS, fC, fP.pads, pstride, ind);
+      if (fParts.empty()) {
+         out << ind << "const float *xp = x;\n";
+         if (Padded())
+            out << PaddedCopyCode(fS, fC, fP.pads, pstride, ind);
+      } else {
+         out << ind << "const float *xp = nullptr;\n";
+         out << ConcatCopyCode(pstride, ind);
+      }
       // the outer output axes (all but the last spatial one), then the tiles of the last one
       std::string rowOffset = "0", pixel = "0";
       for (std::size_t i = 0; i + 1 < d; i++) {
@@ -142,7 +234,7 @@ protected:
          t << ind << "   {\n";
          t << ind << "      const float *xrow = xrow0 + ow * " << xstep << ";\n";
          t << ind << "      float *yrow = y + (pix + ow) * " << fO << ";\n";
-         if (fInputs.size() == 4)
+         if (HasResidual())
             t << ind << "      const float *rrow = r + (pix + ow) * " << fO << ";\n";
          t << Tile(width, isa, pstride, ind + "      ");
          t << ind << "   }\n";
@@ -192,7 +284,7 @@ private:
       const std::string vf = codegen::VectorType(block.width);
       const std::string o = std::to_string(fO);
       std::ostringstream out;
-      if (fInputs.size() >= 3)
+      if (HasBias())
          out << ind << codegen::VectorLoad(block, "j2s_b", In(2) + " + " + first) << "\n";
       else
          out << ind << "const " << vf << " j2s_b{};\n";
@@ -256,7 +348,7 @@ private:
          out << finishRun(in) << ind << "}\n";
       out << unroll << ind << "for (int t = 0; t < T; t++) {\n";
       out << ind << "   " << vf << " a = sum[t];\n";
-      if (fInputs.size() == 4) {
+      if (HasResidual()) {
          out << ind << "   { " << codegen::VectorLoad(block, "res", "rrow + t * " + o + " + " + first) << " a += res; }\n";
       }
       if (fP.activation == "relu" || fP.activation == "relu6")
@@ -272,6 +364,7 @@ private:
    std::vector<std::int64_t> PaddedShape() const { return PaddedSizes(fS, fP.pads); }
 
    std::int64_t fBlockedFeatures = 0; // > 0: W is blocked by kKernelBlock output channels
+   std::vector<std::int64_t> fParts;  // the channels of each part of a concatenated input (none: one input)
 };
 
 } // namespace jax2sofie

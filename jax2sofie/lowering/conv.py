@@ -254,6 +254,21 @@ case("conv2d_gemm_modulated_strided_residual_relu6", lambda p, x, r: jax.nn.relu
 case("conv2d_gemm_modulated_1x1", lambda p, x: _conv(x, _modulated(p["w"], x), window_strides=(1, 1),
                                                      padding="VALID", dimension_numbers=_NHWC),
      f32(3, 40, 2, 512), params={"w": f32(1, 1, 512, 520)})
+# A Concat along channels folded into the direct convolution that reads it (passes/conv_concat.py):
+# a U-Net's skip concat before a padded 3x3 with bias and ReLU; three parts of 5, 16 and 3 channels
+# into an unpadded 1x1 (the buffer a padded conv has anyway is made for the copy) with a residual;
+# a conv without bias (it gets zeros, since the parts come after B); a 1-D strided one.
+case("conv2d_concat_skip_relu", lambda p, x, skip: jax.nn.relu(
+        _conv(jnp.concatenate([x, skip], axis=-1), _scaled(p["w"]), window_strides=(1, 1), padding="SAME",
+              dimension_numbers=_NHWC) + p["b"]), f32(2, 6, 9, 12), f32(2, 6, 9, 20),
+     params={"w": f32(3, 3, 32, 24), "b": f32(24)})
+case("conv2d_concat_three_parts_1x1_residual", lambda p, a, b, c, r: _conv(
+        jnp.concatenate([a, b, c], axis=-1), _scaled(p["w"]), window_strides=(1, 1), padding="VALID",
+        dimension_numbers=_NHWC) + p["b"] + r, f32(2, 4, 5, 5), f32(2, 4, 5, 16), f32(2, 4, 5, 3), f32(2, 4, 5, 40),
+     params={"w": f32(1, 1, 24, 40), "b": f32(40)})
+case("conv1d_concat_strided_no_bias", lambda p, a, b: _conv(
+        jnp.concatenate([a, b], axis=-1), _scaled(p["w"]), window_strides=(2,), padding=((1, 2),),
+        dimension_numbers=("NWC", "WIO", "NWC")), f32(3, 11, 4), f32(3, 11, 7), params={"w": f32(4, 11, 18)})
 case("conv_transpose_2d", lambda p, x: lax.conv_transpose(x, p["w"], strides=(2, 2), padding="SAME",
                                                           dimension_numbers=_NHWC), f32(2, 5, 4, 3),
      params={"w": f32(3, 3, 3, 4)})
