@@ -135,7 +135,8 @@ private:
       return x;
    }
 
-   /// Copies part i of pixel p of every row into the padded buffer: parts side by side, per pixel.
+   /// Code that copies the parts of a concatenated input into the padded buffer's interior: per pixel,
+   /// part 0's c0 channels, then part 1's c1, ... (xp then points at the buffer).
    std::string ConcatCopyCode(const std::vector<std::int64_t> &pstride, const std::string &ind) const
    {
       const std::size_t d = fD;
@@ -165,7 +166,6 @@ private:
    }
 
 protected:
-
    bool UsesKernel() const override { return true; }
 
    std::vector<std::pair<std::string, std::string>> KernelExtraParameters() const override
