@@ -60,19 +60,27 @@ _MAIN = r"""
 template <class V> static const std::vector<float> &first_output(const V &y) { return y; }
 template <class V> static const std::vector<float> &first_output(const std::vector<std::vector<V>> &y) { return y[0]; }
 
-// one model under test: `call` runs infer once, `write` stores its first output
+// one model under test: `call` runs infer once, on the next of the input sets in turn; `write` stores
+// the first output of set 0
 struct Subject {
    std::function<float()> call;
    std::function<void(const char *)> write;
 };
 
-// `infer(session)` calls session.infer on the program's inputs
-template <class S, class F> static Subject make_subject(const char *weights, F infer)
+// `infer(session, r)` calls session.infer on input set r of the program's `sets`: each call takes the
+// next set, so that branches and caches see changing data as they would on a stream of events (with one
+// input repeated, a top-k or sort would run on a branch predictor trained on that very input)
+template <class S, class F> static Subject make_subject(const char *weights, long sets, F infer)
 {
    auto session = std::make_shared<S>(weights);
-   return {[session, infer] { return first_output(infer(*session))[0]; },
+   auto next = std::make_shared<long>(0);
+   return {[session, infer, next, sets] {
+              const long r = *next;
+              *next = (r + 1) % sets;
+              return first_output(infer(*session, r))[0];
+           },
            [session, infer](const char *path) {
-              const auto result = infer(*session);
+              const auto result = infer(*session, 0);
               const std::vector<float> y = first_output(result);
               std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char *>(y.data()), y.size() * sizeof(float));
            }};
@@ -87,11 +95,13 @@ template <class T> static std::vector<T> read_input(const char *path, long n)
 
 int main(int argc, char **argv)
 {
-   // argv: min_block_us repeats budget_s, per input (their element types are compiled in): input.bin
-   // n_values, then per model: weights output.bin
+   // argv: min_block_us repeats budget_s sets, per input (their element types are compiled in):
+   // input.bin (its `sets` input sets one after the other) n_values (of one set), then per model:
+   // weights output.bin
    const double min_block = std::atof(argv[1]) * 1e3;
    int repeats = std::atoi(argv[2]);
    const double budget = std::atof(argv[3]) * 1e9;  // ns for all repeats together; 0: no limit
+   const long sets = std::atol(argv[4]);
 @INPUTS@
    std::vector<Subject> subjects;
 @SUBJECTS@
@@ -143,10 +153,16 @@ int main(int argc, char **argv)
 
 
 def namespace_of(header: Path) -> str:
-    match = re.search(r"\bnamespace\s+SOFIE_(\w+)\s*\{", header.read_text())
-    if not match:
-        raise RuntimeError(f"{header}: no SOFIE_<name> namespace")
-    return match.group(1)
+    """The model's namespace: SOFIE_<the header's stem> where there is one (a model with a while loop
+    also holds its sub-models' SOFIE_<name>_while_cond/_body namespaces, before its own), else the
+    only one."""
+    names = re.findall(r"\bnamespace\s+SOFIE_(\w+)\s*\{", header.read_text())
+    if header.stem in names:
+        return header.stem
+    if len(set(names)) != 1:
+        raise RuntimeError(f"{header}: no SOFIE_{header.stem} namespace, and not one SOFIE_<name> namespace "
+                           f"but {sorted(set(names)) or 'none'}")
+    return names[0]
 
 
 _ELEMENT_BYTES = {"float": 4, "char": 1, "int64_t": 8, "int32_t": 4, "uint8_t": 1, "bool": 1, "double": 8,
@@ -196,13 +212,14 @@ def build_timer(models: list[Timed], build_dir: Path, flags: list[str], dtypes: 
     flags, compiler, BLAS): a model is compiled once per flag set, and with a kept --work directory
     once across runs (the compile time is kept beside it)."""
     compiler, blas = find_compiler(), find_blas()
-    inputs = "\n".join(f"   auto x{i} = read_input<{_cpp_type(d)}>(argv[{4 + 2 * i}], std::atol(argv[{5 + 2 * i}]));"
+    inputs = "\n".join(f"   const long n{i} = std::atol(argv[{6 + 2 * i}]);\n"
+                       f"   auto x{i} = read_input<{_cpp_type(d)}>(argv[{5 + 2 * i}], n{i} * sets);"
                        for i, d in enumerate(dtypes))
-    pointers = ", ".join(f"x{i}.data()" for i in range(len(dtypes)))
-    first_model_arg = 4 + 2 * len(dtypes)
+    pointers = ", ".join(f"x{i}.data() + r * n{i}" for i in range(len(dtypes)))
+    first_model_arg = 5 + 2 * len(dtypes)
     subjects = "\n".join(
         f"   subjects.push_back(make_subject<SOFIE_{namespace_of(m.header)}::Session>(argv[{first_model_arg + 2 * i}], "
-        f"[&](auto &s) {{ return s.infer({pointers}); }}));"
+        f"sets, [&](auto &s, long r) {{ return s.infer({pointers}); }}));"
         for i, m in enumerate(models))
     program = (_MAIN.replace("@INCLUDES@", _includes(models)).replace("@INPUTS@", inputs)
                .replace("@SUBJECTS@", subjects).replace("@FIRST_MODEL_ARG@", str(first_model_arg)))
@@ -225,18 +242,23 @@ def build_timer(models: list[Timed], build_dir: Path, flags: list[str], dtypes: 
     return binary, seconds
 
 
-def time_headers(models: list[Timed], xs: list[np.ndarray], build_dir: Path, flags: list[str], min_block_us: float,
-                 repeats: int, out_size: int, budget_s: float = 0.0) -> list[tuple[float, float, np.ndarray, int]]:
-    """Per model: median and minimum seconds per `infer` call on the inputs `xs` (in the order `infer`
-    takes them; float32, int32, ...), timed in alternating blocks in one process built with `flags`,
-    the output of one call (flat float32) and the number of blocks timed: `repeats`, or fewer (at
-    least 3) where `repeats` of them would take longer than `budget_s` seconds (0: no limit)."""
+def time_headers(models: list[Timed], input_sets: list[list[np.ndarray]], build_dir: Path, flags: list[str],
+                 min_block_us: float, repeats: int, out_size: int, budget_s: float = 0.0
+                 ) -> list[tuple[float, float, np.ndarray, int]]:
+    """Per model: median and minimum seconds per `infer` call, timed in alternating blocks in one
+    process built with `flags`, the output of one call on the first input set (flat float32) and the
+    number of blocks timed: `repeats`, or fewer (at least 3) where `repeats` of them would take longer
+    than `budget_s` seconds (0: no limit). `input_sets`: one or more sets of inputs (each in the order
+    `infer` takes them; float32, int32, ..., the same shapes in every set), fed in turn, one per call."""
+    xs = input_sets[0]
+    if any([(x.shape, x.dtype) for x in other] != [(x.shape, x.dtype) for x in xs] for other in input_sets):
+        raise ValueError("every input set must have the shapes and dtypes of the first")
     binary, _ = build_timer(models, build_dir, flags, tuple(np.dtype(x.dtype).name for x in xs))
     stem = build_dir / binary.name
-    args = [str(binary), str(min_block_us), str(repeats), str(budget_s)]
+    args = [str(binary), str(min_block_us), str(repeats), str(budget_s), str(len(input_sets))]
     for i, x in enumerate(xs):
         x_path = stem.with_suffix(f".in{i}")
-        np.ascontiguousarray(x).tofile(x_path)
+        np.concatenate([np.ascontiguousarray(one[i]).ravel() for one in input_sets]).tofile(x_path)
         args += [str(x_path), str(x.size)]
     outs = [stem.with_suffix(f".out{i}") for i in range(len(models))]
     for m, out in zip(models, outs):

@@ -15,9 +15,9 @@ namespace {
 // The attributes the convolutions take: strides, dilations, lhs_dilations (list[int], one per
 // spatial axis, required), pads (list[int], lo... then hi..., required), group (int, 1),
 // activation ("" | "relu", ""; also "relu6" where `relu6`: the direct kernels).
-ConvParams ConvParamsOf(const Node &n, bool relu6 = false)
+ConvParams ConvParamsOf(const Node &n, bool relu6 = false, std::size_t maxInputs = 4)
 {
-   n.ExpectInputs(2, 4);
+   n.ExpectInputs(2, maxInputs);
    n.ExpectOutputs(1);
    CheckDType<float>(n);
    ConvParams p;
@@ -45,14 +45,35 @@ OpPtr MakeConv(const Node &n)
 // J2S_ConvNHWC: the same inputs in N<spatial>C / <spatial> I O layout; group 1, lhs_dilations 1, pads >= 0.
 //   method ("direct" | "gemm", "direct"): the direct kernel (conv_nhwc.hpp) or im2col + sgemm
 //   (conv_nhwc_gemm.hpp); the same numbers up to the order of the sums.
+//   kernel_block (0 | 16, 0) and features (O): with 16, W is [ceil(O/16), K..., C, 16] (direct only).
+//   input_channels ([c0, c1, ...], none): the input is the concatenation along channels of X and the
+//   inputs after B (and R): [X, W, B, R?, X1, ...] (direct only).
 OpPtr MakeConvNHWC(const Node &n)
 {
    const std::string method = n.Str("method", "direct");
+   const std::int64_t block = n.Int("kernel_block", 0);
+   if (block != 0 && block != ConvNHWCOperator::kKernelBlock)
+      throw NodeError("kernel_block must be 0 or " + std::to_string(ConvNHWCOperator::kKernelBlock) + ", not " +
+                      std::to_string(block));
+   if (block != 0 && method != "direct")
+      throw NodeError("a blocked kernel (kernel_block " + std::to_string(block) + ") is read by the direct method only");
+   const std::int64_t features = block ? n.Int("features") : 0;
+   const std::vector<std::int64_t> parts = n.Ints("input_channels", {});
+   if (!parts.empty() && method != "direct")
+      throw NodeError("a concatenated input (input_channels) is read by the direct method only");
+   if (block && features <= 0)
+      throw NodeError("features must be positive with a blocked kernel, not " + std::to_string(features));
    if (method == "gemm")
       return std::make_unique<ConvNHWCGemmOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
    if (method != "direct")
       throw NodeError("unknown method '" + method + "' (methods: direct, gemm)");
-   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true));
+   const std::size_t extraParts = parts.empty() ? 0 : parts.size() - 1;
+   if (extraParts > 0 && n.inputs.size() < 3 + extraParts)
+      throw NodeError("a concatenated input of " + std::to_string(parts.size()) +
+                      " parts takes X, W, B (and R) and then the other " + std::to_string(extraParts) +
+                      " parts, not " + std::to_string(n.inputs.size()) + " inputs");
+   return std::make_unique<ConvNHWCOperator>(n.inputs, n.Output(), ConvParamsOf(n, true, 4 + extraParts), features,
+                                             parts);
 }
 
 // J2S_ConvDepthwise: inputs [X, W] or [X, W, B] in N<spatial>C / <spatial> M C layout (output channel

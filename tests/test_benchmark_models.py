@@ -100,7 +100,34 @@ def test_timer_feeds_int32_and_float_inputs(tmp_path):
     ref = np.asarray(fn({"table": table}, ids, scale))
     model = jax2sofie.convert(fn, {"table": table}, ids, scale, name="timer_inputs")
     header = next(Path(p) for p in model.write(tmp_path / "out", weights="text") if str(p).endswith(".hxx"))
-    [(median, minimum, y, blocks)] = time_headers([Timed(header, header.with_suffix(".dat"))], [ids, scale],
+    [(median, minimum, y, blocks)] = time_headers([Timed(header, header.with_suffix(".dat"))], [[ids, scale]],
                                                   tmp_path, build_flags("O2"), 100.0, 3, ref.size)
     np.testing.assert_allclose(y.reshape(ref.shape), ref, rtol=1e-4, atol=1e-5)
     assert 0 < minimum <= median and blocks == 3
+
+
+def test_timer_feeds_the_input_sets_in_turn_and_returns_the_first_sets_output(tmp_path):
+    """With several input sets, each call takes the next one; the output written is set 0's. A Session
+    keeps nothing between calls, so the turn shows in the time of a model whose cost depends on its
+    input: a while loop of n iterations. Fed n = 1 and n = 20000 in turn, a call takes about half of
+    what n = 20000 alone takes."""
+    def fn(_, n):
+        return jax.lax.while_loop(lambda c: c[0] < n[0, 0], lambda c: (c[0] + 1, jnp.sin(c[1])),
+                                  (jnp.int32(0), jnp.float32(1.0)))[1].reshape(1, 1)
+
+    small, large = np.array([[1]], np.int32), np.array([[20000]], np.int32)
+    model = jax2sofie.convert(fn, None, small, name="timer_sets")
+    header = next(Path(p) for p in model.write(tmp_path / "out", weights="text") if str(p).endswith(".hxx"))
+    timed = [Timed(header, header.with_suffix(".dat"))]
+
+    def per_call(sets):
+        [(median, minimum, y, _)] = time_headers(timed, sets, tmp_path, build_flags("O2"), 2000.0, 5, 1)
+        return minimum, y
+    only_small, y_small = per_call([[small]])
+    only_large, _ = per_call([[large]])
+    in_turn, y_turn = per_call([[small], [large]])
+    assert y_turn == y_small == np.float32(np.sin(1.0))  # set 0's output
+    assert only_large > 50 * only_small
+    assert 0.3 * only_large < in_turn < 0.7 * only_large
+    with pytest.raises(ValueError, match="every input set must have the shapes and dtypes of the first"):
+        time_headers(timed, [[small], [np.zeros((1, 2), np.int32)]], tmp_path, build_flags("O2"), 100.0, 3, 1)

@@ -130,16 +130,19 @@ class WideBasicBlock(nn.Module):
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_wide_basic_block_by_gemm(dynamic):
-    """Its convolutions (9.4 MB kernels over 4-pixel rows) are im2col + sgemm (J2S_ConvNHWC method "gemm"),
-    with BatchNorm, ReLU and the skip connection folded into them as in the direct kernel."""
+def test_wide_basic_block_with_blocked_kernels(dynamic):
+    """Its convolutions (9.4 MB kernels over 4-pixel rows) run the direct kernel on kernels stored in blocks
+    of 16 output channels (with a computed kernel they would be im2col + sgemm: the catalog's
+    conv2d_gemm_* cases), with BatchNorm folded into the blocked weights and ReLU and the skip
+    connection into the kernel."""
     module = WideBasicBlock()
     x = _x((2, 4, 4, 512))
     variables = _perturbed(module.init(jax.random.PRNGKey(0), x))
     model = jax2sofie.convert(module.apply, variables, x, name="wide_block", dynamic_batch=dynamic)
     convs = [node for node in model.graph.nodes if node.op == "J2S_ConvNHWC"]
     assert model.graph.op_counts() == {"J2S_ConvNHWC": 2}, model.graph.op_counts()
-    assert [c.attrs["method"] for c in convs] == ["gemm", "gemm"]
+    assert [(c.attrs["method"], c.attrs["kernel_block"]) for c in convs] == [("direct", 16), ("direct", 16)]
+    assert [c.inputs[1].shape for c in convs] == [(32, 3, 3, 512, 16)] * 2
     assert [c.attrs.get("activation") for c in convs] == ["relu", "relu"] and len(convs[1].inputs) == 4
     _check(model, BATCHES if dynamic else [2], (4, 4, 512), "wide_block")
 

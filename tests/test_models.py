@@ -73,7 +73,7 @@ def test_linen_mlp(batch):
     assert {"Dense_0_kernel", "Dense_0_bias", "Dense_2_kernel"} <= weight_names
 
 
-@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("batch", [1, 64, 256])
 def test_jet_tagger(batch):
     module = JetTagger()
     x = _inputs(batch, 64)

@@ -745,6 +745,11 @@ def conv_and_slice_cases():
     xn, wn, bn = f32(2, 6, 11, 3), f32(3, 2, 3, 19), f32(19)
     yn = _conv_nhwc_reference(xn, wn, bn, strides=(1, 1), pads=((1, 1), (0, 1)), dilations=(2, 1))
     rn = f32(*yn.shape)
+    # the same kernel blocked by 16 output channels (kernel_block): [2, K..., C, 16], output channel o at
+    # [o // 16, ..., o % 16], channels 19..31 zero
+    wn_blocked = np.zeros((2, 3, 2, 3, 16), np.float32)
+    for o in range(19):
+        wn_blocked[o // 16, ..., o % 16] = wn[..., o]
     # J2S_ConvDepthwise: 19 input channels (a full 16-lane block and a partial one), a channel multiplier
     # of 2 (kernel [KH, KW, M, C]), a stride, uneven pads and ReLU6; numpy through the equivalent full
     # kernel, whose input channel c feeds output channels c*2 + j only
@@ -775,6 +780,15 @@ def conv_and_slice_cases():
         Case("v_J2S_ConvNHWC_residual_relu", {"x": xn, "r": rn},
              [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
                    dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu")],
+             {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
+        Case("v_J2S_ConvNHWC_blocked_kernel_residual_relu", {"x": xn, "r": rn},
+             [node("J2S_ConvNHWC", "c", ["x", "w", "b", "r"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
+                   dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu", kernel_block=16, features=19)],
+             {"y": np.maximum(yn + rn, 0)}, weights={"w": wn_blocked, "b": bn}),
+        # the same convolution on its input given in two parts, concatenated along channels (input_channels)
+        Case("v_J2S_ConvNHWC_concatenated_input_residual_relu", {"xa": xn[..., :1].copy(), "r": rn, "xb": xn[..., 1:].copy()},
+             [node("J2S_ConvNHWC", "c", ["xa", "w", "b", "r", "xb"], ["y"], strides=[1, 1], pads=[1, 0, 1, 1],
+                   dilations=[2, 1], lhs_dilations=[1, 1], group=1, activation="relu", input_channels=[1, 2])],
              {"y": np.maximum(yn + rn, 0)}, weights={"w": wn, "b": bn}),
         # the same convolution by im2col + sgemm (method "gemm"), with ReLU6
         Case("v_J2S_ConvNHWC_gemm_residual_relu6", {"x": xn, "r": rn},
@@ -1148,6 +1162,15 @@ def fresh_model():
     ({"op": "Relu", "name": "r", "inputs": "x", "outputs": ["y"]}, "node 'r' (Relu): 'inputs' must be a list of str"),
     (node("J2S_ConvNHWC", "conv_1", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
           method="winograd"), "node 'conv_1' (J2S_ConvNHWC): unknown method 'winograd' (methods: direct, gemm)"),
+    (node("J2S_ConvNHWC", "conv_2", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
+          kernel_block=8, features=19), "node 'conv_2' (J2S_ConvNHWC): kernel_block must be 0 or 16, not 8"),
+    (node("J2S_ConvNHWC", "conv_4", ["x", "x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1],
+          lhs_dilations=[1], input_channels=[1, 2, 3]),
+     "node 'conv_4' (J2S_ConvNHWC): a concatenated input of 3 parts takes X, W, B (and R) and then the "
+     "other 2 parts, not 3 inputs"),
+    (node("J2S_ConvNHWC", "conv_3", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
+          kernel_block=16, features=19, method="gemm"),
+     "node 'conv_3' (J2S_ConvNHWC): a blocked kernel (kernel_block 16) is read by the direct method only"),
 ])
 def test_errors_name_the_node(bad, message):
     m = fresh_model()

@@ -211,7 +211,8 @@ def test_attention_projections_numbers_unchanged():
 
 def test_weights_of_many_row_layers_are_stored_in_panels():
     """From 5 rows, a weight with N a multiple of 32 is packed into panels of 32 columns for the
-    register-tiled product (panel=32); one row, or N = 4, keeps the row-major weight."""
+    register-tiled product (panel=32), however many rows and however large the weight; one row, or
+    N = 4, keeps the row-major weight."""
     from jax2sofie.passes.dense import PANEL, in_panels
     w = np.arange(6 * 64, dtype=np.float32).reshape(6, 64)
     packed = in_panels(w)
@@ -225,13 +226,33 @@ def test_weights_of_many_row_layers_are_stored_in_panels():
         stored = dense.inputs[1].const
         assert np.array_equal(stored, in_panels(w[:, :n]) if expected else w[:, :n])
         assert dense.inputs[1].origin == "w"
-    # past 128 rows only a small weight goes into panels, except in a trace of a symbolic batch
-    # (both traces must decide alike)
+    # many rows of a large weight go into panels too (the tiles beat BLAS there, see PANEL), in a
+    # static graph as in a trace of a symbolic batch
     big = np.ones((6, 4096), np.float32)
-    for traced_batch, expected in ((False, None), (True, PANEL)):
-        b, x = _builder((200, 6))
+    for traced_batch in (False, True):
+        b, x = _builder((300, 6))
         b.graph.traced_batch = traced_batch
         weight = b.constant(big, "big", origin="big")
-        b.graph.outputs = [b.op("Gemm", [x, weight], (200, 4096), np.float32, alpha=1.0, beta=0.0)]
+        b.graph.outputs = [b.op("Gemm", [x, weight], (300, 4096), np.float32, alpha=1.0, beta=0.0)]
         (dense,) = fuse_dense(b.graph).nodes
-        assert dense.attrs.get("panel") == expected
+        assert dense.attrs.get("panel") == PANEL
+
+
+def test_many_rows_of_large_weights_in_panels_numbers_unchanged():
+    """A jet-tagger-like MLP (64 -> 256 -> 256 -> 1) over 259 rows: its 256 x 256 weight goes into
+    panels like the first layer's (the 12-row tiles and the 4-, 2- and 1-row rest, 259 = 21 * 12 + 7),
+    compiled and checked against JAX, with a static batch and with a dynamic one run at 259."""
+    rng = np.random.default_rng(3)
+    params = _mlp_params(rng, [64, 256, 256, 1])
+
+    def fn(p, x):
+        x = jax.nn.relu(x @ p[0]["w"] + p[0]["b"])
+        x = jax.nn.relu(x @ p[1]["w"] + p[1]["b"])
+        return jax.nn.sigmoid(x @ p[2]["w"] + p[2]["b"])
+
+    x = rng.standard_normal((259, 64)).astype(np.float32)
+    for dynamic in (False, True):
+        model = jax2sofie.convert(fn, params, x, dynamic_batch=dynamic)
+        dense = [n for n in model.graph.nodes if n.op == "J2S_Dense"]
+        assert [n.attrs.get("panel") for n in dense] == [32, 32, None], dynamic
+        assert model.check(x).passed, dynamic

@@ -176,7 +176,7 @@ _TABLE = [
     _project("J2S_Svd", "linalg", (1, 1)),
     # convolution and pooling
     _project("J2S_Conv", "conv", (2, 4)),
-    _project("J2S_ConvNHWC", "conv", (2, 4)),
+    _project("J2S_ConvNHWC", "conv", (2, None)),  # [X, W, B?, R?] and the parts of a concatenated X
     _project("J2S_ConvDepthwise", "conv", (2, 3)),
     _project("J2S_ConvTransposeNHWC", "conv", (2, 4)),
     _project("J2S_Pool", "conv", (1, 1)),

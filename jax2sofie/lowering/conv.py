@@ -3,7 +3,8 @@
 - J2S_ConvNHWC (csrc/owned/conv_nhwc.hpp), a direct convolution in the channels-last layout of JAX,
   Flax and Keras (input N,spatial,C; kernel spatial,I,O: Flax's HWIO kernel as it is), for every
   convolution without groups, input dilation or negative pads: the common case, and the fast one.
-  Where its kernel outgrows L2 over short rows it computes by im2col + sgemm instead, still
+  A constant kernel is stored in blocks of 16 output channels (passes/conv_kernels.py). Where a
+  kernel computed at run time outgrows L2 over short rows it computes by im2col + sgemm instead, still
   channels-last (attribute method="gemm", csrc/owned/conv_nhwc_gemm.hpp; see nhwc_method).
 - J2S_ConvTransposeNHWC (csrc/owned/conv_transpose_nhwc.hpp), channels-last too, for transposed
   convolutions (input dilation with unit window strides and no kernel dilation, as Flax's ConvTranspose
@@ -26,25 +27,27 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Value
+from ..passes.conv_kernels import KERNEL_BLOCK
 from .context import LoweringContext
 from .registry import register
 
 
-def nhwc_method(channels: int, features: int, kernel: list[int], out_spatial: list[int]) -> str:
+def nhwc_method(channels: int, features: int, kernel: list[int], out_spatial: list[int], blocked: bool) -> str:
     """How J2S_ConvNHWC computes a convolution: "direct" (its register-tiled kernel) or "gemm" (im2col + sgemm).
 
     The direct kernel reads the whole kernel once per output tile of (at most) 8 pixels of one row,
-    per batch element: one vector of kernel row per 8 (or fewer) multiply-adds, a row of O floats
-    apart from the next input channel's. Where the kernel is larger than L2 and the rows are shorter
-    than a tile (ResNet-18's 3x3 convolutions over 512 channels at 4x4: 9.4 MB of kernel, tiles of 4
-    pixels) it ran at about a fifth of its speed on 64 channels at 32x32, and sgemm, which packs the
-    kernel and blocks for the caches, was 1.8-2.9x faster per layer (batch 1 and 64; keeping one
-    block of output channels' kernel columns in L2 across the tiles did not help the direct kernel,
-    so the loads, not the cache level, are its limit). With full tiles it stays ahead even past L2:
-    256 channels at 8x8 (2.4 MB) 1.3-1.8x faster than sgemm, 64..128 channels at 16x16..32x32 1.7-2.1x.
+    per batch element: one vector of kernel row per 8 (or fewer) multiply-adds. `blocked`: the kernel
+    is a constant that passes/conv_kernels.py stores in blocks of 16 output channels, so those vectors
+    are consecutive; the direct kernel is then ahead everywhere measured (AVX-512, one thread:
+    ResNet-18's 3x3 convolutions over 512 channels at 4x4, 9.4 MB of kernel over 4-pixel rows, 1.6x
+    faster than sgemm at batch 1 and level at batch 16; the whole ResNet-18 4-6% faster than with
+    those four by sgemm). Otherwise (a kernel computed at run time) the vectors are a row of O floats
+    apart; where the kernel is larger than L2 and the rows are shorter than a tile, that ran at about
+    a fifth of its speed on 64 channels at 32x32, and sgemm, which packs the kernel and blocks for the
+    caches, was 1.8-2.9x faster per layer.
     """
     kernel_bytes = 4 * channels * features * int(np.prod(kernel))
-    if kernel_bytes > _L2_BYTES and out_spatial[-1] < _DIRECT_TILE:
+    if not blocked and kernel_bytes > _L2_BYTES and out_spatial[-1] < _DIRECT_TILE:
         return "gemm"
     return "direct"
 
@@ -112,7 +115,8 @@ def conv_general_dilated(ctx: LoweringContext, lhs: Value, rhs: Value, *, window
         w = ctx.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))  # spatial..., I, O
         op = "J2S_ConvNHWC" if direct else "J2S_ConvTransposeNHWC"
         if direct:
-            attrs["method"] = nhwc_method(c, o, [rhs.shape[a] for a in rhs_spec[2:]], y_spatial)
+            blocked = rhs.is_const and o > KERNEL_BLOCK  # what block_conv_kernels will store blocked
+            attrs["method"] = nhwc_method(c, o, [rhs.shape[a] for a in rhs_spec[2:]], y_spatial, blocked)
         y = ctx.op(op, [x, w], [n, *y_spatial, o], np.float32, hint="conv", **attrs)
         y_axes = [0, spatial + 1, *range(1, spatial + 1)]
     else:
@@ -210,27 +214,61 @@ case("conv2d_mixed_layout", lambda p, x: _conv(x, p["w"], window_strides=(1, 1),
 case("conv2d_kernel_as_input", lambda p, x, w: _conv(x, w, window_strides=(1, 1), padding="VALID",
                                                      dimension_numbers=_NHWC), f32(1, 5, 5, 2), f32(2, 2, 2, 3),
      batch=False)
-# J2S_ConvNHWC by im2col + sgemm (method "gemm", chosen for kernels over 1 MiB on rows shorter than a
-# tile): padded 3x3 with batch norm and ReLU; strided with a residual and ReLU6; a dilated 1-D kernel
-# without bias (no contiguous kernel rows); a 1x1 kernel (no patch matrix). The first and last run
-# the dynamic batches 7 and 16 in several sgemm chunks (13 and 4 elements), the last one partial. Kernels scaled by
-# 1/sqrt(fan-in) like a trained layer's, so outputs are O(1) and the rtol/atol defaults hold.
+# Large kernels: constant ones are stored blocked (passes/conv_kernels.py) and run the direct kernel;
+# padded 3x3 with batch norm and ReLU; strided with a residual and ReLU6; a dilated 1-D kernel without
+# bias; a 1x1 kernel; output channels that are not a multiple of 16 (230, 300, 520: a zero-padded last
+# block). Kernels scaled by 1/sqrt(fan-in) like a trained layer's, so outputs are O(1) and the
+# rtol/atol defaults hold.
 def _scaled(w):
     return w * (1.0 / np.sqrt(np.prod(w.shape[:-1])))
 
 
-case("conv2d_gemm_batchnorm_relu", lambda p, x: jax.nn.relu(
+case("conv2d_wide_batchnorm_relu", lambda p, x: jax.nn.relu(
         _conv(x, _scaled(p["w"]), window_strides=(1, 1), padding="SAME", dimension_numbers=_NHWC) * p["scale"]
         + p["shift"]), f32(2, 4, 5, 128), params={"w": f32(3, 3, 128, 230), "scale": f32(230), "shift": f32(230)})
-case("conv2d_gemm_strided_residual_relu6", lambda p, x, r: jax.nn.relu6(
+case("conv2d_wide_strided_residual_relu6", lambda p, x, r: jax.nn.relu6(
         _conv(x, _scaled(p["w"]), window_strides=(2, 2), padding="SAME", dimension_numbers=_NHWC) + p["b"] + r),
      f32(2, 7, 6, 120), f32(2, 4, 3, 256), params={"w": f32(3, 3, 120, 256), "b": f32(256)})
-case("conv1d_gemm_dilated", lambda p, x: _conv(x, _scaled(p["w"]), window_strides=(1,), padding="SAME",
+case("conv1d_wide_dilated", lambda p, x: _conv(x, _scaled(p["w"]), window_strides=(1,), padding="SAME",
                                                rhs_dilation=(2,), dimension_numbers=("NWC", "WIO", "NWC")),
      f32(2, 6, 300), params={"w": f32(3, 300, 300)})
-case("conv2d_gemm_1x1", lambda p, x: _conv(x, _scaled(p["w"]), window_strides=(1, 1), padding="VALID",
+case("conv2d_wide_1x1", lambda p, x: _conv(x, _scaled(p["w"]), window_strides=(1, 1), padding="VALID",
                                            dimension_numbers=_NHWC) + p["b"],
      f32(3, 40, 2, 512), params={"w": f32(1, 1, 512, 520), "b": f32(520)})
+# J2S_ConvNHWC by im2col + sgemm (method "gemm"): a kernel of more than 1 MiB on rows shorter than a
+# tile, computed at run time (scaled by a function of the input's sum, as a modulated convolution's
+# kernel is, so it is not a constant and keeps its layout; a sum and not a mean, whose 1/N would make
+# the model's structure depend on the batch). Padded 3x3 with bias and ReLU; strided with
+# a residual and ReLU6; a 1x1 kernel (no patch matrix). At the dynamic batches 7 and 16 they run in
+# several sgemm chunks, the last one partial.
+def _modulated(w, x):
+    return _scaled(w) * jax.nn.sigmoid(1e-3 * jnp.sum(x))
+
+
+case("conv2d_gemm_modulated_relu", lambda p, x: jax.nn.relu(
+        _conv(x, _modulated(p["w"], x), window_strides=(1, 1), padding="SAME", dimension_numbers=_NHWC) + p["b"]),
+     f32(2, 4, 5, 128), params={"w": f32(3, 3, 128, 230), "b": f32(230)})
+case("conv2d_gemm_modulated_strided_residual_relu6", lambda p, x, r: jax.nn.relu6(
+        _conv(x, _modulated(p["w"], x), window_strides=(2, 2), padding="SAME", dimension_numbers=_NHWC)
+        + p["b"] + r), f32(2, 7, 6, 120), f32(2, 4, 3, 256), params={"w": f32(3, 3, 120, 256), "b": f32(256)})
+case("conv2d_gemm_modulated_1x1", lambda p, x: _conv(x, _modulated(p["w"], x), window_strides=(1, 1),
+                                                     padding="VALID", dimension_numbers=_NHWC),
+     f32(3, 40, 2, 512), params={"w": f32(1, 1, 512, 520)})
+# A Concat along channels folded into the direct convolution that reads it (passes/conv_concat.py):
+# a U-Net's skip concat before a padded 3x3 with bias and ReLU; three parts of 5, 16 and 3 channels
+# into an unpadded 1x1 (the buffer a padded conv has anyway is made for the copy) with a residual;
+# a conv without bias (it gets zeros, since the parts come after B); a 1-D strided one.
+case("conv2d_concat_skip_relu", lambda p, x, skip: jax.nn.relu(
+        _conv(jnp.concatenate([x, skip], axis=-1), _scaled(p["w"]), window_strides=(1, 1), padding="SAME",
+              dimension_numbers=_NHWC) + p["b"]), f32(2, 6, 9, 12), f32(2, 6, 9, 20),
+     params={"w": f32(3, 3, 32, 24), "b": f32(24)})
+case("conv2d_concat_three_parts_1x1_residual", lambda p, a, b, c, r: _conv(
+        jnp.concatenate([a, b, c], axis=-1), _scaled(p["w"]), window_strides=(1, 1), padding="VALID",
+        dimension_numbers=_NHWC) + p["b"] + r, f32(2, 4, 5, 5), f32(2, 4, 5, 16), f32(2, 4, 5, 3), f32(2, 4, 5, 40),
+     params={"w": f32(1, 1, 24, 40), "b": f32(40)})
+case("conv1d_concat_strided_no_bias", lambda p, a, b: _conv(
+        jnp.concatenate([a, b], axis=-1), _scaled(p["w"]), window_strides=(2,), padding=((1, 2),),
+        dimension_numbers=("NWC", "WIO", "NWC")), f32(3, 11, 4), f32(3, 11, 7), params={"w": f32(4, 11, 18)})
 case("conv_transpose_2d", lambda p, x: lax.conv_transpose(x, p["w"], strides=(2, 2), padding="SAME",
                                                           dimension_numbers=_NHWC), f32(2, 5, 4, 3),
      params={"w": f32(3, 3, 3, 4)})

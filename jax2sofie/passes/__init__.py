@@ -29,7 +29,13 @@ Why this order:
     select into a loop of its own and hide the pattern.
 8. fuse_elementwise: chains of elementwise nodes become one J2S_Elementwise loop; after every fusion
    above, which look for single Add/Max nodes next to their Gemm/Conv.
+8b. fold_concat_into_conv: a Concat along channels whose one reader is a direct J2S_ConvNHWC becomes
+    that conv's input parts (a U-Net's skip concat); after fuse_conv_affine, which reads a conv's
+    inputs by position, and before eliminate_dead_code, which drops the Concat.
 9. eliminate_dead_code: removes what the rewrites above left unused.
+9b. block_conv_kernels: the constant kernels of direct channels-last convolutions are stored in
+    blocks of 16 output channels; after every fold into a kernel, and after dead-code elimination,
+    so that it counts a kernel's real readers.
 10. store_large_constants: once no pass folds anything more, every float32 constant of more than
     LITERAL_MAX_ELEMENTS elements left is made a weight, so it goes to the weight file.
 11. name_weights last: only once unused tensors are gone are the readable names free to take.
@@ -49,6 +55,8 @@ from .dce import eliminate_dead_code
 from .activations import fuse_relu
 from .gemm_bias import fuse_gemm_bias
 from .conv_fusion import fuse_conv_affine
+from .conv_concat import fold_concat_into_conv
+from .conv_kernels import block_conv_kernels
 from .layout import sink_transposes
 from .product_transposes import fold_product_transposes
 from .softmax import fuse_softmax
@@ -70,7 +78,9 @@ PIPELINE: list[Pass] = [
     fuse_softmax,
     fold_gather_index_wrap,
     fuse_elementwise,
+    fold_concat_into_conv,
     eliminate_dead_code,
+    block_conv_kernels,
     store_large_constants,
     name_weights,
 ]

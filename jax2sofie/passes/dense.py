@@ -20,15 +20,17 @@ from ..ir import Graph, Node, Value
 # vectorised rational tanh, a loop over the (cache-hot) output that costs less than those calls.
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid"}
 # From PANEL_ROWS rows, a weight whose N is a multiple of PANEL is stored in panels of PANEL columns
-# (each K x PANEL row-major) for J2S_Dense's register-tiled product (csrc/owned/dense.hpp), which
-# beats BLAS there as BLAS packs the weight again at every call (jet tagger, batch 64: 14% faster);
-# fewer rows (an event at a time) keep the row-major weight of the inline-vector and sgemv paths, and
-# past PANEL_MAX_ROWS BLAS's own blocking wins on weights above PANEL_MAX_WEIGHT elements (jet
-# tagger's 256 x 256, batch 256: 7% slower in panels; deep sets' 64-wide layers over 1,920 rows: 40%
-# faster in panels). A batch-sized layer of a symbolic batch is packed whatever its trace size (5
-# and 7, dynamic.TRACE_BATCHES, are both at least PANEL_ROWS), so both traces decide alike; a large
-# batch then costs those 7%.
-PANEL, PANEL_ROWS, PANEL_MAX_ROWS, PANEL_MAX_WEIGHT = 32, 5, 128, 16384
+# (each K x PANEL row-major) for J2S_Dense's register-tiled product (csrc/owned/dense.hpp), whatever
+# the number of rows and the weight's size: BLAS packs the weight again at every call, and a BLAS
+# whose kernels predate the CPU runs narrower vectors than the tiles (OpenBLAS 0.3.21 runs its
+# Haswell AVX2 sgemm on AVX-512 Zen 5). Measured there, one thread, -O2, the fastest of 20 to 500 calls:
+# jet tagger at batch 256 0.43 ms in panels against 0.92 ms through sgemm (the tiles capped at
+# AVX2: 0.84 ms); 512 rows of a 512 x 512, 1024 x 256 or 2048 x 256 weight ~260 GFLOP/s against
+# ~125; 256 rows of 4096 x 1024 1.9x faster; the VAE decoder's 16 x 1568 over 256 rows 3.3x. Capped
+# below AVX2 (sgemm per panel) up to 7% slower than one sgemm. Fewer rows (an event at a time) keep
+# the row-major weight of the inline-vector and sgemv paths. A symbolic batch is traced at 5 and 7
+# (dynamic.TRACE_BATCHES), both at least PANEL_ROWS, so both traces decide alike.
+PANEL, PANEL_ROWS = 32, 5
 
 
 def _per_column(value: Value, tail: tuple, n: int) -> np.ndarray | None:
@@ -193,8 +195,7 @@ def _store_in_panels(graph: Graph, derived) -> None:
         """Whether `node` is a J2S_Dense of many rows that reads `weight` as its W, and only there."""
         if node.op != "J2S_Dense" or node.inputs[1] is not weight or sum(v is weight for v in node.inputs) != 1:
             return False
-        rows = _rows(node.inputs[0])
-        return rows >= PANEL_ROWS and (rows <= PANEL_MAX_ROWS or weight.size <= PANEL_MAX_WEIGHT or graph.traced_batch)
+        return _rows(node.inputs[0]) >= PANEL_ROWS
 
     consumers = graph.consumers()
     weights = {id(n.inputs[1]): n.inputs[1] for n in graph.nodes if n.op == "J2S_Dense"}
