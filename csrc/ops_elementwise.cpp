@@ -76,8 +76,15 @@ OpPtr MakeLayerNorm(const Node &n)
    n.ExpectInputs(inputs);
    n.ExpectOutputs(1);
    CheckDType<float>(n);
-   return std::make_unique<LayerNormOperator>(n.inputs, n.Output(), n.Str("variance"), n.Str("output"), n.Float("eps"),
-                                              hasScale, hasBias);
+   const std::string variance = n.Str("variance"), output = n.Str("output");
+   if (variance != "moments" && variance != "centered")
+      throw NodeError("J2S_LayerNorm: variance '" + variance + "' is not one of 'moments', 'centered'");
+   if (output != "centered" && output != "folded")
+      throw NodeError("J2S_LayerNorm: output '" + output + "' is not one of 'centered', 'folded'");
+   const double eps = n.Float("eps");
+   if (!(eps >= 0.0 && eps < 1e30))
+      throw NodeError("J2S_LayerNorm: eps " + std::to_string(eps) + " is not a finite number >= 0");
+   return std::make_unique<LayerNormOperator>(n.inputs, n.Output(), variance, output, eps, hasScale, hasBias);
 }
 
 } // namespace jax2sofie
