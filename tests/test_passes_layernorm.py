@@ -64,6 +64,17 @@ def test_keras_layer_normalization_is_one_node_of_the_folded_form(scale, center)
     np.testing.assert_allclose(converted.run(x)[0], keras.ops.convert_to_numpy(model(x)), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("epsilon", [1.0, 0.5, 1e-12])
+def test_eps_is_written_as_a_float_literal(epsilon):
+    """A whole-number eps too (1.0 must be written 1.0...f, not 1f, which is no C++ literal)."""
+    x = 3.0 * _x(2, 3, 9)
+    norm = nnx.LayerNorm(9, epsilon=epsilon, rngs=nnx.Rngs(0))
+    model = jax2sofie.convert(norm, x)
+    [node] = _layer_norm_nodes(model.graph)
+    assert node.attrs["eps"] == pytest.approx(epsilon, rel=1e-6)
+    assert model.check(x).passed
+
+
 def test_dynamic_batch_layer_norm_rows_are_counted_at_run_time():
     x = _x(3, 4, 20)
     variables = nn.LayerNorm().init(jax.random.PRNGKey(0), x)

@@ -114,7 +114,8 @@ protected:
    {
       const std::string N = std::to_string(fRowLength);
       std::ostringstream eps;
-      eps << std::setprecision(9) << static_cast<float>(fEps) << "f";
+      // scientific: a float literal even for a whole number (0 -> "0.000000000e+00f", not "0f")
+      eps << std::scientific << std::setprecision(9) << static_cast<float>(fEps) << "f";
       const std::string scale = fHasScale ? In(1) : "", bias = fHasBias ? In(fHasScale ? 2 : 1) : "";
       codegen::Code c(1);
       // Rows in groups of about 8 KB, each step over the whole group before the next (sums, variances,
