@@ -19,6 +19,7 @@
 #include "softmax.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <iomanip>
 #include <sstream>
@@ -29,37 +30,100 @@ namespace jax2sofie {
 
 namespace row_kernels {
 
-/// Declares `float result` = the sum of the squares of the `n` floats at `row`, in vectors of the
-/// level's width (narrower for a short row, none below 4 floats) as RowReduction sums.
-inline void RowSumOfSquares(codegen::Code &c, const codegen::Isa &isa, const std::string &row, std::int64_t n,
-                            const std::string &result)
+/// One sum over a row: its result's name and the term summed, as an expression of `v` (a vector or, in
+/// the other compilers' branch and past the last vector, a float).
+struct RowSum {
+   std::string result, term;
+};
+
+/// Declares `float <sum.result>` for each of `sums`: the sums of their terms over the `n` floats at
+/// `row`, all in one pass, in vectors of the level's width (narrower for a short row, none below 4
+/// floats); each sum's lanes are then folded in halves, down to 4 lanes, and those one by one, so
+/// that a row's chain of dependent adds stays short. `m`: a float the terms may name (the row's mean;
+/// in vector code a vector of it, `mv`), or empty.
+inline void RowSums(codegen::Code &c, const codegen::Isa &isa, const std::string &row, std::int64_t n,
+                    const std::vector<RowSum> &sums, const std::string &m)
 {
+   auto term = [](const RowSum &sum, const std::string &v, const std::string &mean) {
+      std::string t = sum.term;
+      for (const auto &[from, to] : {std::pair<std::string, std::string>{"mv", mean}, {"v", v}}) {
+         std::string out;
+         for (std::size_t i = 0; i < t.size();) {
+            const bool word = t.compare(i, from.size(), from) == 0 &&
+                              (i == 0 || !std::isalnum(static_cast<unsigned char>(t[i - 1]))) &&
+                              (i + from.size() >= t.size() || !std::isalnum(static_cast<unsigned char>(t[i + from.size()])));
+            out += word ? to : std::string(1, t[i]);
+            i += word ? from.size() : 1;
+         }
+         t = out;
+      }
+      return t;
+   };
    std::int64_t w = isa.width;
    while (w > 4 && w > n)
       w /= 2;
-   c.Line("float " + result + " = 0.0f;");
+   for (const auto &sum : sums)
+      c.Line("float " + sum.result + " = 0.0f;");
+   auto scalarTail = [&](std::int64_t from) {
+      if (from >= n)
+         return;
+      c.Open("for (size_t j = " + std::to_string(from) + "; j < " + std::to_string(n) + "; j++)");
+      for (const auto &sum : sums)
+         c.Line(sum.result + " += " + term(sum, "(" + row + "[j])", m) + ";");
+      c.Close();
+   };
    if (n < w) { // too short for a vector
-      c.Line("for (size_t j = 0; j < " + std::to_string(n) + "; j++) " + result + " += " + row + "[j] * " + row + "[j];");
+      scalarTail(0);
       return;
    }
    const std::int64_t full = n / w;
    const std::string W = std::to_string(w), V = codegen::VectorType(w);
    c.OpenScope();
    c.Line("const " + V + " *rv = reinterpret_cast<const " + V + " *>(" + row + ");");
-   c.Line(V + " acc = rv[0];");
+   for (const auto &sum : sums)
+      c.Line(V + " acc_" + sum.result + ";");
    c.Line("\n#if defined(__GNUC__) || defined(__clang__)");
-   c.Line("acc = acc * acc;");
-   c.Line("for (size_t j = 1; j < " + std::to_string(full) + "; j++) { const " + V + " v = rv[j]; acc += v * v; }");
+   if (!m.empty())
+      // the scalar added to a zero vector: a broadcast (filling the lanes one by one cost GCC -O3 a
+      // store and a reload per row)
+      c.Line("const " + V + " mv = " + V + "{} + " + m + ";");
+   c.Line("{ const " + V + " v = rv[0]; " + [&] {
+      std::string init;
+      for (const auto &sum : sums)
+         init += "acc_" + sum.result + " = " + term(sum, "v", "mv") + "; ";
+      return init;
+   }() + "}");
+   if (full > 1) {
+      c.Open("for (size_t j = 1; j < " + std::to_string(full) + "; j++)");
+      c.Line("const " + V + " v = rv[j];");
+      for (const auto &sum : sums)
+         c.Line("acc_" + sum.result + " += " + term(sum, "v", "mv") + ";");
+      c.Close();
+   }
    c.Line("\n#else");
-   c.Line("for (int l = 0; l < " + W + "; l++) acc[l] = acc[l] * acc[l];");
-   c.Line("for (size_t j = 1; j < " + std::to_string(full) + "; j++) { " + V +
-          " v = rv[j]; for (int l = 0; l < " + W + "; l++) acc[l] += v[l] * v[l]; }");
-   c.Line("\n#endif");
-   c.Line("for (int l = 0; l < " + W + "; l++) " + result + " += acc[l];");
-   if (full * w < n)
-      c.Line("for (size_t j = " + std::to_string(full * w) + "; j < " + std::to_string(n) + "; j++) " + result +
-             " += " + row + "[j] * " + row + "[j];");
+   c.Open("for (int l = 0; l < " + W + "; l++)");
+   for (const auto &sum : sums) {
+      c.Line("acc_" + sum.result + "[l] = 0.0f;");
+      c.Line("for (size_t j = 0; j < " + std::to_string(full) + "; j++) acc_" + sum.result + "[l] += " +
+             term(sum, "(" + row + "[j * " + W + " + l])", m) + ";");
+   }
    c.Close();
+   c.Line("\n#endif");
+   for (const auto &sum : sums) {
+      std::string lanes = "acc_" + sum.result;
+      for (std::int64_t half = w / 2; half >= 4; half /= 2) {
+         const std::string H = std::to_string(half), VH = codegen::VectorType(half), folded = lanes + "_" + H;
+         c.Line(VH + " " + folded + ", " + folded + "_hi;");
+         c.Line("std::memcpy(&" + folded + ", &" + lanes + ", sizeof " + folded + ");");
+         c.Line("std::memcpy(&" + folded + "_hi, reinterpret_cast<const char *>(&" + lanes + ") + sizeof " + folded +
+                ", sizeof " + folded + "_hi);");
+         c.Line(folded + " += " + folded + "_hi;");
+         lanes = folded;
+      }
+      c.Line(sum.result + " = (" + lanes + "[0] + " + lanes + "[1]) + (" + lanes + "[2] + " + lanes + "[3]);");
+   }
+   c.Close();
+   scalarTail(full * w);
 }
 
 } // namespace row_kernels
@@ -129,19 +193,18 @@ protected:
          c.Line("float *y = " + Out(0) + " + (r0 + i) * " + N + ";");
          c.Line("(void)x;");
          c.Line("(void)y;");
-         if (step == "mean") {
-            row_kernels::RowReduction(c, isa, false, "x", fRowLength, "s");
-            c.Line("m_[i] = s / " + N + ".0f;");
-         } else if (step == "variance" && fVariance == "moments") {
-            row_kernels::RowSumOfSquares(c, isa, "x", fRowLength, "q");
-            c.Line("const float m = m_[i];");
+         if (step == "statistics" && fVariance == "moments") {
+            // the sum and the sum of squares in one pass (two independent chains of adds)
+            row_kernels::RowSums(c, isa, "x", fRowLength, {{"s", "v"}, {"q", "v * v"}}, "");
+            c.Line("const float m = s / " + N + ".0f;");
             c.Line("const float v = q / " + N + ".0f - m * m;");
+            c.Line("m_[i] = m;");
             c.Line("r_[i] = 1.0f / std::sqrt((v > 0 ? v : 0.0f) + " + eps.str() + ");");
-         } else if (step == "variance") {
-            // x - m into the output first, whose sum of squares is the variance
-            c.Line("const float m = m_[i];");
-            row_kernels::BlockedLoop(c, fRowLength, [&](codegen::Code &b) { b.Line("y[j] = x[j] - m;"); });
-            row_kernels::RowSumOfSquares(c, isa, "y", fRowLength, "q");
+         } else if (step == "statistics") {
+            row_kernels::RowSums(c, isa, "x", fRowLength, {{"s", "v"}}, "");
+            c.Line("const float m = s / " + N + ".0f;");
+            row_kernels::RowSums(c, isa, "x", fRowLength, {{"q", "(v - mv) * (v - mv)"}}, "m");
+            c.Line("m_[i] = m;");
             c.Line("r_[i] = 1.0f / std::sqrt(q / " + N + ".0f + " + eps.str() + ");");
          } else {
             c.Line("const float m = m_[i];");
@@ -161,7 +224,7 @@ protected:
       c.Line("float m_[" + G + "], r_[" + G + "];");
       c.Open("for (size_t r0 = 0; r0 < " + fRows + "; r0 += " + G + ")");
       c.Line("const size_t rows = " + fRows + " - r0 < " + G + " ? " + fRows + " - r0 : " + G + ";");
-      for (const char *step : {"mean", "variance", "output"})
+      for (const char *step : {"statistics", "output"})
          rowLoop(step);
       c.Close();
       return c.Str();
