@@ -79,6 +79,8 @@ const std::map<std::string, Factory> &OpTable()
       {"J2S_Elementwise", MakeElementwise},
       // project-owned row kernels: a softmax over the last axis in one operator (owned/softmax.hpp)
       {"J2S_Softmax", MakeSoftmax},
+      // a layer norm over the last axis in one operator (owned/layernorm.hpp)
+      {"J2S_LayerNorm", MakeLayerNorm},
       // data movement and types
       {"Identity", MakeIdentity},
       {"Reshape", MakeReshape},

@@ -2,6 +2,7 @@
 #include "ops_elementwise.hpp"
 
 #include "owned/elementwise.hpp"
+#include "owned/layernorm.hpp"
 #include "owned/softmax.hpp"
 
 #include "SOFIE/ROperator_Erf.hxx"
@@ -56,6 +57,34 @@ OpPtr MakeSoftmax(const Node &n)
    if (exp.empty())
       throw NodeError("empty exp expression");
    return std::make_unique<SoftmaxOperator>(exp, n.inputs[0], n.Output());
+}
+
+// J2S_LayerNorm: inputs [X, scale?, bias?] (float32; X's last axis of a static size, scale and bias
+// n values each, n the length of that axis), one output of X's shape: X normalised along its last
+// axis (owned/layernorm.hpp).
+//   variance (str, required): "moments" (max(0, E[x^2] - E[x]^2), Flax) or "centered" (E[(x - E[x])^2],
+//     Keras);
+//   output (str, required): "centered" ((x - m) * (r * scale) + bias) or "folded" (x * (r * scale) +
+//     (-m * (r * scale) + bias)), whichever the model traced;
+//   eps (float, required): added to the variance;
+//   has_scale, has_bias (0/1, default 0): which of scale and bias follow X, in that order.
+// dtype float32.
+OpPtr MakeLayerNorm(const Node &n)
+{
+   const bool hasScale = n.Flag("has_scale", false), hasBias = n.Flag("has_bias", false);
+   const std::size_t inputs = 1 + (hasScale ? 1 : 0) + (hasBias ? 1 : 0);
+   n.ExpectInputs(inputs);
+   n.ExpectOutputs(1);
+   CheckDType<float>(n);
+   const std::string variance = n.Str("variance"), output = n.Str("output");
+   if (variance != "moments" && variance != "centered")
+      throw NodeError("J2S_LayerNorm: variance '" + variance + "' is not one of 'moments', 'centered'");
+   if (output != "centered" && output != "folded")
+      throw NodeError("J2S_LayerNorm: output '" + output + "' is not one of 'centered', 'folded'");
+   const double eps = n.Float("eps");
+   if (!(eps >= 0.0 && eps < 1e30))
+      throw NodeError("J2S_LayerNorm: eps " + std::to_string(eps) + " is not a finite number >= 0");
+   return std::make_unique<LayerNormOperator>(n.inputs, n.Output(), variance, output, eps, hasScale, hasBias);
 }
 
 } // namespace jax2sofie

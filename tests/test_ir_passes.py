@@ -121,7 +121,7 @@ def test_pipeline_order_is_documented():
     assert [p.__name__ for p in PIPELINE] == ["eliminate_broadcasts", "fold_constants",
                                               "eliminate_common_subexpressions", "sink_transposes",
                                               "fold_product_transposes", "fuse_conv_affine", "fuse_gemm_bias", "fuse_relu", "fuse_dense",
-                                              "fuse_softmax", "fold_gather_index_wrap", "fuse_elementwise", "fold_concat_into_conv", "eliminate_dead_code", "block_conv_kernels", "store_large_constants",
+                                              "fuse_softmax", "fuse_layernorm", "fold_gather_index_wrap", "fuse_elementwise", "fold_concat_into_conv", "eliminate_dead_code", "block_conv_kernels", "store_large_constants",
                                               "name_weights"]
 
 

@@ -228,3 +228,25 @@ def test_top_k_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
     for level in ("avx512", "avx2", "base"):  # one kernel per J2S_TopK
         assert len(re.findall(rf"static void j2s_kernel_\w+_{level}\(", header)) >= 9, level
     _build_and_run_at_every_level(directory)
+
+
+def _layer_norms(p, x):
+    """J2S_LayerNorm's kernels, both variance forms: Flax's (sum and sum of squares in vectors) over
+    rows of 36 (whole vectors and a part at every level), Keras' (two-pass) over rows of 7 (one vector
+    of 4 and 3 values one by one) and Flax's over rows of 3 (no vector)."""
+    from jax2sofie.lowering.row_fusions import keras_layer_norm
+    a = nn.LayerNorm().apply({"params": {"scale": p["scale"], "bias": p["bias"]}}, x)
+    b = keras_layer_norm(x[:, :, :7] * 3.0, p["scale"][:7], p["bias"][:7])
+    c = nn.LayerNorm(use_scale=False).apply({"params": {"bias": p["bias"][:3]}}, x[:, :, 7:10] + 1.0)
+    return a, b, c
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_layernorm_kernels_match_jax_at_every_level_and_build(batch, tmp_path):
+    rng = np.random.default_rng(batch)
+    params = {"scale": rng.uniform(0.5, 2.0, 36).astype(np.float32), "bias": rng.standard_normal(36).astype(np.float32)}
+    x = rng.standard_normal((batch, 9, 36)).astype(np.float32)
+    model = jax2sofie.convert(_layer_norms, params, x, name=f"isa_layernorm_b{batch}")
+    counts = model.graph.op_counts()
+    assert counts.get("J2S_LayerNorm") == 3 and "J2S_Reduce" not in counts, counts
+    _write_and_run_kernels_at_every_level(model, x, tmp_path)

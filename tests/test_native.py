@@ -501,7 +501,38 @@ def elementwise_cases():
              {"y": np.where(m, np.fmod(t, u), t * u).astype(np.int32)}),
         Case("w_J2S_bool_out", {"x": x, "c": c},
              [node("J2S_Elementwise", "ew", ["x", "c"], ["y"], expression="x0 > x1", to="bool")], {"y": x > c}),
-    ] + softmax_cases()
+    ] + softmax_cases() + layernorm_cases()
+
+
+def layernorm_cases():
+    """J2S_LayerNorm over rows of 21 (a vector and a part at every level) and 3 (no vector), each
+    variance form with each output form, with and without scale and bias."""
+    def layernorm(a, variance, output, eps, scale=None, bias=None):
+        a64 = a.astype(np.float64)
+        m = a64.mean(axis=-1, keepdims=True)
+        v = np.maximum(0.0, (a64 * a64).mean(axis=-1, keepdims=True) - m * m) if variance == "moments" \
+            else ((a64 - m) ** 2).mean(axis=-1, keepdims=True)
+        s = 1 / np.sqrt(v + eps) * (1.0 if scale is None else scale)
+        b = 0.0 if bias is None else bias
+        y = (a64 - m) * s + b if output == "centered" else a64 * s + (-m * s + b)
+        return y.astype(np.float32)
+
+    cases = []
+    for n, batch in ((21, (2, 4)), (3, (5,))):
+        x = f32(*batch, n, lo=-3.0, hi=5.0)
+        scale, bias = f32(n, lo=0.5, hi=2.0), f32(1, n)
+        for variance, output, with_scale, with_bias in (("moments", "centered", True, True),
+                                                        ("centered", "folded", True, True),
+                                                        ("moments", "centered", False, True),
+                                                        ("centered", "folded", True, False),
+                                                        ("centered", "centered", False, False)):
+            weights = {**({"scale": scale} if with_scale else {}), **({"bias": bias} if with_bias else {})}
+            cases.append(Case(f"w_J2S_LayerNorm_{n}_{variance}_{output}_{int(with_scale)}{int(with_bias)}", {"x": x},
+                              [node("J2S_LayerNorm", "ln", ["x", *weights], ["y"], variance=variance, output=output,
+                                    eps=1e-5, has_scale=int(with_scale), has_bias=int(with_bias), dtype="float32")],
+                              {"y": layernorm(x, variance, output, 1e-5, weights.get("scale"), weights.get("bias"))},
+                              weights=weights))
+    return cases
 
 
 def softmax_cases():
@@ -1160,6 +1191,10 @@ def fresh_model():
     (node("J2S_Dense", "dense_3", ["x", "w"], ["y"], dtype="float32", activation="tanh"),
      "node 'dense_3' (J2S_Dense): J2S_Dense: unknown activation 'tanh'"),
     ({"op": "Relu", "name": "r", "inputs": "x", "outputs": ["y"]}, "node 'r' (Relu): 'inputs' must be a list of str"),
+    (node("J2S_LayerNorm", "ln_1", ["x"], ["y"], variance="two_pass", output="centered", eps=1e-5, dtype="float32"),
+     "node 'ln_1' (J2S_LayerNorm): J2S_LayerNorm: variance 'two_pass' is not one of 'moments', 'centered'"),
+    (node("J2S_LayerNorm", "ln_2", ["x"], ["y"], variance="moments", output="centered", eps=1e-5, has_scale=1,
+          dtype="float32"), "node 'ln_2' (J2S_LayerNorm): expects 2 input(s), got 1"),
     (node("J2S_ConvNHWC", "conv_1", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],
           method="winograd"), "node 'conv_1' (J2S_ConvNHWC): unknown method 'winograd' (methods: direct, gemm)"),
     (node("J2S_ConvNHWC", "conv_2", ["x", "x"], ["y"], strides=[1], pads=[0, 0], dilations=[1], lhs_dilations=[1],

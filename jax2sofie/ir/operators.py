@@ -156,6 +156,7 @@ _TABLE = [
     _project("J2S_Cumulative", "reduction", (1, 1)),
     _project("J2S_Sort", "reduction", (1, None)),
     Operator("J2S_Softmax", "reduction", (1, 1), FLOAT),  # passes/softmax.py: a softmax over the last axis
+    Operator("J2S_LayerNorm", "reduction", (1, 3), FLOAT),  # passes/layernorm.py: a layer norm over the last axis
     _project("J2S_TopK", "reduction", (1, 1)),
     # products, decompositions and solvers
     Operator("Gemm", "linalg", (2, 3), FLOAT),

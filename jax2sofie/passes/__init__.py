@@ -24,6 +24,8 @@ Why this order:
 7b. fuse_softmax: what jax.nn.softmax traces to (max, subtract, exp, sum, divide) becomes one
     J2S_Softmax; before fuse_elementwise, which would merge its subtract and exp into an expression
     this pass cannot read.
+7b'. fuse_layernorm: what Flax's and Keras' LayerNorm trace to (two sum reductions, the variance, an
+    rsqrt, scale and bias) becomes one J2S_LayerNorm; before fuse_elementwise for the same reason.
 7c. fold_gather_index_wrap: numpy's negative-index wrap select(i < 0, i + n, i) before a J2S_Gather
     becomes the gather's wrap_negative flag; before fuse_elementwise, which would otherwise take the
     select into a loop of its own and hide the pattern.
@@ -60,6 +62,7 @@ from .conv_kernels import block_conv_kernels
 from .layout import sink_transposes
 from .product_transposes import fold_product_transposes
 from .softmax import fuse_softmax
+from .layernorm import fuse_layernorm
 from .naming import name_weights
 from .weights import store_large_constants
 
@@ -76,6 +79,7 @@ PIPELINE: list[Pass] = [
     fuse_relu,
     fuse_dense,
     fuse_softmax,
+    fuse_layernorm,
     fold_gather_index_wrap,
     fuse_elementwise,
     fold_concat_into_conv,
