@@ -106,33 +106,65 @@ inline void CheckResidual(const std::string &kind, SOFIE::ETensorType type, cons
                                SOFIE::ConvertDimShapeToString(y));
 }
 
-/// Code that copies a channels-last input x [S..., C] into the interior of the zero-bordered buffer
-/// j2s_pad (strides `pstride`, in floats; the interior starts at padLo[i] along spatial axis i, only the
-/// first S.size() entries of padLo are read) and points xp at it: one memcpy of S_last * C floats per
-/// outer position. Shared by the channels-last convolutions (ConvNHWC, ConvDepthwise, ConvTransposeNHWC).
-inline std::string PaddedCopyCode(const std::vector<std::int64_t> &S, std::int64_t C,
+/// One input of a padded copy: the name of its pointer in the generated code and its channels.
+struct CopiedPart {
+   std::string pointer;
+   std::int64_t channels;
+};
+
+/// Code that copies channels-last inputs [S..., c_i] side by side along channels (a concatenated
+/// input; usually one part, x [S..., C]) into the interior of the zero-bordered buffer j2s_pad
+/// (strides `pstride`, in floats; the interior starts at padLo[i] along spatial axis i, only the first
+/// S.size() entries of padLo are read) and points xp at it. One part: one memcpy of S_last * C floats
+/// per outer position; several: per pixel, one memcpy of c_i floats per part. Shared by the
+/// channels-last convolutions (ConvNHWC, ConvDepthwise, ConvTransposeNHWC).
+inline std::string PaddedCopyCode(const std::vector<std::int64_t> &S, const std::vector<CopiedPart> &parts,
                                   const std::vector<std::int64_t> &padLo, const std::vector<std::int64_t> &pstride,
                                   const std::string &ind)
 {
    const std::size_t d = S.size();
-   std::vector<std::int64_t> sstride = RowMajorStrides(S);
-   for (auto &s : sstride)
-      s *= C;
+   const std::vector<std::int64_t> sstride = RowMajorStrides(S); // in pixels
    std::int64_t offset = 0; // of the interior's first element
    for (std::size_t i = 0; i < d; i++)
       offset += padLo[i] * pstride[i];
    std::ostringstream out;
    out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
-   std::string src = "0", dst = "0";
+   std::vector<std::string> src(parts.size(), "0"); // in floats of each part
+   std::string dst = "0";
    for (std::size_t i = 0; i + 1 < d; i++) {
       const std::string v = "i" + std::to_string(i);
       out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << S[i] << "; " << v << "++)\n";
-      src += " + " + v + " * " + std::to_string(sstride[i]);
+      for (std::size_t k = 0; k < parts.size(); k++)
+         src[k] += " + " + v + " * " + std::to_string(sstride[i] * parts[k].channels);
       dst += " + " + v + " * " + std::to_string(pstride[i]);
    }
-   out << ind << "   std::memcpy(pad + " << dst << ", x + " << src << ", " << S[d - 1] * C << " * sizeof(float));\n";
+   if (parts.size() == 1) {
+      out << ind << "   std::memcpy(pad + " << dst << ", " << parts[0].pointer << " + " << src[0] << ", "
+          << S[d - 1] * parts[0].channels << " * sizeof(float));\n";
+   } else {
+      std::int64_t channels = 0;
+      for (const auto &part : parts)
+         channels += part.channels;
+      out << ind << "for (std::int64_t p = 0; p < " << S[d - 1] << "; p++) {\n";
+      out << ind << "   float *dst = pad + " << dst << " + p * " << channels << ";\n";
+      std::int64_t at = 0;
+      for (std::size_t k = 0; k < parts.size(); k++) {
+         out << ind << "   std::memcpy(dst + " << at << ", " << parts[k].pointer << " + " << src[k] << " + p * "
+             << parts[k].channels << ", " << parts[k].channels << " * sizeof(float));\n";
+         at += parts[k].channels;
+      }
+      out << ind << "}\n";
+   }
    out << ind << "xp = j2s_pad;\n" << ind << "}\n";
    return out.str();
+}
+
+/// The copy of one input x [S..., C] (see above).
+inline std::string PaddedCopyCode(const std::vector<std::int64_t> &S, std::int64_t C,
+                                  const std::vector<std::int64_t> &padLo, const std::vector<std::int64_t> &pstride,
+                                  const std::string &ind)
+{
+   return PaddedCopyCode(S, std::vector<CopiedPart>{{"x", C}}, padLo, pstride, ind);
 }
 
 /// The statement `a = min(a, 6)` for vector `a` of `width` floats, after VectorRelu: ReLU6, the

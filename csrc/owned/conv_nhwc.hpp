@@ -135,36 +135,6 @@ private:
       return x;
    }
 
-   /// Code that copies the parts of a concatenated input into the padded buffer's interior: per pixel,
-   /// part 0's c0 channels, then part 1's c1, ... (xp then points at the buffer).
-   std::string ConcatCopyCode(const std::vector<std::int64_t> &pstride, const std::string &ind) const
-   {
-      const std::size_t d = fD;
-      std::int64_t offset = 0; // of the interior's first element
-      for (std::size_t i = 0; i < d; i++)
-         offset += fP.pads[i] * pstride[i];
-      std::ostringstream out;
-      out << ind << "{\n" << ind << "float *pad = j2s_pad + " << offset << ";\n";
-      std::string src = "0", dst = "0"; // in pixels of the input, in floats of the buffer
-      for (std::size_t i = 0; i + 1 < d; i++) {
-         const std::string v = "i" + std::to_string(i);
-         out << ind << "for (std::int64_t " << v << " = 0; " << v << " < " << fS[i] << "; " << v << "++)\n";
-         src = "(" + src + ") * " + std::to_string(fS[i]) + " + " + v;
-         dst += " + " + v + " * " + std::to_string(pstride[i]);
-      }
-      out << ind << "for (std::int64_t p = 0; p < " << fS[d - 1] << "; p++) {\n";
-      out << ind << "   const std::int64_t j2s_px = (" << src << ") * " << fS[d - 1] << " + p;\n";
-      out << ind << "   float *dst = pad + " << dst << " + p * " << fC << ";\n";
-      std::int64_t at = 0;
-      for (std::size_t i = 0; i < fParts.size(); i++) {
-         out << ind << "   std::memcpy(dst + " << at << ", x" << i << " + j2s_px * " << fParts[i] << ", " << fParts[i]
-             << " * sizeof(float));\n";
-         at += fParts[i];
-      }
-      out << ind << "}\n" << ind << "xp = j2s_pad;\n" << ind << "}\n";
-      return out.str();
-   }
-
 protected:
    bool UsesKernel() const override { return true; }
 
@@ -214,8 +184,11 @@ protected:
          if (Padded())
             out << PaddedCopyCode(fS, fC, fP.pads, pstride, ind);
       } else {
+         std::vector<CopiedPart> parts;
+         for (std::size_t i = 0; i < fParts.size(); i++)
+            parts.push_back({"x" + std::to_string(i), fParts[i]});
          out << ind << "const float *xp = nullptr;\n";
-         out << ConcatCopyCode(pstride, ind);
+         out << PaddedCopyCode(fS, parts, fP.pads, pstride, ind);
       }
       // the outer output axes (all but the last spatial one), then the tiles of the last one
       std::string rowOffset = "0", pixel = "0";
