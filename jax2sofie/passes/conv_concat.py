@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, Value
+from ..ir import Graph, Node
+from .conv_fusion import new_weight, tensor_names
 
 
 def _is_channel_concat(node: Node) -> bool:
@@ -28,7 +29,7 @@ def _is_channel_concat(node: Node) -> bool:
 def fold_concat_into_conv(graph: Graph) -> Graph:
     consumers = graph.consumers()
     graph_outputs = {id(v) for v in graph.outputs}
-    taken = {v.name for v in graph.inputs + graph.constants()} | {v.name for n in graph.nodes for v in n.outputs}
+    taken = tensor_names(graph)
     for concat in graph.nodes:
         if not _is_channel_concat(concat):
             continue
@@ -42,18 +43,10 @@ def fold_concat_into_conv(graph: Graph) -> Graph:
                 or any(v is joined for v in conv.inputs[1:])):
             continue
         if len(conv.inputs) == 2:  # the parts come after B: a conv without one gets zeros
-            conv.inputs.append(_zero_bias(conv, taken))
+            features = conv.outputs[0].shape[-1]
+            conv.inputs.append(new_weight(np.zeros(features, np.float32), None, f"{conv.name}_bias", taken))
         parts = list(concat.inputs)
         conv.inputs = [parts[0]] + conv.inputs[1:] + parts[1:]
         conv.attrs["input_channels"] = [int(p.shape[-1]) for p in parts]
     return graph
 
-
-def _zero_bias(conv: Node, taken: set[str]) -> Value:
-    name, k = f"{conv.name}_bias", 0
-    while name in taken:
-        k += 1
-        name = f"{conv.name}_bias_{k}"
-    taken.add(name)
-    features = conv.outputs[0].shape[-1]
-    return Value(name, (features,), np.dtype(np.float32), const=np.zeros(features, np.float32), is_weight=True)

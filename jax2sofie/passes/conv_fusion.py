@@ -40,7 +40,12 @@ def _per_channel(value: Value, rank: int, axis: int, channels: int) -> np.ndarra
     return np.broadcast_to(np.asarray(value.const, np.float32).reshape(shape[axis]), (channels,)).astype(np.float32)
 
 
-def _weight(data: np.ndarray, like: Value | None, name: str, taken: set[str]) -> Value:
+def tensor_names(graph: Graph) -> set[str]:
+    """The names a new weight must not take: the graph's inputs, constants and node outputs."""
+    return {v.name for v in graph.inputs + graph.constants()} | {v.name for n in graph.nodes for v in n.outputs}
+
+
+def new_weight(data: np.ndarray, like: Value | None, name: str, taken: set[str]) -> Value:
     base, k = name, 0
     while name in taken:
         k += 1
@@ -64,7 +69,7 @@ def _affine_operand(node: Node, y: Value) -> tuple[str, Value] | None:
 
 
 def fuse_conv_affine(graph: Graph) -> Graph:
-    taken = {v.name for v in graph.inputs + graph.constants()} | {v.name for n in graph.nodes for v in n.outputs}
+    taken = tensor_names(graph)
     changed = True
     while changed:
         changed = False
@@ -145,11 +150,11 @@ def _fold_into_conv(conv: Node, reader: Node, y: Value, taken: set[str]) -> bool
     like = conv.inputs[2] if len(conv.inputs) == 3 else None
     if op in ("Mul", "Div"):
         scale = vec if op == "Mul" else 1.0 / vec
-        conv.inputs[1] = _weight(_scale_kernel(conv, w, scale), w, w.name + "_scaled", taken)
+        conv.inputs[1] = new_weight(_scale_kernel(conv, w, scale), w, w.name + "_scaled", taken)
         bias = bias * scale
     else:
         bias = bias + vec if op == "Add" else bias - vec
-    b = _weight(bias, like if like is not None else c, (like or c).name + "_bias", taken)
+    b = new_weight(bias, like if like is not None else c, (like or c).name + "_bias", taken)
     conv.inputs = conv.inputs[:2] + [b]
     return True
 
@@ -166,7 +171,7 @@ def _fold_residual(conv: Node, reader: Node, y: Value, position: dict[int, int],
         return False
     if len(conv.inputs) == 2:
         channels = y.shape[_CHANNEL_AXES[conv.op][0]]
-        conv.inputs.append(_weight(np.zeros(channels, np.float32), None, f"{conv.name}_bias", taken))
+        conv.inputs.append(new_weight(np.zeros(channels, np.float32), None, f"{conv.name}_bias", taken))
     conv.inputs.append(other)
     return True
 
