@@ -185,14 +185,10 @@ protected:
       // Rows in groups of about 8 KB, each step over the whole group before the next (sums, variances,
       // outputs): the rows of a group are independent work for the core, and the group stays in the
       // L1 cache (as J2S_Softmax).
-      const std::int64_t group = std::max<std::int64_t>(1, std::min<std::int64_t>(64, 2048 / fRowLength));
+      const std::int64_t group = row_kernels::RowsPerGroup(fRowLength);
       const std::string G = std::to_string(group);
       auto rowLoop = [&](const std::string &step) {
-         c.Open("for (size_t i = 0; i < rows; i++)");
-         c.Line("const float *x = " + In(0) + " + (r0 + i) * " + N + ";");
-         c.Line("float *y = " + Out(0) + " + (r0 + i) * " + N + ";");
-         c.Line("(void)x;");
-         c.Line("(void)y;");
+         row_kernels::OpenRowOfGroup(c, In(0), Out(0), fRowLength);
          if (step == "statistics" && fVariance == "moments") {
             // the sum and the sum of squares in one pass (two independent chains of adds)
             row_kernels::RowSums(c, isa, "x", fRowLength, {{"s", "v"}, {"q", "v * v"}}, "");

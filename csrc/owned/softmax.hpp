@@ -143,6 +143,26 @@ inline void ExpressionStatements(codegen::Code &c, const std::string &expression
    c.Line(target + " = " + trim(rest) + ";");
 }
 
+/// Rows per group of a row kernel (J2S_Softmax, J2S_LayerNorm): about 8 KB of rows, 1 to 64, each step
+/// of the kernel done over the whole group before the next, so that the rows of a group are
+/// independent work for the core and the group stays in the L1 cache.
+inline std::int64_t RowsPerGroup(std::int64_t rowLength)
+{
+   return std::max<std::int64_t>(1, std::min<std::int64_t>(64, 2048 / rowLength));
+}
+
+/// Opens the loop over the rows of the group at r0 (`rows` of them) and points x at row r0 + i of
+/// `in` and y at that of `out`, rows of `rowLength` floats (a step may read only one of them).
+inline void OpenRowOfGroup(codegen::Code &c, const std::string &in, const std::string &out, std::int64_t rowLength)
+{
+   const std::string N = std::to_string(rowLength);
+   c.Open("for (size_t i = 0; i < rows; i++)");
+   c.Line("const float *x = " + in + " + (r0 + i) * " + N + ";");
+   c.Line("float *y = " + out + " + (r0 + i) * " + N + ";");
+   c.Line("(void)x;");
+   c.Line("(void)y;");
+}
+
 /// The static length of the last axis of `shape` (what a row kernel needs to unroll its row).
 inline std::int64_t StaticRowLength(const std::vector<SOFIE::Dim> &shape, const std::string &kind)
 {
@@ -190,14 +210,10 @@ protected:
       // sums, divides): one row alone is a chain of dependent steps (its max before its exps, their
       // sum before its divides), which for short rows (attention's 16 to 64 keys) left the core
       // waiting; the rows of a group are independent work, and the group stays in the L1 cache.
-      const std::int64_t group = std::max<std::int64_t>(1, std::min<std::int64_t>(64, 2048 / fRowLength));
+      const std::int64_t group = row_kernels::RowsPerGroup(fRowLength);
       const std::string G = std::to_string(group);
       auto rowLoop = [&](const std::string &body) {
-         c.Open("for (size_t i = 0; i < rows; i++)");
-         c.Line("const float *x = " + In(0) + " + (r0 + i) * " + N + ";");
-         c.Line("float *y = " + Out(0) + " + (r0 + i) * " + N + ";");
-         c.Line("(void)x;");
-         c.Line("(void)y;");
+         row_kernels::OpenRowOfGroup(c, In(0), Out(0), fRowLength);
          if (body == "max") {
             row_kernels::RowReduction(c, isa, true, "x", fRowLength, "m");
             c.Line("m_[i] = m;");
